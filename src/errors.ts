@@ -1,0 +1,74 @@
+/**
+ * One base error with a stable `code`. Codes are the public contract: callers (the CLI, the
+ * server, the policy input's rejection list) match on `err.code`, never on the message.
+ * Messages are one lowercase line that says what was expected and what was found.
+ */
+export type GateErrorCode =
+  // input that is not what it claims to be
+  | 'INPUT_TOO_LARGE'
+  | 'INPUT_UNREADABLE'
+  | 'INPUT_MALFORMED_JSON'
+  | 'USAGE_ERROR'
+  // bundle shape
+  | 'BUNDLE_INVALID'
+  | 'BUNDLE_UNSUPPORTED_MEDIA_TYPE'
+  | 'BUNDLE_BAD_BASE64'
+  | 'BUNDLE_EMPTY_CHAIN'
+  // trust material
+  | 'TRUST_ROOT_INVALID'
+  | 'TRUST_ROOT_UNAVAILABLE'
+  // cryptographic verification
+  | 'SIGNATURE_INVALID'
+  | 'CERTIFICATE_INVALID'
+  | 'TLOG_INVALID'
+  | 'TLOG_BODY_MISMATCH'
+  | 'TLOG_INCLUSION_MISSING'
+  | 'TIMESTAMP_INVALID'
+  | 'PUBLIC_KEY_INVALID'
+  | 'ARTIFACT_MISMATCH'
+  | 'DIGEST_UNSUPPORTED'
+  | 'VERIFICATION_FAILED'
+  // signer identity
+  | 'IDENTITY_MISMATCH'
+  | 'IDENTITY_RULE_INVALID'
+  // DSSE and in-toto
+  | 'DSSE_PAYLOAD_TYPE'
+  | 'STATEMENT_INVALID'
+  | 'SUBJECT_MISMATCH';
+
+export class GateError extends Error {
+  readonly code: GateErrorCode;
+
+  constructor(code: GateErrorCode, message: string, options?: { cause?: unknown }) {
+    super(message, options);
+    this.code = code;
+    this.name = 'GateError';
+  }
+
+  toJSON(): { code: GateErrorCode; message: string } {
+    return { code: this.code, message: this.message };
+  }
+}
+
+/** Errors raised while checking evidence: signatures, chains, logs, identities, statements. */
+export class VerifyError extends GateError {
+  constructor(code: GateErrorCode, message: string, options?: { cause?: unknown }) {
+    super(code, message, options);
+    this.name = 'VerifyError';
+  }
+}
+
+export function isGateError(err: unknown): err is GateError {
+  return err instanceof GateError;
+}
+
+/** Turns anything thrown into a GateError; a foreign error is kept as `cause`. */
+export function toGateError(err: unknown, fallback: GateErrorCode = 'VERIFICATION_FAILED'): GateError {
+  if (err instanceof GateError) return err;
+  const message = err instanceof Error ? err.message : String(err);
+  return new GateError(fallback, lowerFirst(message), { cause: err });
+}
+
+function lowerFirst(s: string): string {
+  return s.length > 0 ? s[0]!.toLowerCase() + s.slice(1) : s;
+}

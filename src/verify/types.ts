@@ -1,0 +1,118 @@
+import type { GateErrorCode } from '../errors.js';
+
+/** A digest the caller asks about: the artifact (or in-toto subject) being decided on. */
+export interface ArtifactDigest {
+  algorithm: 'sha256' | 'sha512';
+  /** lowercase hex */
+  hex: string;
+}
+
+/** What the signature must cover: the artifact's bytes, or only its digest. */
+export type ArtifactInput = { bytes: Buffer } | { digest: ArtifactDigest };
+
+/**
+ * A keyless identity the signer's Fulcio certificate must carry. `san` (exact) or `sanRegExp`
+ * (always anchored: ^(?:...)$ is added) and an exact `issuer`. `extensions` are optional exact
+ * matches on Fulcio's certificate extensions, keyed by the names in FULCIO_EXTENSIONS.
+ */
+export interface IdentityRule {
+  san?: string;
+  sanRegExp?: string;
+  issuer: string;
+  extensions?: Partial<Record<FulcioExtensionName, string>>;
+}
+
+/** A trusted public key for key-based (non-keyless) bundles. */
+export interface TrustedKey {
+  /** PEM SubjectPublicKeyInfo */
+  pem: string;
+  /** the bundle's publicKey.hint that selects it; when absent the key matches any hint */
+  hint?: string;
+}
+
+export type FulcioExtensionName =
+  | 'issuer'
+  | 'buildSignerURI'
+  | 'buildSignerDigest'
+  | 'runnerEnvironment'
+  | 'sourceRepositoryURI'
+  | 'sourceRepositoryDigest'
+  | 'sourceRepositoryRef'
+  | 'sourceRepositoryIdentifier'
+  | 'sourceRepositoryOwnerURI'
+  | 'sourceRepositoryOwnerIdentifier'
+  | 'buildConfigURI'
+  | 'buildConfigDigest'
+  | 'buildTrigger'
+  | 'runInvocationURI'
+  | 'sourceRepositoryVisibilityAtSigning';
+
+export interface Signer {
+  kind: 'keyless' | 'key';
+  /** keyless: the certificate's SAN (email, URI, ...) */
+  identity?: string;
+  /** keyless: the OIDC issuer from the certificate */
+  issuer?: string;
+  /** keyless: every Fulcio extension present, by name */
+  extensions?: Partial<Record<FulcioExtensionName, string>>;
+  /** key: the bundle's key hint, or the SHA-256 of the key's DER SPKI (hex) */
+  keyId?: string;
+}
+
+export interface LogEntryRef {
+  logIndex: string;
+  /** base64 log id (SHA-256 of the log's key) */
+  logId: string;
+  /** RFC 3339; absent for Rekor v2 entries, which carry no integrated time */
+  integratedTime?: string;
+  kind: string;
+  version: string;
+}
+
+export interface VerifiedTimestamp {
+  source: 'transparency-log' | 'timestamp-authority';
+  time: string;
+}
+
+export interface VerifiedBundle {
+  /** 'message' for a message signature, 'dsse' for an envelope */
+  contentType: 'message' | 'dsse';
+  signer: Signer;
+  logEntries: LogEntryRef[];
+  timestamps: VerifiedTimestamp[];
+  /** sha256 hex of the bundle's bytes as given */
+  bundleDigest: string;
+  mediaType: string;
+  /** DSSE only */
+  payloadType?: string;
+  payload?: Buffer;
+}
+
+export interface InTotoSubject {
+  name?: string;
+  uri?: string;
+  digest: Record<string, string>;
+  [k: string]: unknown;
+}
+
+export interface InTotoStatement {
+  _type: string;
+  subject: InTotoSubject[];
+  predicateType: string;
+  predicate?: unknown;
+  [k: string]: unknown;
+}
+
+export interface VerifiedAttestation extends VerifiedBundle {
+  statement: InTotoStatement;
+  predicateType: string;
+  predicate: unknown;
+  subjects: InTotoSubject[];
+  /** the subject that matched the requested digest */
+  matchedSubject: InTotoSubject;
+}
+
+export interface Rejection {
+  code: GateErrorCode;
+  message: string;
+}
