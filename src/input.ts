@@ -1,0 +1,78 @@
+import { createHash } from 'node:crypto';
+import { readFileSync, statSync } from 'node:fs';
+import { GateError } from './errors.js';
+
+/** Largest bundle, envelope or trusted root the gate reads: real ones are a few KiB. */
+export const MAX_DOCUMENT_BYTES = 4 * 1024 * 1024;
+
+/**
+ * Reads a file of untrusted input with a size cap. The size is checked before reading so a
+ * huge file (or /dev/zero) is refused without filling memory.
+ */
+export function readBoundedFile(file: string, limit = MAX_DOCUMENT_BYTES, what = 'file'): Buffer {
+  let size: number;
+  try {
+    const st = statSync(file);
+    if (st.isDirectory()) throw new GateError('INPUT_UNREADABLE', `${what} ${file} is a directory`);
+    size = st.size;
+  } catch (err) {
+    if (err instanceof GateError) throw err;
+    throw new GateError('INPUT_UNREADABLE', `cannot read ${what} ${file}: ${errnoText(err)}`, {
+      cause: err,
+    });
+  }
+  if (size > limit) {
+    throw new GateError('INPUT_TOO_LARGE', `${what} ${file} is ${size} bytes, over the limit of ${limit}`);
+  }
+  let bytes: Buffer;
+  try {
+    bytes = readFileSync(file);
+  } catch (err) {
+    throw new GateError('INPUT_UNREADABLE', `cannot read ${what} ${file}: ${errnoText(err)}`, {
+      cause: err,
+    });
+  }
+  // A special file can report size 0 and still produce data.
+  if (bytes.length > limit) {
+    throw new GateError('INPUT_TOO_LARGE', `${what} ${file} is over the limit of ${limit} bytes`);
+  }
+  return bytes;
+}
+
+/** Parses untrusted JSON; anything malformed becomes a coded error naming what it was. */
+export function parseJSON(bytes: Buffer | string, what: string, limit = MAX_DOCUMENT_BYTES): unknown {
+  const length = typeof bytes === 'string' ? Buffer.byteLength(bytes) : bytes.length;
+  if (length > limit) {
+    throw new GateError('INPUT_TOO_LARGE', `${what} is ${length} bytes, over the limit of ${limit}`);
+  }
+  const text = typeof bytes === 'string' ? bytes : bytes.toString('utf8');
+  try {
+    return JSON.parse(text);
+  } catch (err) {
+    const detail = err instanceof Error ? err.message.toLowerCase() : 'unparseable';
+    throw new GateError('INPUT_MALFORMED_JSON', `${what} is not valid json: ${detail}`, { cause: err });
+  }
+}
+
+export function isPlainObject(v: unknown): v is Record<string, unknown> {
+  return typeof v === 'object' && v !== null && !Array.isArray(v);
+}
+
+export function sha256Hex(bytes: Buffer | string): string {
+  return createHash('sha256').update(bytes).digest('hex');
+}
+
+function errnoText(err: unknown): string {
+  const code = (err as NodeJS.ErrnoException | undefined)?.code;
+  switch (code) {
+    case 'ENOENT':
+      return 'no such file';
+    case 'EACCES':
+    case 'EPERM':
+      return 'permission denied';
+    case 'EISDIR':
+      return 'is a directory';
+    default:
+      return code ? code.toLowerCase() : 'unknown error';
+  }
+}
