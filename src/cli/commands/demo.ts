@@ -60,5 +60,6 @@ function render(name: string, a: VerifiedAttestation): string {
     `  subjects      ${a.subjects.map((s) => s.name ?? '(unnamed)').join(', ')}`,
     `  predicate     ${JSON.stringify(a.predicate)}`,
     '',
+    '',
   ].join('\n');
 }
