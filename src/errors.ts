@@ -63,7 +63,10 @@ export function isGateError(err: unknown): err is GateError {
 }
 
 /** Turns anything thrown into a GateError; a foreign error is kept as `cause`. */
-export function toGateError(err: unknown, fallback: GateErrorCode = 'VERIFICATION_FAILED'): GateError {
+export function toGateError(
+  err: unknown,
+  fallback: GateErrorCode = 'VERIFICATION_FAILED',
+): GateError {
   if (err instanceof GateError) return err;
   const message = err instanceof Error ? err.message : String(err);
   return new GateError(fallback, lowerFirst(message), { cause: err });

@@ -22,7 +22,10 @@ export function readBoundedFile(file: string, limit = MAX_DOCUMENT_BYTES, what =
     });
   }
   if (size > limit) {
-    throw new GateError('INPUT_TOO_LARGE', `${what} ${file} is ${size} bytes, over the limit of ${limit}`);
+    throw new GateError(
+      'INPUT_TOO_LARGE',
+      `${what} ${file} is ${size} bytes, over the limit of ${limit}`,
+    );
   }
   let bytes: Buffer;
   try {
@@ -40,17 +43,26 @@ export function readBoundedFile(file: string, limit = MAX_DOCUMENT_BYTES, what =
 }
 
 /** Parses untrusted JSON; anything malformed becomes a coded error naming what it was. */
-export function parseJSON(bytes: Buffer | string, what: string, limit = MAX_DOCUMENT_BYTES): unknown {
+export function parseJSON(
+  bytes: Buffer | string,
+  what: string,
+  limit = MAX_DOCUMENT_BYTES,
+): unknown {
   const length = typeof bytes === 'string' ? Buffer.byteLength(bytes) : bytes.length;
   if (length > limit) {
-    throw new GateError('INPUT_TOO_LARGE', `${what} is ${length} bytes, over the limit of ${limit}`);
+    throw new GateError(
+      'INPUT_TOO_LARGE',
+      `${what} is ${length} bytes, over the limit of ${limit}`,
+    );
   }
   const text = typeof bytes === 'string' ? bytes : bytes.toString('utf8');
   try {
     return JSON.parse(text);
   } catch (err) {
     const detail = err instanceof Error ? err.message.toLowerCase() : 'unparseable';
-    throw new GateError('INPUT_MALFORMED_JSON', `${what} is not valid json: ${detail}`, { cause: err });
+    throw new GateError('INPUT_MALFORMED_JSON', `${what} is not valid json: ${detail}`, {
+      cause: err,
+    });
   }
 }
 

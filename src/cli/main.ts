@@ -8,7 +8,9 @@ run(process.argv.slice(2), processIO).then(
     process.exitCode = code;
   },
   (err: unknown) => {
-    process.stderr.write(`gate: INTERNAL_ERROR: ${err instanceof Error ? err.message : String(err)}\n`);
+    process.stderr.write(
+      `gate: INTERNAL_ERROR: ${err instanceof Error ? err.message : String(err)}\n`,
+    );
     process.exitCode = 2;
   },
 );

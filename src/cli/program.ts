@@ -21,7 +21,10 @@ export function buildProgram(io: CommandIO, setExit: (code: number) => void): Co
     .description('verify a sigstore bundle for an artifact (sigstore-conformance cli protocol)')
     .requiredOption('--bundle <file>', 'the sigstore bundle')
     .option('--certificate-identity <identity>', "the signer's exact certificate san")
-    .option('--certificate-identity-regexp <regexp>', 'a regular expression the san must match (anchored)')
+    .option(
+      '--certificate-identity-regexp <regexp>',
+      'a regular expression the san must match (anchored)',
+    )
     .option('--certificate-oidc-issuer <url>', "the signer's exact oidc issuer")
     .option('--key <pem>', 'verify with this public key instead of an identity')
     .option('--trusted-root <file>', 'trusted_root.json (default: the bundled public-good root)')

@@ -51,7 +51,8 @@ export function parseBundle(input: Buffer | string | unknown): ParsedBundle {
 
 function checkShape(json: Record<string, unknown>): void {
   const vm = json.verificationMaterial;
-  if (!isPlainObject(vm)) throw new GateError('BUNDLE_INVALID', 'bundle has no verification material');
+  if (!isPlainObject(vm))
+    throw new GateError('BUNDLE_INVALID', 'bundle has no verification material');
   const chain = vm.x509CertificateChain;
   if (chain !== undefined) {
     const certs = isPlainObject(chain) ? chain.certificates : undefined;
@@ -65,7 +66,10 @@ function checkShape(json: Record<string, unknown>): void {
   const hasMessage = isPlainObject(json.messageSignature);
   const hasDsse = isPlainObject(json.dsseEnvelope);
   if (hasMessage === hasDsse) {
-    throw new GateError('BUNDLE_INVALID', 'bundle must hold exactly one of messageSignature or dsseEnvelope');
+    throw new GateError(
+      'BUNDLE_INVALID',
+      'bundle must hold exactly one of messageSignature or dsseEnvelope',
+    );
   }
 }
 

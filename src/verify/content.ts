@@ -8,7 +8,10 @@ import { VerifyError } from '../errors.js';
 import type { ArtifactDigest, ArtifactInput } from './types.js';
 
 type SignatureContent = SignedEntity['signature'];
-type MessageSignature = Extract<Bundle['content'], { $case: 'messageSignature' }>['messageSignature'];
+type MessageSignature = Extract<
+  Bundle['content'],
+  { $case: 'messageSignature' }
+>['messageSignature'];
 type Envelope = Extract<Bundle['content'], { $case: 'dsseEnvelope' }>['dsseEnvelope'];
 
 const HASHES: Partial<Record<HashAlgorithm, ArtifactDigest['algorithm']>> = {
@@ -25,7 +28,10 @@ const HASHES: Partial<Record<HashAlgorithm, ArtifactDigest['algorithm']>> = {
 export function messageContent(sig: MessageSignature, artifact: ArtifactInput): SignatureContent {
   const algorithm = sig.messageDigest ? HASHES[sig.messageDigest.algorithm] : undefined;
   if (!algorithm) {
-    throw new VerifyError('DIGEST_UNSUPPORTED', 'bundle message digest algorithm is not sha256 or sha512');
+    throw new VerifyError(
+      'DIGEST_UNSUPPORTED',
+      'bundle message digest algorithm is not sha256 or sha512',
+    );
   }
   const claimed = Buffer.from(sig.messageDigest!.digest);
   const actual =
@@ -66,13 +72,21 @@ function digestFor(want: ArtifactDigest, algorithm: ArtifactDigest['algorithm'])
  * through @noble/curves with prehash off; RSA PKCS#1 v1.5 wraps it in a DigestInfo that is rebuilt
  * and compared. Ed25519 hashes the whole message inside the algorithm: impossible from a digest.
  */
-function verifyPrehashed(key: crypto.KeyObject, algorithm: string, digest: Buffer, signature: Buffer): boolean {
+function verifyPrehashed(
+  key: crypto.KeyObject,
+  algorithm: string,
+  digest: Buffer,
+  signature: Buffer,
+): boolean {
   switch (key.asymmetricKeyType) {
     case 'ec':
       return safeVerify(() => verifyECDSAPrehashed(key, digest, signature));
     case 'rsa':
       return safeVerify(() => {
-        const recovered = crypto.publicDecrypt({ key, padding: crypto.constants.RSA_PKCS1_PADDING }, signature);
+        const recovered = crypto.publicDecrypt(
+          { key, padding: crypto.constants.RSA_PKCS1_PADDING },
+          signature,
+        );
         return equal(recovered, Buffer.concat([DIGEST_INFO[algorithm]!, digest]));
       });
     default:
@@ -114,14 +128,23 @@ export function dsseContent(env: Envelope, entries: TransparencyLogEntry[]): Sig
   const kinds = new Set(entries.map((e) => `${e.kindVersion?.kind}:${e.kindVersion?.version}`));
   const overPAE = kinds.has('hashedrekord:0.0.2');
   if (overPAE && kinds.size > 1) {
-    throw new VerifyError('TLOG_BODY_MISMATCH', `dsse bundle mixes log entry kinds: ${[...kinds].join(', ')}`);
+    throw new VerifyError(
+      'TLOG_BODY_MISMATCH',
+      `dsse bundle mixes log entry kinds: ${[...kinds].join(', ')}`,
+    );
   }
   if (env.signatures.length !== 1) {
-    throw new VerifyError('SIGNATURE_INVALID', `expected 1 dsse signature, got ${env.signatures.length}`);
+    throw new VerifyError(
+      'SIGNATURE_INVALID',
+      `expected 1 dsse signature, got ${env.signatures.length}`,
+    );
   }
   const pae = dsse.preAuthEncoding(env.payloadType, env.payload);
   const signature = Buffer.from(env.signatures[0]!.sig);
-  const digest = crypto.createHash('sha256').update(overPAE ? pae : env.payload).digest();
+  const digest = crypto
+    .createHash('sha256')
+    .update(overPAE ? pae : env.payload)
+    .digest();
   return {
     signature,
     compareSignature: (s) => equal(s, signature),

@@ -73,7 +73,10 @@ export function compileIdentityRules(rules: IdentityRule[]): CompiledIdentityRul
       throw new GateError('IDENTITY_RULE_INVALID', `identity rule ${i} has no issuer`);
     }
     if ((rule.san === undefined) === (rule.sanRegExp === undefined)) {
-      throw new GateError('IDENTITY_RULE_INVALID', `identity rule ${i} needs exactly one of san or sanRegExp`);
+      throw new GateError(
+        'IDENTITY_RULE_INVALID',
+        `identity rule ${i} needs exactly one of san or sanRegExp`,
+      );
     }
     if (rule.san !== undefined) {
       const san = rule.san;
@@ -83,9 +86,13 @@ export function compileIdentityRules(rules: IdentityRule[]): CompiledIdentityRul
     try {
       re = new RegExp(`^(?:${rule.sanRegExp})$`, 'u');
     } catch (err) {
-      throw new GateError('IDENTITY_RULE_INVALID', `identity rule ${i} has an invalid regular expression`, {
-        cause: err,
-      });
+      throw new GateError(
+        'IDENTITY_RULE_INVALID',
+        `identity rule ${i} has an invalid regular expression`,
+        {
+          cause: err,
+        },
+      );
     }
     return { rule, matchSAN: (s) => re.test(s) };
   });
@@ -94,7 +101,10 @@ export function compileIdentityRules(rules: IdentityRule[]): CompiledIdentityRul
 /** Throws IDENTITY_MISMATCH unless the signer satisfies at least one rule. */
 export function checkIdentity(signer: Signer, rules: CompiledIdentityRule[]): IdentityRule {
   if (rules.length === 0) {
-    throw new GateError('IDENTITY_RULE_INVALID', 'keyless verification needs at least one identity rule');
+    throw new GateError(
+      'IDENTITY_RULE_INVALID',
+      'keyless verification needs at least one identity rule',
+    );
   }
   const reasons: string[] = [];
   for (const { rule, matchSAN } of rules) {
@@ -102,17 +112,25 @@ export function checkIdentity(signer: Signer, rules: CompiledIdentityRule[]): Id
     if (why === undefined) return rule;
     reasons.push(why);
   }
-  throw new VerifyError('IDENTITY_MISMATCH', `signer ${signer.identity ?? '(no san)'} from ${signer.issuer ?? '(no issuer)'} matches no identity rule: ${reasons.join('; ')}`);
+  throw new VerifyError(
+    'IDENTITY_MISMATCH',
+    `signer ${signer.identity ?? '(no san)'} from ${signer.issuer ?? '(no issuer)'} matches no identity rule: ${reasons.join('; ')}`,
+  );
 }
 
-function mismatch(signer: Signer, rule: IdentityRule, matchSAN: (s: string) => boolean): string | undefined {
+function mismatch(
+  signer: Signer,
+  rule: IdentityRule,
+  matchSAN: (s: string) => boolean,
+): string | undefined {
   if (signer.identity === undefined || !matchSAN(signer.identity)) {
     return `san is not ${rule.san ?? `/${rule.sanRegExp}/`}`;
   }
   if (signer.issuer !== rule.issuer) return `issuer is not ${rule.issuer}`;
   for (const [name, want] of Object.entries(rule.extensions ?? {})) {
     const got = signer.extensions?.[name as FulcioExtensionName];
-    if (got !== want) return `${name} is ${got === undefined ? 'absent' : JSON.stringify(got)}, not ${JSON.stringify(want)}`;
+    if (got !== want)
+      return `${name} is ${got === undefined ? 'absent' : JSON.stringify(got)}, not ${JSON.stringify(want)}`;
   }
   return undefined;
 }

@@ -42,7 +42,10 @@ export function trustFromJSON(json: unknown, digest: string, source: string): Tr
     });
   }
   if (root.certificateAuthorities.length + root.tlogs.length === 0) {
-    throw new GateError('TRUST_ROOT_INVALID', 'trusted root has no certificate authorities and no logs');
+    throw new GateError(
+      'TRUST_ROOT_INVALID',
+      'trusted root has no certificate authorities and no logs',
+    );
   }
   const { publicKey: _unused, ...rest } = material;
   return { root, material: rest, digest, source };
@@ -68,7 +71,10 @@ function checkValidityStarts(json: Record<string, unknown>): void {
     list.forEach((item: unknown, i) => {
       const v = isPlainObject(item) ? validFor(item) : undefined;
       if (!isPlainObject(v) || typeof v.start !== 'string' || v.start === '') {
-        throw new GateError('TRUST_ROOT_INVALID', `trusted root ${field}[${i}] has no validity start`);
+        throw new GateError(
+          'TRUST_ROOT_INVALID',
+          `trusted root ${field}[${i}] has no validity start`,
+        );
       }
     });
   }
@@ -78,13 +84,17 @@ function checkValidityStarts(json: Record<string, unknown>): void {
  * Fetches the current trusted root through Sigstore's TUF repository. Only when the user asks
  * for it (`--tuf`): verification itself never fetches anything.
  */
-export async function refreshTrustedRootWithTUF(opts: { cachePath?: string; mirrorURL?: string } = {}): Promise<Trust> {
+export async function refreshTrustedRootWithTUF(
+  opts: { cachePath?: string; mirrorURL?: string } = {},
+): Promise<Trust> {
   const { getTrustedRoot } = await import('@sigstore/tuf');
   let root: unknown;
   try {
     root = await getTrustedRoot({ cachePath: opts.cachePath, mirrorURL: opts.mirrorURL });
   } catch (err) {
-    throw new GateError('TRUST_ROOT_UNAVAILABLE', `tuf refresh failed: ${messageOf(err)}`, { cause: err });
+    throw new GateError('TRUST_ROOT_UNAVAILABLE', `tuf refresh failed: ${messageOf(err)}`, {
+      cause: err,
+    });
   }
   const json = TrustedRoot.toJSON(root as TrustedRoot);
   return trustFromJSON(json, sha256Hex(JSON.stringify(json)), 'tuf');

@@ -4,7 +4,12 @@ import { toSignedEntity, Verifier, type SignedEntity, type TrustMaterial } from 
 import { GateError, VerifyError, type GateErrorCode } from '../errors.js';
 import { parseBundle, type ParsedBundle } from './bundle.js';
 import { dsseContent, messageContent } from './content.js';
-import { checkIdentity, compileIdentityRules, keylessSigner, type CompiledIdentityRule } from './identity.js';
+import {
+  checkIdentity,
+  compileIdentityRules,
+  keylessSigner,
+  type CompiledIdentityRule,
+} from './identity.js';
 import type { Trust } from './trust.js';
 import type {
   ArtifactInput,
@@ -34,15 +39,24 @@ export interface VerifyBundleOptions {
  * the gate adds strict parsing, digest-only verification, Rekor v2 DSSE entries, anchored identity
  * rules and a stricter trusted root. Throws a coded error; never returns a partial result.
  */
-export function verifyBundle(input: Buffer | string | unknown, opts: VerifyBundleOptions): VerifiedBundle {
+export function verifyBundle(
+  input: Buffer | string | unknown,
+  opts: VerifyBundleOptions,
+): VerifiedBundle {
   const parsed = parseBundle(input);
   const entity = signedEntity(parsed, opts.artifact);
   const keyed = entity.key.$case === 'public-key';
   if (keyed && !opts.keys?.length) {
-    throw new VerifyError('PUBLIC_KEY_INVALID', 'bundle is signed with a key but no trusted key was given');
+    throw new VerifyError(
+      'PUBLIC_KEY_INVALID',
+      'bundle is signed with a key but no trusted key was given',
+    );
   }
   if (!keyed && !opts.identities?.length) {
-    throw new VerifyError('IDENTITY_MISMATCH', 'bundle is signed keyless but no identity was given to check');
+    throw new VerifyError(
+      'IDENTITY_MISMATCH',
+      'bundle is signed keyless but no identity was given to check',
+    );
   }
   const verifier = new Verifier(
     { ...opts.trust.material, publicKey: keyFinder(opts.keys ?? []) } as TrustMaterial,
@@ -66,7 +80,8 @@ function signedEntity(parsed: ParsedBundle, artifact: ArtifactInput | undefined)
   }
   const content = bundle.content;
   if (content.$case === 'messageSignature') {
-    if (!artifact) throw new GateError('USAGE_ERROR', 'a message signature needs the artifact or its digest');
+    if (!artifact)
+      throw new GateError('USAGE_ERROR', 'a message signature needs the artifact or its digest');
     entity.signature = messageContent(content.messageSignature, artifact);
   } else {
     entity.signature = dsseContent(content.dsseEnvelope, entity.tlogEntries);
@@ -77,12 +92,18 @@ function signedEntity(parsed: ParsedBundle, artifact: ArtifactInput | undefined)
 function keyFinder(keys: TrustedKey[]): TrustMaterial['publicKey'] {
   return (hint: string) => {
     const key = keys.find((k) => k.hint === undefined || k.hint === hint);
-    if (!key) throw new VerifyError('PUBLIC_KEY_INVALID', `no trusted key for hint ${JSON.stringify(hint)}`);
+    if (!key)
+      throw new VerifyError(
+        'PUBLIC_KEY_INVALID',
+        `no trusted key for hint ${JSON.stringify(hint)}`,
+      );
     let publicKey: crypto.KeyObject;
     try {
       publicKey = crypto.createPublicKey(key.pem);
     } catch (err) {
-      throw new GateError('PUBLIC_KEY_INVALID', 'trusted key is not a pem public key', { cause: err });
+      throw new GateError('PUBLIC_KEY_INVALID', 'trusted key is not a pem public key', {
+        cause: err,
+      });
     }
     return { publicKey, validFor: () => true };
   };
@@ -162,7 +183,9 @@ function timestamps(entity: SignedEntity): VerifiedTimestamp[] {
       return [{ source: 'timestamp-authority', time: t.timestamp.signingTime.toISOString() }];
     }
     const seconds = Number(t.tlogEntry.integratedTime);
-    return seconds > 0 ? [{ source: 'transparency-log', time: new Date(seconds * 1000).toISOString() }] : [];
+    return seconds > 0
+      ? [{ source: 'transparency-log', time: new Date(seconds * 1000).toISOString() }]
+      : [];
   });
 }
 

@@ -8,7 +8,8 @@ import { cli, FIXTURES } from '../helpers.js';
 
 const BIN = new URL('../../dist/cli/main.js', import.meta.url).pathname;
 const CASES = path.join(FIXTURES, 'sigstore-conformance', 'bundle-verify');
-const ID = 'https://github.com/sigstore-conformance/extremely-dangerous-public-oidc-beacon/.github/workflows/extremely-dangerous-oidc-beacon.yml@refs/heads/main';
+const ID =
+  'https://github.com/sigstore-conformance/extremely-dangerous-public-oidc-beacon/.github/workflows/extremely-dangerous-oidc-beacon.yml@refs/heads/main';
 const ISSUER = 'https://token.actions.githubusercontent.com';
 const A_TXT = path.join(CASES, 'a.txt');
 const happy = (name: string) => ['--bundle', path.join(CASES, name, 'bundle.sigstore.json')];
@@ -45,7 +46,9 @@ describe('gate verify-bundle, the built binary', () => {
   it('exits 2 on a usage mistake without a stack trace', async () => {
     const res = await gate(['verify-bundle', ...happy('happy-path-v0.3'), A_TXT]);
     expect(res.code).toBe(2);
-    expect(res.stderr).toBe('gate: USAGE_ERROR: give --certificate-identity (or --certificate-identity-regexp) with --certificate-oidc-issuer, or --key\n');
+    expect(res.stderr).toBe(
+      'gate: USAGE_ERROR: give --certificate-identity (or --certificate-identity-regexp) with --certificate-oidc-issuer, or --key\n',
+    );
   });
 });
 
@@ -54,7 +57,14 @@ describe('gate verify-bundle, in-process', () => {
 
   it('prints the verified statement as json for a dsse bundle', async () => {
     const dir = path.join(CASES, 'happy-path-intoto-in-dsse-v3');
-    const res = await cli(['verify-bundle', '--bundle', path.join(dir, 'bundle.sigstore.json'), ...who, '--json', A_TXT]);
+    const res = await cli([
+      'verify-bundle',
+      '--bundle',
+      path.join(dir, 'bundle.sigstore.json'),
+      ...who,
+      '--json',
+      A_TXT,
+    ]);
     expect(res.code).toBe(0);
     const out = JSON.parse(res.stdout);
     expect(out.statement._type).toBe('https://in-toto.io/Statement/v1');
@@ -64,25 +74,55 @@ describe('gate verify-bundle, in-process', () => {
   });
 
   it('accepts an anchored identity regexp', async () => {
-    const res = await cli(['verify-bundle', ...happy('happy-path-v0.3'), '--certificate-identity-regexp', 'https://github\\.com/sigstore-conformance/.*', '--certificate-oidc-issuer', ISSUER, A_TXT]);
+    const res = await cli([
+      'verify-bundle',
+      ...happy('happy-path-v0.3'),
+      '--certificate-identity-regexp',
+      'https://github\\.com/sigstore-conformance/.*',
+      '--certificate-oidc-issuer',
+      ISSUER,
+      A_TXT,
+    ]);
     expect(res.code).toBe(0);
   });
 
   it('rejects a regexp that matches only part of the identity', async () => {
-    const res = await cli(['verify-bundle', ...happy('happy-path-v0.3'), '--certificate-identity-regexp', 'sigstore-conformance', '--certificate-oidc-issuer', ISSUER, A_TXT]);
+    const res = await cli([
+      'verify-bundle',
+      ...happy('happy-path-v0.3'),
+      '--certificate-identity-regexp',
+      'sigstore-conformance',
+      '--certificate-oidc-issuer',
+      ISSUER,
+      A_TXT,
+    ]);
     expect(res.code).toBe(1);
     expect(res.stderr).toMatch(/^gate: IDENTITY_MISMATCH: /);
   });
 
   it('explains that --staging needs a trusted root offline', async () => {
-    const res = await cli(['verify-bundle', '--staging', ...happy('happy-path-v0.3'), ...who, A_TXT]);
+    const res = await cli([
+      'verify-bundle',
+      '--staging',
+      ...happy('happy-path-v0.3'),
+      ...who,
+      A_TXT,
+    ]);
     expect(res.code).toBe(2);
     expect(res.stderr).toMatch(/^gate: TRUST_ROOT_UNAVAILABLE: --staging .*--trusted-root/);
   });
 
   const bad: Array<[string, string, string]> = [
-    ['malformed json', '{"mediaType": "application/vnd.dev.sigstore.bundle.v0.3+json",', 'INPUT_MALFORMED_JSON'],
-    ['an unknown media type', '{"mediaType": "application/vnd.dev.sigstore.bundle+json;version=9.9"}', 'BUNDLE_UNSUPPORTED_MEDIA_TYPE'],
+    [
+      'malformed json',
+      '{"mediaType": "application/vnd.dev.sigstore.bundle.v0.3+json",',
+      'INPUT_MALFORMED_JSON',
+    ],
+    [
+      'an unknown media type',
+      '{"mediaType": "application/vnd.dev.sigstore.bundle+json;version=9.9"}',
+      'BUNDLE_UNSUPPORTED_MEDIA_TYPE',
+    ],
     ['a binary file', '\u0000\u0001\u0002', 'INPUT_MALFORMED_JSON'],
   ];
   for (const [what, content, code] of bad) {
@@ -96,9 +136,17 @@ describe('gate verify-bundle, in-process', () => {
   }
 
   it('answers INPUT_UNREADABLE with exit 2 for a missing bundle', async () => {
-    const res = await cli(['verify-bundle', '--bundle', path.join(tmp, 'absent.json'), ...who, A_TXT]);
+    const res = await cli([
+      'verify-bundle',
+      '--bundle',
+      path.join(tmp, 'absent.json'),
+      ...who,
+      A_TXT,
+    ]);
     expect(res.code).toBe(2);
-    expect(res.stderr).toMatch(/^gate: INPUT_UNREADABLE: cannot read bundle .*absent\.json: no such file\n$/);
+    expect(res.stderr).toMatch(
+      /^gate: INPUT_UNREADABLE: cannot read bundle .*absent\.json: no such file\n$/,
+    );
   });
 
   it('treats a digest-shaped name of an existing file as a file', async () => {
@@ -112,7 +160,9 @@ describe('gate verify-bundle, in-process', () => {
   it('rejects a key-signed bundle when only an identity is given', async () => {
     const res = await cli(['verify-bundle', ...happy('managed-key-happy-path'), ...who, A_TXT]);
     expect(res.code).toBe(1);
-    expect(res.stderr).toMatch(/^gate: PUBLIC_KEY_INVALID: bundle is signed with a key but no trusted key was given/);
+    expect(res.stderr).toMatch(
+      /^gate: PUBLIC_KEY_INVALID: bundle is signed with a key but no trusted key was given/,
+    );
   });
 
   it('prints help and exits 0', async () => {
@@ -134,6 +184,8 @@ describe('gate demo', () => {
     expect(res.stderr).toBe('');
     expect(res.code).toBe(0);
     expect(res.stdout.match(/^VERIFIED /gm)).toHaveLength(3);
-    expect(res.stdout).toContain('predicateType https://github.com/npm/attestation/tree/main/specs/publish/v0.1');
+    expect(res.stdout).toContain(
+      'predicateType https://github.com/npm/attestation/tree/main/specs/publish/v0.1',
+    );
   });
 });

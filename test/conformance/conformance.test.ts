@@ -23,7 +23,8 @@ const cases = readdirSync(SUITE, { withFileTypes: true })
 function argsFor(name: string, target: 'path' | 'digest'): string[] {
   const dir = path.join(SUITE, name);
   const file = (f: string) => path.join(dir, f);
-  const read = (f: string, dflt: string) => (existsSync(file(f)) ? readFileSync(file(f), 'utf8').trim() : dflt);
+  const read = (f: string, dflt: string) =>
+    existsSync(file(f)) ? readFileSync(file(f), 'utf8').trim() : dflt;
   const artifact = existsSync(file('artifact')) ? file('artifact') : path.join(SUITE, 'a.txt');
   const args = ['verify-bundle', '--bundle', file('bundle.sigstore.json')];
   if (existsSync(file('key.pub'))) {
@@ -32,7 +33,10 @@ function argsFor(name: string, target: 'path' | 'digest'): string[] {
     args.push('--certificate-identity', read('identity', DEFAULT_IDENTITY));
     args.push('--certificate-oidc-issuer', read('issuer', DEFAULT_ISSUER));
   }
-  args.push('--trusted-root', existsSync(file('trusted_root.json')) ? file('trusted_root.json') : PUBLIC_GOOD);
+  args.push(
+    '--trusted-root',
+    existsSync(file('trusted_root.json')) ? file('trusted_root.json') : PUBLIC_GOOD,
+  );
   const digest = 'sha256:' + createHash('sha256').update(readFileSync(artifact)).digest('hex');
   args.push(target === 'path' ? artifact : digest);
   return args;

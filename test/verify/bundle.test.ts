@@ -6,8 +6,10 @@ import { readBoundedFile, parseJSON } from '../../src/input.js';
 import { parseBundle } from '../../src/verify/bundle.js';
 import { expectCode, FIXTURES } from '../helpers.js';
 
-const HAPPY = path.join(FIXTURES, 'sigstore-conformance/bundle-verify/happy-path-v0.3/bundle.sigstore.json');
-// eslint-disable-next-line @typescript-eslint/no-explicit-any
+const HAPPY = path.join(
+  FIXTURES,
+  'sigstore-conformance/bundle-verify/happy-path-v0.3/bundle.sigstore.json',
+);
 const happy = () => JSON.parse(readFileSync(HAPPY, 'utf8')) as Record<string, any>;
 
 describe('parseBundle', () => {
@@ -20,13 +22,18 @@ describe('parseBundle', () => {
   });
 
   describe('when the input is not a bundle', () => {
-    it('rejects malformed json', () => expectCode(() => parseBundle('{"mediaType":'), 'INPUT_MALFORMED_JSON'));
+    it('rejects malformed json', () =>
+      expectCode(() => parseBundle('{"mediaType":'), 'INPUT_MALFORMED_JSON'));
     it('rejects a json array', () => expectCode(() => parseBundle('[]'), 'BUNDLE_INVALID'));
     it('rejects json null', () => expectCode(() => parseBundle('null'), 'BUNDLE_INVALID'));
     it('rejects an unknown media type', () => {
       const b = happy();
       b.mediaType = 'application/vnd.dev.sigstore.bundle+json;version=0.9';
-      expectCode(() => parseBundle(JSON.stringify(b)), 'BUNDLE_UNSUPPORTED_MEDIA_TYPE', /version=0\.9/);
+      expectCode(
+        () => parseBundle(JSON.stringify(b)),
+        'BUNDLE_UNSUPPORTED_MEDIA_TYPE',
+        /version=0\.9/,
+      );
     });
     it('rejects a missing media type', () => {
       const b = happy();
@@ -55,7 +62,9 @@ describe('parseBundle', () => {
     });
     it('accepts unpadded base64url', () => {
       const b = happy();
-      b.messageSignature.signature = Buffer.from(b.messageSignature.signature, 'base64').toString('base64url');
+      b.messageSignature.signature = Buffer.from(b.messageSignature.signature, 'base64').toString(
+        'base64url',
+      );
       expect(parseBundle(b).bundle.content.$case).toBe('messageSignature');
     });
   });
@@ -79,9 +88,11 @@ describe('parseBundle', () => {
     });
     it('rejects a v0.3 bundle that carries a chain', () => {
       const b = happy();
-      b.verificationMaterial.x509CertificateChain = { certificates: [b.verificationMaterial.certificate] };
+      b.verificationMaterial.x509CertificateChain = {
+        certificates: [b.verificationMaterial.certificate],
+      };
       delete b.verificationMaterial.certificate;
-      expectCode(() => parseBundle(b), "BUNDLE_INVALID", /verificationMaterial/);
+      expectCode(() => parseBundle(b), 'BUNDLE_INVALID', /verificationMaterial/);
     });
   });
 });
@@ -91,11 +102,21 @@ describe('bounded input', () => {
   it('rejects a file over the size limit before reading it', () => {
     const file = path.join(dir, 'big.json');
     writeFileSync(file, Buffer.alloc(2048, 0x20));
-    expectCode(() => readBoundedFile(file, 1024, 'bundle'), 'INPUT_TOO_LARGE', /over the limit of 1024/);
+    expectCode(
+      () => readBoundedFile(file, 1024, 'bundle'),
+      'INPUT_TOO_LARGE',
+      /over the limit of 1024/,
+    );
   });
   it('rejects a missing file with its path', () => {
-    expectCode(() => readBoundedFile(path.join(dir, 'nope.json')), 'INPUT_UNREADABLE', /no such file/);
+    expectCode(
+      () => readBoundedFile(path.join(dir, 'nope.json')),
+      'INPUT_UNREADABLE',
+      /no such file/,
+    );
   });
-  it('rejects a directory', () => expectCode(() => readBoundedFile(dir), 'INPUT_UNREADABLE', /directory/));
-  it('rejects oversized json text', () => expectCode(() => parseJSON('[1]', 'x', 2), 'INPUT_TOO_LARGE'));
+  it('rejects a directory', () =>
+    expectCode(() => readBoundedFile(dir), 'INPUT_UNREADABLE', /directory/));
+  it('rejects oversized json text', () =>
+    expectCode(() => parseJSON('[1]', 'x', 2), 'INPUT_TOO_LARGE'));
 });

@@ -25,39 +25,67 @@ describe('identity rules', () => {
 
   it('rejects another issuer', () =>
     expectCode(
-      () => checkIdentity(signer, compileIdentityRules([{ san: WORKFLOW, issuer: 'https://accounts.google.com' }])),
+      () =>
+        checkIdentity(
+          signer,
+          compileIdentityRules([{ san: WORKFLOW, issuer: 'https://accounts.google.com' }]),
+        ),
       'IDENTITY_MISMATCH',
       /issuer is not https:\/\/accounts\.google\.com/,
     ));
 
   describe('when the rule is a regular expression', () => {
     it('matches the whole san', () => {
-      const rules = compileIdentityRules([{ sanRegExp: 'https://github\\.com/acme/[^/]+/\\.github/workflows/.*', issuer: ISSUER }]);
+      const rules = compileIdentityRules([
+        { sanRegExp: 'https://github\\.com/acme/[^/]+/\\.github/workflows/.*', issuer: ISSUER },
+      ]);
       expect(checkIdentity(signer, rules).sanRegExp).toBeDefined();
     });
     it('is anchored at the start: a prefix elsewhere does not match', () =>
       expectCode(
-        () => checkIdentity(signer, compileIdentityRules([{ sanRegExp: 'github\\.com/acme/app/.*', issuer: ISSUER }])),
+        () =>
+          checkIdentity(
+            signer,
+            compileIdentityRules([{ sanRegExp: 'github\\.com/acme/app/.*', issuer: ISSUER }]),
+          ),
         'IDENTITY_MISMATCH',
       ));
     it('is anchored at the end: a partial match does not count', () =>
       expectCode(
-        () => checkIdentity(signer, compileIdentityRules([{ sanRegExp: 'https://github\\.com/acme/app', issuer: ISSUER }])),
+        () =>
+          checkIdentity(
+            signer,
+            compileIdentityRules([{ sanRegExp: 'https://github\\.com/acme/app', issuer: ISSUER }]),
+          ),
         'IDENTITY_MISMATCH',
       ));
     it('keeps an alternation inside the anchors', () =>
       expectCode(
-        () => checkIdentity(signer, compileIdentityRules([{ sanRegExp: 'nobody|https://github', issuer: ISSUER }])),
+        () =>
+          checkIdentity(
+            signer,
+            compileIdentityRules([{ sanRegExp: 'nobody|https://github', issuer: ISSUER }]),
+          ),
         'IDENTITY_MISMATCH',
       ));
     it('rejects an invalid expression when compiled', () =>
-      expectCode(() => compileIdentityRules([{ sanRegExp: '(', issuer: ISSUER }]), 'IDENTITY_RULE_INVALID'));
+      expectCode(
+        () => compileIdentityRules([{ sanRegExp: '(', issuer: ISSUER }]),
+        'IDENTITY_RULE_INVALID',
+      ));
   });
 
   describe('when the rule constrains fulcio extensions', () => {
     it('passes when every named extension is equal', () => {
       const rules = compileIdentityRules([
-        { san: WORKFLOW, issuer: ISSUER, extensions: { sourceRepositoryRef: 'refs/heads/main', runnerEnvironment: 'github-hosted' } },
+        {
+          san: WORKFLOW,
+          issuer: ISSUER,
+          extensions: {
+            sourceRepositoryRef: 'refs/heads/main',
+            runnerEnvironment: 'github-hosted',
+          },
+        },
       ]);
       expect(checkIdentity(signer, rules).extensions?.runnerEnvironment).toBe('github-hosted');
     });
@@ -66,7 +94,13 @@ describe('identity rules', () => {
         () =>
           checkIdentity(
             signer,
-            compileIdentityRules([{ san: WORKFLOW, issuer: ISSUER, extensions: { sourceRepositoryRef: 'refs/heads/dev' } }]),
+            compileIdentityRules([
+              {
+                san: WORKFLOW,
+                issuer: ISSUER,
+                extensions: { sourceRepositoryRef: 'refs/heads/dev' },
+              },
+            ]),
           ),
         'IDENTITY_MISMATCH',
         /sourceRepositoryRef is "refs\/heads\/main", not "refs\/heads\/dev"/,
@@ -74,7 +108,12 @@ describe('identity rules', () => {
     it('rejects an absent extension', () =>
       expectCode(
         () =>
-          checkIdentity(signer, compileIdentityRules([{ san: WORKFLOW, issuer: ISSUER, extensions: { buildConfigURI: 'x' } }])),
+          checkIdentity(
+            signer,
+            compileIdentityRules([
+              { san: WORKFLOW, issuer: ISSUER, extensions: { buildConfigURI: 'x' } },
+            ]),
+          ),
         'IDENTITY_MISMATCH',
         /buildConfigURI is absent/,
       ));
@@ -102,9 +141,13 @@ describe('identity rules', () => {
       /a@example\.com.*b@example\.com/,
     ));
 
-  it('refuses an empty rule list', () => expectCode(() => checkIdentity(signer, []), 'IDENTITY_RULE_INVALID'));
+  it('refuses an empty rule list', () =>
+    expectCode(() => checkIdentity(signer, []), 'IDENTITY_RULE_INVALID'));
   it('refuses a rule without an issuer', () =>
     expectCode(() => compileIdentityRules([{ san: 'x', issuer: '' }]), 'IDENTITY_RULE_INVALID'));
   it('refuses a rule with both san and sanRegExp', () =>
-    expectCode(() => compileIdentityRules([{ san: 'x', sanRegExp: 'x', issuer: ISSUER }]), 'IDENTITY_RULE_INVALID'));
+    expectCode(
+      () => compileIdentityRules([{ san: 'x', sanRegExp: 'x', issuer: ISSUER }]),
+      'IDENTITY_RULE_INVALID',
+    ));
 });

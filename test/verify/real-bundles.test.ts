@@ -17,18 +17,32 @@ const SUBJECT = {
   hex: '7bea9f6e7ff37f5fab0b36bf061200fff03099fd2fd696b91d04bc5e4f225eb9fd6e0cadcad54ba980f43fb352a99e8810b4e0abeb5c0ef2cf9108cd1f258b36',
 };
 const trust = loadTrustedRoot();
-const identities = compileIdentityRules([{ san: 'brian@dehamer.com', issuer: 'https://github.com/login/oauth' }]);
-const files = readdirSync(DIR).filter((f) => f.endsWith('.sigstore')).sort();
+const identities = compileIdentityRules([
+  { san: 'brian@dehamer.com', issuer: 'https://github.com/login/oauth' },
+]);
+const files = readdirSync(DIR)
+  .filter((f) => f.endsWith('.sigstore'))
+  .sort();
 
 describe('real public-good bundles', () => {
   it('has all nine', () => expect(files).toHaveLength(9));
 
   for (const file of files) {
     it(`verifies ${file} by subject digest`, () => {
-      const a = verifyAttestation(readFileSync(path.join(DIR, file)), { trust, identities, subject: { digest: SUBJECT } });
-      expect(a.predicateType).toBe('https://github.com/npm/attestation/tree/main/specs/publish/v0.1');
+      const a = verifyAttestation(readFileSync(path.join(DIR, file)), {
+        trust,
+        identities,
+        subject: { digest: SUBJECT },
+      });
+      expect(a.predicateType).toBe(
+        'https://github.com/npm/attestation/tree/main/specs/publish/v0.1',
+      );
       expect(a.matchedSubject.name).toBe('pkg:npm/sigstore@1.0.0');
-      expect(a.signer).toMatchObject({ kind: 'keyless', identity: 'brian@dehamer.com', issuer: 'https://github.com/login/oauth' });
+      expect(a.signer).toMatchObject({
+        kind: 'keyless',
+        identity: 'brian@dehamer.com',
+        issuer: 'https://github.com/login/oauth',
+      });
       expect(a.logEntries).toHaveLength(1);
       expect(a.logEntries[0]!.integratedTime).toMatch(/^2023-/);
       expect(['dsse', 'intoto']).toContain(a.logEntries[0]!.kind);
@@ -52,7 +66,9 @@ describe('real public-good bundles', () => {
       () =>
         verifyAttestation(readFileSync(path.join(DIR, files[0]!)), {
           trust,
-          identities: compileIdentityRules([{ san: 'mallory@example.com', issuer: 'https://github.com/login/oauth' }]),
+          identities: compileIdentityRules([
+            { san: 'mallory@example.com', issuer: 'https://github.com/login/oauth' },
+          ]),
           subject: { digest: SUBJECT },
         }),
       'IDENTITY_MISMATCH',

@@ -2,11 +2,15 @@ import { readFileSync, writeFileSync, mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { DEFAULT_TRUSTED_ROOT_PATH, loadTrustedRoot, trustFromJSON } from '../../src/verify/trust.js';
+import {
+  DEFAULT_TRUSTED_ROOT_PATH,
+  loadTrustedRoot,
+  trustFromJSON,
+} from '../../src/verify/trust.js';
 import { expectCode } from '../helpers.js';
 
-// eslint-disable-next-line @typescript-eslint/no-explicit-any
-const publicGood = () => JSON.parse(readFileSync(DEFAULT_TRUSTED_ROOT_PATH, 'utf8')) as Record<string, any>;
+const publicGood = () =>
+  JSON.parse(readFileSync(DEFAULT_TRUSTED_ROOT_PATH, 'utf8')) as Record<string, any>;
 
 describe('trusted root', () => {
   it('loads the bundled public-good root by default', () => {
@@ -18,22 +22,44 @@ describe('trusted root', () => {
   });
 
   for (const [field, drop] of [
-    ['tlogs', (r: Record<string, any>) => delete r.tlogs[1].publicKey.validFor.start], // eslint-disable-line @typescript-eslint/no-explicit-any
-    ['ctlogs', (r: Record<string, any>) => delete r.ctlogs[0].publicKey.validFor], // eslint-disable-line @typescript-eslint/no-explicit-any
-    ['certificateAuthorities', (r: Record<string, any>) => delete r.certificateAuthorities[0].validFor.start], // eslint-disable-line @typescript-eslint/no-explicit-any
-    ['timestampAuthorities', (r: Record<string, any>) => (r.timestampAuthorities[0].validFor.start = '')], // eslint-disable-line @typescript-eslint/no-explicit-any
+    ['tlogs', (r: Record<string, any>) => delete r.tlogs[1].publicKey.validFor.start],
+    ['ctlogs', (r: Record<string, any>) => delete r.ctlogs[0].publicKey.validFor],
+    [
+      'certificateAuthorities',
+      (r: Record<string, any>) => delete r.certificateAuthorities[0].validFor.start,
+    ],
+    [
+      'timestampAuthorities',
+      (r: Record<string, any>) => (r.timestampAuthorities[0].validFor.start = ''),
+    ],
   ] as const) {
     it(`rejects a root whose ${field} entry has no validity start`, () => {
       const root = publicGood();
       drop(root);
-      expectCode(() => trustFromJSON(root, 'x', 'test'), 'TRUST_ROOT_INVALID', new RegExp(`${field}\\[\\d\\] has no validity start`));
+      expectCode(
+        () => trustFromJSON(root, 'x', 'test'),
+        'TRUST_ROOT_INVALID',
+        new RegExp(`${field}\\[\\d\\] has no validity start`),
+      );
     });
   }
 
-  it('rejects a root that is not an object', () => expectCode(() => trustFromJSON([], 'x', 't'), 'TRUST_ROOT_INVALID'));
+  it('rejects a root that is not an object', () =>
+    expectCode(() => trustFromJSON([], 'x', 't'), 'TRUST_ROOT_INVALID'));
   it('rejects a root with no authorities at all', () =>
     expectCode(
-      () => trustFromJSON({ mediaType: 'x', tlogs: [], certificateAuthorities: [], ctlogs: [], timestampAuthorities: [] }, 'x', 't'),
+      () =>
+        trustFromJSON(
+          {
+            mediaType: 'x',
+            tlogs: [],
+            certificateAuthorities: [],
+            ctlogs: [],
+            timestampAuthorities: [],
+          },
+          'x',
+          't',
+        ),
       'TRUST_ROOT_INVALID',
       /no certificate authorities and no logs/,
     ));

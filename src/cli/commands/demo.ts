@@ -24,15 +24,23 @@ interface DemoConfig {
  */
 export function demoCommand(io: CommandIO, dir = packagePath('examples')): number {
   try {
-    const config = parseJSON(readBoundedFile(path.join(dir, 'demo.json')), 'demo.json') as DemoConfig;
-    if (!isPlainObject(config)) throw new GateError('INPUT_UNREADABLE', 'demo.json must be a json object');
+    const config = parseJSON(
+      readBoundedFile(path.join(dir, 'demo.json')),
+      'demo.json',
+    ) as DemoConfig;
+    if (!isPlainObject(config))
+      throw new GateError('INPUT_UNREADABLE', 'demo.json must be a json object');
     const trust = loadTrustedRoot();
     const subject = { digest: parseDigest(config.subject) };
     const identities = compileIdentityRules(config.identities);
     const folder = path.join(dir, config.attestations);
-    io.stdout(`${config.description}\n\nsubject ${config.subject.slice(0, 23)}...\ntrusted root: ${trust.source}\n\n`);
+    io.stdout(
+      `${config.description}\n\nsubject ${config.subject.slice(0, 23)}...\ntrusted root: ${trust.source}\n\n`,
+    );
     let failed = 0;
-    for (const name of readdirSync(folder).filter((f) => f.endsWith('.sigstore.json')).sort()) {
+    for (const name of readdirSync(folder)
+      .filter((f) => f.endsWith('.sigstore.json'))
+      .sort()) {
       try {
         const bytes = readBoundedFile(path.join(folder, name));
         io.stdout(render(name, verifyAttestation(bytes, { trust, subject, identities })));

@@ -26,7 +26,11 @@ const MAX_ARTIFACT_BYTES = 1024 * 1024 * 1024;
  * `gate verify-bundle`: the sigstore-conformance CLI protocol. Exit 0 when verified, 1 when the
  * bundle does not verify, 2 when the command cannot run (usage, unreadable files, trust root).
  */
-export function verifyBundleCommand(target: string, opts: VerifyBundleCommandOptions, io: CommandIO): number {
+export function verifyBundleCommand(
+  target: string,
+  opts: VerifyBundleCommandOptions,
+  io: CommandIO,
+): number {
   try {
     if (opts.staging) {
       throw new GateError(
@@ -38,15 +42,22 @@ export function verifyBundleCommand(target: string, opts: VerifyBundleCommandOpt
     const trust = loadTrustedRoot(opts.trustedRoot ? resolve(opts.trustedRoot) : undefined);
     const keyed = opts.key !== undefined;
     const identities = keyed ? undefined : identityRules(opts);
-    const keys = keyed ? [{ pem: readBoundedFile(resolve(opts.key!), 64 * 1024, 'key').toString('utf8') }] : undefined;
+    const keys = keyed
+      ? [{ pem: readBoundedFile(resolve(opts.key!), 64 * 1024, 'key').toString('utf8') }]
+      : undefined;
     const artifact = artifactInput(target, io.cwd);
     const bytes = readBoundedFile(resolve(opts.bundle), MAX_DOCUMENT_BYTES, 'bundle');
     const verified = verifyBundle(bytes, { trust, artifact, identities, keys });
     // A DSSE bundle is about its statement's subjects: the artifact must be one of them, and an
     // envelope that is not an in-toto statement cannot be tied to the artifact at all.
-    const statement = verified.contentType === 'dsse' ? attestationOf(verified, artifact).statement : undefined;
+    const statement =
+      verified.contentType === 'dsse' ? attestationOf(verified, artifact).statement : undefined;
     const summary = { ...verified, payload: undefined, statement };
-    io.stdout(opts.json ? `${JSON.stringify(summary, null, 2)}\n` : `verified: ${describeSigner(summary.signer)}\n`);
+    io.stdout(
+      opts.json
+        ? `${JSON.stringify(summary, null, 2)}\n`
+        : `verified: ${describeSigner(summary.signer)}\n`,
+    );
     return EXIT.ok;
   } catch (err) {
     return reportError(err, io);
@@ -54,7 +65,11 @@ export function verifyBundleCommand(target: string, opts: VerifyBundleCommandOpt
 }
 
 function identityRules(opts: VerifyBundleCommandOptions) {
-  const { certificateIdentity: san, certificateIdentityRegexp: sanRegExp, certificateOidcIssuer: issuer } = opts;
+  const {
+    certificateIdentity: san,
+    certificateIdentityRegexp: sanRegExp,
+    certificateOidcIssuer: issuer,
+  } = opts;
   if (!issuer || (san === undefined && sanRegExp === undefined)) {
     throw new GateError(
       'USAGE_ERROR',
@@ -75,8 +90,15 @@ export function artifactInput(target: string, cwd: string): ArtifactInput {
   return { bytes: readBoundedFile(file, MAX_ARTIFACT_BYTES, 'artifact') };
 }
 
-function describeSigner(signer: { kind: string; identity?: string; issuer?: string; keyId?: string }): string {
-  return signer.kind === 'key' ? `key ${signer.keyId}` : `${signer.identity} (issuer ${signer.issuer})`;
+function describeSigner(signer: {
+  kind: string;
+  identity?: string;
+  issuer?: string;
+  keyId?: string;
+}): string {
+  return signer.kind === 'key'
+    ? `key ${signer.keyId}`
+    : `${signer.identity} (issuer ${signer.issuer})`;
 }
 
 const CANNOT_RUN: ReadonlySet<GateErrorCode> = new Set([
