@@ -1,5 +1,6 @@
 import { Command, CommanderError } from 'commander';
 import { demoCommand } from './commands/demo.js';
+import { trustRefreshCommand } from './commands/trust.js';
 import { verifyBundleCommand } from './commands/verify-bundle.js';
 import { EXIT, type CommandIO } from './io.js';
 import { VERSION } from '../version.js';
@@ -32,6 +33,17 @@ export function buildProgram(io: CommandIO, setExit: (code: number) => void): Co
     .option('--json', 'print the verified result as json')
     .argument('<file-or-digest>', 'the artifact, or sha256:<hex>')
     .action((target: string, opts) => setExit(verifyBundleCommand(target, opts, io)));
+
+  program
+    .command('trust')
+    .description('manage trust material')
+    .command('refresh')
+    .description('fetch the current trusted root through tuf and write it for offline use')
+    .requiredOption('--out <file>', 'where to write trusted_root.json')
+    .option('--mirror-url <url>', 'the tuf repository (default: sigstore public-good)')
+    .option('--tuf-root <file>', 'a trusted tuf root.json for the mirror')
+    .option('--cache <dir>', 'tuf metadata cache (default: .gate/tuf-cache)')
+    .action(async (opts) => setExit(await trustRefreshCommand(opts, io)));
 
   program
     .command('demo')

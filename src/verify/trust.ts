@@ -80,24 +80,41 @@ function checkValidityStarts(json: Record<string, unknown>): void {
   }
 }
 
+export interface TUFRefreshOptions {
+  /** the TUF repository (default: Sigstore's public-good CDN) */
+  mirrorURL?: string;
+  /** a trusted TUF root.json for that mirror (the public-good one is built into @sigstore/tuf) */
+  rootPath?: string;
+  /** where TUF metadata is cached between refreshes */
+  cachePath?: string;
+  /** milliseconds per request */
+  timeout?: number;
+}
+
 /**
- * Fetches the current trusted root through Sigstore's TUF repository. Only when the user asks
- * for it (`--tuf`): verification itself never fetches anything.
+ * Fetches the current trusted root through a TUF repository. Only when the user asks for it
+ * (`gate trust refresh`): verification itself never fetches anything.
  */
 export async function refreshTrustedRootWithTUF(
-  opts: { cachePath?: string; mirrorURL?: string } = {},
-): Promise<Trust> {
+  opts: TUFRefreshOptions = {},
+): Promise<{ trust: Trust; json: unknown }> {
   const { getTrustedRoot } = await import('@sigstore/tuf');
-  let root: unknown;
+  let root: TrustedRoot;
   try {
-    root = await getTrustedRoot({ cachePath: opts.cachePath, mirrorURL: opts.mirrorURL });
+    root = await getTrustedRoot({
+      ...(opts.mirrorURL ? { mirrorURL: opts.mirrorURL } : {}),
+      ...(opts.rootPath ? { rootPath: opts.rootPath } : {}),
+      ...(opts.cachePath ? { cachePath: opts.cachePath } : {}),
+      timeout: opts.timeout ?? 10_000,
+      retry: 1,
+    });
   } catch (err) {
     throw new GateError('TRUST_ROOT_UNAVAILABLE', `tuf refresh failed: ${messageOf(err)}`, {
       cause: err,
     });
   }
-  const json = TrustedRoot.toJSON(root as TrustedRoot);
-  return trustFromJSON(json, sha256Hex(JSON.stringify(json)), 'tuf');
+  const json = TrustedRoot.toJSON(root);
+  return { trust: trustFromJSON(json, sha256Hex(JSON.stringify(json)), 'tuf'), json };
 }
 
 function messageOf(err: unknown): string {
