@@ -14,7 +14,7 @@ describe('gate trust refresh', () => {
   beforeAll(async () => {
     // A mirror that answers every request with a server error: TUF cannot refresh.
     server = createServer((_req, res) => {
-        res.writeHead(503).end('unavailable');
+      res.writeHead(503).end('unavailable');
     });
     await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
     url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
