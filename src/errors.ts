@@ -34,7 +34,15 @@ export type GateErrorCode =
   // DSSE and in-toto
   | 'DSSE_PAYLOAD_TYPE'
   | 'STATEMENT_INVALID'
-  | 'SUBJECT_MISMATCH';
+  | 'SUBJECT_MISMATCH'
+  // policies
+  | 'OPA_UNAVAILABLE'
+  | 'POLICY_BUILD_FAILED'
+  | 'POLICY_LOAD_FAILED'
+  | 'POLICY_EVAL_FAILED'
+  | 'POLICY_UNDEFINED'
+  | 'POLICY_OUTPUT_INVALID'
+  | 'POLICY_INPUT_INVALID';
 
 export class GateError extends Error {
   readonly code: GateErrorCode;
@@ -55,6 +63,14 @@ export class VerifyError extends GateError {
   constructor(code: GateErrorCode, message: string, options?: { cause?: unknown }) {
     super(code, message, options);
     this.name = 'VerifyError';
+  }
+}
+
+/** Errors raised while building, loading or evaluating a policy: each means "could not decide". */
+export class PolicyError extends GateError {
+  constructor(code: GateErrorCode, message: string, options?: { cause?: unknown }) {
+    super(code, message, options);
+    this.name = 'PolicyError';
   }
 }
 

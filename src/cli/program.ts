@@ -1,5 +1,6 @@
-import { Command, CommanderError } from 'commander';
+import { Command, CommanderError, Option } from 'commander';
 import { demoCommand } from './commands/demo.js';
+import { evaluateCommand } from './commands/evaluate.js';
 import { trustRefreshCommand } from './commands/trust.js';
 import { verifyBundleCommand } from './commands/verify-bundle.js';
 import { EXIT, type CommandIO } from './io.js';
@@ -33,6 +34,22 @@ export function buildProgram(io: CommandIO, setExit: (code: number) => void): Co
     .option('--json', 'print the verified result as json')
     .argument('<file-or-digest>', 'the artifact, or sha256:<hex>')
     .action((target: string, opts) => setExit(verifyBundleCommand(target, opts, io)));
+
+  program
+    .command('evaluate')
+    .description(
+      'evaluate a policy input with the compiled policy (exit 0 allow, 1 deny, 2 could not decide)',
+    )
+    .requiredOption('--input <file>', 'the policy input (schemas/policy-input.schema.json)')
+    .option(
+      '--policy <path>',
+      'rego directory, opa wasm bundle (.tar.gz) or policy.wasm (default: the built-in library)',
+    )
+    .option('--data <file>', 'policy data (json) replacing the bundle data')
+    .addOption(
+      new Option('--format <format>', 'output format').choices(['text', 'json']).default('text'),
+    )
+    .action(async (opts) => setExit(await evaluateCommand(opts, io)));
 
   program
     .command('trust')

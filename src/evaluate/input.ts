@@ -1,0 +1,61 @@
+import { schemaChecker } from './schema.js';
+import type { Rejection, VerifiedAttestation } from '../verify/types.js';
+
+/** A subject the decision is about (schemas/policy-input.schema.json). */
+export interface PolicySubject {
+  name?: string;
+  digest: Record<string, string>;
+  version?: string;
+}
+
+export interface PolicyAttestation {
+  id: string;
+  source: string;
+  subject: { name?: string; digest: Record<string, string> };
+  predicateType: string;
+  predicate: unknown;
+  statement: unknown;
+  signer: VerifiedAttestation['signer'];
+  logEntries: VerifiedAttestation['logEntries'];
+  timestamps: VerifiedAttestation['timestamps'];
+}
+
+export interface PolicyRejection extends Rejection {
+  id: string;
+  source: string;
+}
+
+/** The one JSON document a policy sees (schemas/policy-input.schema.json). */
+export interface PolicyInput {
+  subjects: PolicySubject[];
+  environment: string;
+  /** RFC 3339: the decision's "now", given, so a decision can be replayed */
+  effectiveTime: string;
+  attestations: PolicyAttestation[];
+  rejected: PolicyRejection[];
+  context: Record<string, unknown>;
+  breakGlass: unknown[];
+}
+
+/** The policy's view of a verified attestation: data only, no bytes. */
+export function toPolicyAttestation(a: VerifiedAttestation, source: string): PolicyAttestation {
+  const { name, digest } = a.matchedSubject;
+  return {
+    id: a.bundleDigest,
+    source,
+    subject: name === undefined ? { digest } : { name, digest },
+    predicateType: a.predicateType,
+    predicate: a.predicate ?? {},
+    statement: a.statement,
+    signer: a.signer,
+    logEntries: a.logEntries,
+    timestamps: a.timestamps,
+  };
+}
+
+/** Checks a policy input against schemas/policy-input.schema.json before any policy sees it. */
+export const checkPolicyInput: (input: unknown) => void = schemaChecker(
+  'policy-input.schema.json',
+  'POLICY_INPUT_INVALID',
+  'policy input',
+);

@@ -1,0 +1,29 @@
+import { readFileSync } from 'node:fs';
+import { Ajv2020, type ValidateFunction } from 'ajv/dist/2020.js';
+import { PolicyError, type GateErrorCode } from '../errors.js';
+import { packagePath } from '../paths.js';
+
+const cache = new Map<string, ValidateFunction>();
+
+/** Compiles a schema from schemas/ once and returns a checker that throws a coded error. */
+export function schemaChecker(
+  file: string,
+  code: GateErrorCode,
+  what: string,
+): (value: unknown) => void {
+  return (value) => {
+    let check = cache.get(file);
+    if (!check) {
+      const schema = JSON.parse(readFileSync(packagePath('schemas', file), 'utf8')) as object;
+      check = new Ajv2020({ allErrors: false, strict: false }).compile(schema);
+      cache.set(file, check);
+    }
+    if (!check(value)) {
+      const e = check.errors?.[0];
+      throw new PolicyError(
+        code,
+        `${what} ${e?.instancePath || '/'}: ${e?.message ?? 'is invalid'}`,
+      );
+    }
+  };
+}
