@@ -5,6 +5,16 @@ SHELL := /bin/bash
 NODE_MODULES_STAMP := node_modules/.deps-stamp
 DIST_STAMP := dist/.build-stamp
 SRC := $(shell find src -name '*.ts' 2>/dev/null) tsconfig.json tsconfig.build.json
+REGO := $(shell find policies -type f 2>/dev/null)
+
+# The real OPA compiler: opa from PATH, else this pinned release, installed from the Go module proxy.
+OPA_VERSION := v1.22.2
+TOOLS := $(CURDIR)/.tools/bin
+OPA := $(or $(shell command -v opa 2>/dev/null),$(TOOLS)/opa)
+# Example inputs and docs live beside the Rego but are not policy data.
+OPA_IGNORE := --ignore examples --ignore '*.md'
+OPA_BUILD_FLAGS := -t wasm -e gate/decision --ignore '*_test.rego' $(OPA_IGNORE)
+POLICY_BUNDLE := dist/policy/bundle.tar.gz
 
 .PHONY: help deps build policies test lint demo bench clean
 
@@ -24,21 +34,30 @@ $(DIST_STAMP): $(NODE_MODULES_STAMP) $(SRC)
 	@chmod +x dist/cli/main.js
 	@touch $@
 
-policies: ## compile the Rego policies to WebAssembly with the real opa (issue 3)
-	@echo "policies: not built yet (see issue 3)"
+policies: $(POLICY_BUNDLE) ## check, test and compile the Rego policies to WebAssembly with the real opa
 
-test: build ## run every test: typecheck, unit, conformance, end-to-end
+$(TOOLS)/opa:
+	GOBIN=$(TOOLS) CGO_ENABLED=0 GOTOOLCHAIN=local go install github.com/open-policy-agent/opa@$(OPA_VERSION)
+
+$(POLICY_BUNDLE): $(OPA) $(REGO)
+	$(OPA) check --strict $(OPA_IGNORE) policies/
+	$(OPA) test $(OPA_IGNORE) policies/
+	@mkdir -p $(dir $@)
+	$(OPA) build $(OPA_BUILD_FLAGS) -o $@ policies/
+
+test: build policies ## run every test: opa test, typecheck, unit, conformance, end-to-end
+	$(OPA) test $(OPA_IGNORE) policies/
 	npx tsc -p tsconfig.json --noEmit
-	npx vitest run
+	OPA=$(OPA) npx vitest run
 
 lint: deps ## eslint and prettier
 	npx eslint .
 	npx prettier --check .
 
-demo: build ## verify the bundled example attestations and print the verified statements
+demo: build policies ## verify the bundled example attestations and print the verified statements
 	node dist/cli/main.js demo
 
-bench: build ## side-by-side benchmarks (results as ratios)
+bench: build policies ## side-by-side benchmarks (results as ratios)
 	npx vitest bench --run
 
 clean: ## remove build output

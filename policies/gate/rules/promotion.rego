@@ -1,0 +1,145 @@
+# METADATA
+# title: promotion
+# description: |
+#   An environment that lists promotion.requires_vsa_from (production: ["staging"]) requires,
+#   for every subject and every listed environment, a SLSA verification summary
+#   (https://slsa.dev/verification_summary/v1) issued by the gate itself: verifier.id equal to
+#   config.vsa.verifier_id, signed by one of config.vsa.signers, verificationResult PASSED, a
+#   resourceUri ending with the subject's "sha256:<hex>" and a policy.uri ending with
+#   "/environments/<environment>".
+package gate.rules.promotion
+
+import data.gate.lib
+
+predicate_type := "https://slsa.dev/verification_summary/v1"
+
+from_environments := [e | some e in lib.env_setting(["promotion", "requires_vsa_from"], []); is_string(e)]
+
+verifier_id := object.get(lib.config, ["vsa", "verifier_id"], null)
+
+default vsa_signers := []
+
+vsa_signers := s if {
+	s := lib.config.vsa.signers
+	is_array(s)
+}
+
+summaries(s) := lib.attestations_about(s, {predicate_type})
+
+environment_suffix(e) := concat("", ["/environments/", e])
+
+problems contains [s.key, e, a.id, message] if {
+	some s in lib.subjects
+	some e in from_environments
+	some a in summaries(s)
+	not from_verifier(a)
+	message := concat("", [
+		"verification summary ", lib.short(a.id), " is from verifier ",
+		lib.quote(object.get(a, ["predicate", "verifier", "id"], null)), ", not ", lib.quote(verifier_id),
+	])
+}
+
+problems contains [s.key, e, a.id, message] if {
+	some s in lib.subjects
+	some e in from_environments
+	some a in summaries(s)
+	not signed_by_gate(a)
+	message := concat("", [
+		"verification summary ", lib.short(a.id), " is signed by ", lib.describe_signer(object.get(a, "signer", {})),
+		", which is not a configured gate identity",
+	])
+}
+
+from_verifier(a) if {
+	is_string(verifier_id)
+	a.predicate.verifier.id == verifier_id
+}
+
+signed_by_gate(a) if {
+	some m in vsa_signers
+	lib.signer_matches(a.signer, m)
+}
+
+problems contains [s.key, e, a.id, message] if {
+	some s in lib.subjects
+	some e in from_environments
+	some a in summaries(s)
+	not passed(a)
+	message := concat("", [
+		"verification summary ", lib.short(a.id), " records verificationResult ",
+		lib.quote(object.get(a, ["predicate", "verificationResult"], null)),
+	])
+}
+
+problems contains [s.key, e, a.id, message] if {
+	some s in lib.subjects
+	some e in from_environments
+	some a in summaries(s)
+	not names_digest(a, s)
+	message := concat("", [
+		"verification summary ", lib.short(a.id), " has resourceUri ",
+		lib.quote(object.get(a, ["predicate", "resourceUri"], null)), ", which does not end with ", s.key,
+	])
+}
+
+passed(a) if a.predicate.verificationResult == "PASSED"
+
+names_digest(a, s) if {
+	is_string(a.predicate.resourceUri)
+	endswith(lower(a.predicate.resourceUri), s.key)
+}
+
+problems contains [s.key, e, a.id, message] if {
+	some s in lib.subjects
+	some e in from_environments
+	some a in summaries(s)
+	not for_environment(a, e)
+	message := concat("", [
+		"verification summary ", lib.short(a.id), " is for policy ",
+		lib.quote(object.get(a, ["predicate", "policy", "uri"], null)), ", not for environment ", e,
+	])
+}
+
+for_environment(a, e) if {
+	is_string(a.predicate.policy.uri)
+	endswith(a.predicate.policy.uri, environment_suffix(e))
+}
+
+promoted(s, e) if {
+	some a in summaries(s)
+	not has_problem(s, e, a)
+}
+
+has_problem(s, e, a) if {
+	some p in problems
+	p[0] == s.key
+	p[1] == e
+	p[2] == a.id
+}
+
+remediation(s, e) := concat("", [
+	"decide ", s.key, " for ", e, " first: the gate's allow for ", e,
+	" issues the verification summary that promotion requires",
+])
+
+results contains lib.subject_result("promotion.vsa", s.key, message, remediation(s, e), []) if {
+	some s in lib.subjects
+	some e in from_environments
+	count(summaries(s)) == 0
+	message := concat("", ["no verification summary shows that ", s.label, " was allowed for ", e])
+}
+
+results contains lib.subject_result("promotion.vsa", s.key, message, remediation(s, e), [p[2]]) if {
+	some s in lib.subjects
+	some e in from_environments
+	count(summaries(s)) > 0
+	not promoted(s, e)
+	some p in problems
+	p[0] == s.key
+	p[1] == e
+	message := p[3]
+}
+
+violations := lib.violations_of(results)
+
+warnings := lib.warnings_of(results)
