@@ -42,7 +42,17 @@ export type GateErrorCode =
   | 'POLICY_EVAL_FAILED'
   | 'POLICY_UNDEFINED'
   | 'POLICY_OUTPUT_INVALID'
-  | 'POLICY_INPUT_INVALID';
+  | 'POLICY_INPUT_INVALID'
+  // collecting evidence
+  | 'SOURCE_UNREACHABLE'
+  | 'SOURCE_TIMEOUT'
+  | 'SOURCE_BAD_RESPONSE'
+  | 'SOURCE_TOO_LARGE'
+  | 'SOURCE_LIMIT_EXCEEDED'
+  | 'EVIDENCE_MALFORMED'
+  | 'EVIDENCE_CONTENT_MISSING'
+  | 'EVIDENCE_NOT_ATTESTATION'
+  | 'EVIDENCE_DATA_MISMATCH';
 
 export class GateError extends Error {
   readonly code: GateErrorCode;
