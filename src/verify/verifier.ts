@@ -25,8 +25,12 @@ export interface VerifyBundleOptions {
   trust: Trust;
   /** required for message signatures; DSSE bundles are checked against their subjects instead */
   artifact?: ArtifactInput;
-  /** keyless: the signer must satisfy at least one (compile once with compileIdentityRules) */
-  identities?: IdentityRule[] | CompiledIdentityRule[];
+  /**
+   * keyless: the signer must satisfy at least one (compile once with compileIdentityRules), or
+   * 'any' to accept any signer the trusted CA certified and leave the identity to the policy
+   * (the signer is always reported).
+   */
+  identities?: IdentityRule[] | CompiledIdentityRule[] | 'any';
   /** key-based bundles: the keys trusted to sign */
   keys?: TrustedKey[];
   /** minimum transparency log entries (default 1) */
@@ -52,7 +56,7 @@ export function verifyBundle(
       'bundle is signed with a key but no trusted key was given',
     );
   }
-  if (!keyed && !opts.identities?.length) {
+  if (!keyed && (opts.identities === undefined || opts.identities.length === 0)) {
     throw new VerifyError(
       'IDENTITY_MISMATCH',
       'bundle is signed keyless but no identity was given to check',
@@ -66,7 +70,7 @@ export function verifyBundle(
   const signer: Signer = keyed
     ? { kind: 'key', keyId: keyId(entity, opts.keys ?? []) }
     : keylessSigner(libSigner);
-  if (!keyed) checkIdentity(signer, compiled(opts.identities!));
+  if (!keyed && opts.identities !== 'any') checkIdentity(signer, compiled(opts.identities!));
   return describe(parsed, entity, signer);
 }
 

@@ -1,0 +1,65 @@
+import { closeSync, fsyncSync, mkdirSync, openSync, readFileSync, writeSync } from 'node:fs';
+import path from 'node:path';
+import type { Decision } from '../decision.js';
+import { GateError } from '../errors.js';
+
+/** Where decisions are recorded. A decision is acknowledged only after append resolves. */
+export interface Ledger {
+  append(decision: Decision, input: unknown): Promise<void>;
+  /** true when a recorded override already used this break-glass request */
+  consumed(requestId: string): Promise<boolean>;
+  close(): Promise<void>;
+}
+
+/**
+ * A JSON Lines ledger: one record per decision, appended and fsynced before the decision is
+ * returned. The hash-chained SQLite/PostgreSQL ledger replaces it (issue 5).
+ */
+export function createJsonlLedger(file: string): Ledger {
+  return {
+    async append(decision, input) {
+      try {
+        mkdirSync(path.dirname(file), { recursive: true });
+        const fd = openSync(file, 'a');
+        try {
+          writeSync(fd, `${JSON.stringify({ decision, input })}\n`);
+          fsyncSync(fd);
+        } finally {
+          closeSync(fd);
+        }
+      } catch (err) {
+        throw new GateError(
+          'LEDGER_UNAVAILABLE',
+          `cannot record the decision in ${file}: ${(err as Error).message.toLowerCase()}`,
+          {
+            cause: err,
+          },
+        );
+      }
+    },
+    async consumed(requestId) {
+      let text: string;
+      try {
+        text = readFileSync(file, 'utf8');
+      } catch (err) {
+        if ((err as NodeJS.ErrnoException).code === 'ENOENT') return false;
+        throw new GateError('LEDGER_UNAVAILABLE', `cannot read ${file}`, { cause: err });
+      }
+      const needle = JSON.stringify(requestId);
+      return text.split('\n').some((line) => line.includes(needle) && usedBy(line, requestId));
+    },
+    async close() {},
+  };
+}
+
+function usedBy(line: string, requestId: string): boolean {
+  try {
+    const record = JSON.parse(line) as { decision?: Decision };
+    return (
+      record.decision?.outcome === 'override' && record.decision.override?.requestId === requestId
+    );
+  } catch {
+    // a torn last line (a crash mid-write) holds no acknowledged decision
+    return false;
+  }
+}

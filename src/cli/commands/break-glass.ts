@@ -1,0 +1,64 @@
+import { writeFileSync } from 'node:fs';
+import path from 'node:path';
+import { breakGlassStatement } from '../../breakglass/request.js';
+import { BREAK_GLASS_PREDICATE_TYPE } from '../../breakglass/types.js';
+import { GateError } from '../../errors.js';
+import { EXIT, type CommandIO } from '../io.js';
+import { parseSubject } from './check.js';
+import { reportError } from './verify-bundle.js';
+
+export interface BreakGlassRequestCommandOptions {
+  subject: string[];
+  env: string;
+  justification: string;
+  ticket: string;
+  requester: string;
+  expiresIn: string;
+  out: string;
+}
+
+/**
+ * `gate break-glass request`: writes the unsigned statement (and its predicate alone, which is
+ * what `cosign attest-blob --predicate` takes) for the requester to sign.
+ */
+export function breakGlassRequestCommand(
+  o: BreakGlassRequestCommandOptions,
+  io: CommandIO,
+  now = new Date(),
+): number {
+  try {
+    const minutes = Number(o.expiresIn);
+    if (!Number.isInteger(minutes))
+      throw new GateError('USAGE_ERROR', '--expires-in takes whole minutes');
+    const statement = breakGlassStatement({
+      subjects: o.subject.map(parseSubject),
+      environment: o.env,
+      justification: o.justification,
+      ticket: o.ticket,
+      requester: o.requester,
+      expiresInMinutes: minutes,
+      now,
+    });
+    const out = path.resolve(io.cwd, o.out);
+    const predicateFile = out.replace(/(\.json)?$/, '.predicate.json');
+    try {
+      writeFileSync(out, `${JSON.stringify(statement, null, 2)}\n`);
+      writeFileSync(predicateFile, `${JSON.stringify(statement.predicate, null, 2)}\n`);
+    } catch (err) {
+      throw new GateError('INPUT_UNREADABLE', `cannot write ${out}`, { cause: err });
+    }
+    io.stdout(
+      [
+        `wrote ${out} (request ${statement.predicate.requestId}, expires ${statement.predicate.expiresAt})`,
+        'sign it, for example with cosign (keyless or --key), and pass the bundle to `gate check --break-glass`:',
+        `  cosign attest-blob --yes --predicate ${predicateFile} --type ${BREAK_GLASS_PREDICATE_TYPE} --bundle break-glass.sigstore.json ARTIFACT`,
+        'co-signers sign the same statement; every bundle is passed with its own --break-glass.',
+        '',
+      ].join('\n'),
+    );
+    return EXIT.ok;
+  } catch (err) {
+    reportError(err, io);
+    return EXIT.error;
+  }
+}

@@ -1,0 +1,141 @@
+import path from 'node:path';
+import { loadConfig, type GateConfig } from '../../config.js';
+import type { Decision } from '../../decision.js';
+import { GateError } from '../../errors.js';
+import { createGate, type CheckRequest } from '../../gate.js';
+import { isPlainObject, parseJSON, readBoundedFile } from '../../input.js';
+import { defaultSources } from '../../collect/sources.js';
+import { parseDigest } from '../../verify/statement.js';
+import { EXIT, type CommandIO } from '../io.js';
+import { reportError } from './verify-bundle.js';
+
+export interface CheckOptions {
+  subject: string[];
+  env: string;
+  config?: string;
+  bundle?: string[];
+  bundleDir?: string[];
+  rekorUrl?: string;
+  storeUrl?: string;
+  trustedRoot?: string;
+  policy?: string;
+  breakGlass?: string[];
+  context?: string;
+  dryRun?: boolean;
+  format?: 'text' | 'json';
+}
+
+/**
+ * `gate check`: the gate's main job. Exit 0 allow, 1 deny, 2 could not decide. The decision is
+ * recorded before it is printed.
+ */
+export async function checkCommand(opts: CheckOptions, io: CommandIO): Promise<number> {
+  try {
+    const config = withFlags(loadConfig(opts.config, io.cwd), opts, io.cwd);
+    const req: CheckRequest = {
+      subjects: opts.subject.map(parseSubject),
+      environment: opts.env,
+      context: opts.context ? readContext(path.resolve(io.cwd, opts.context)) : {},
+      bundles: [...(opts.bundle ?? []), ...(opts.bundleDir ?? [])].map((p) =>
+        path.resolve(io.cwd, p),
+      ),
+      dryRun: opts.dryRun,
+      breakGlass: (opts.breakGlass ?? []).map((f) => {
+        const file = path.resolve(io.cwd, f);
+        return {
+          source: `file:${file}`,
+          bytes: readBoundedFile(file, undefined, 'break-glass request'),
+        };
+      }),
+    };
+    const gate = await createGate(config, {
+      sources: (r) => defaultSources(config, r.bundles ?? []),
+    });
+    try {
+      const decision = await gate.check(req);
+      io.stdout(
+        opts.format === 'json'
+          ? `${JSON.stringify(decision, null, 2)}\n`
+          : renderDecision(decision),
+      );
+      return decision.outcome === 'error' ? EXIT.error : decision.allow ? EXIT.ok : EXIT.failed;
+    } finally {
+      await gate.close();
+    }
+  } catch (err) {
+    reportError(err, io);
+    // Before a decision exists, every failure means the gate could not decide.
+    return EXIT.error;
+  }
+}
+
+function withFlags(config: GateConfig, opts: CheckOptions, cwd: string): GateConfig {
+  const at = (p: string) => path.resolve(cwd, p);
+  return {
+    ...config,
+    ...(opts.trustedRoot ? { trustedRoot: at(opts.trustedRoot) } : {}),
+    ...(opts.policy ? { policy: { ...config.policy, path: at(opts.policy) } } : {}),
+    sources: {
+      ...config.sources,
+      ...(opts.rekorUrl ? { rekor: { url: opts.rekorUrl } } : {}),
+      ...(opts.storeUrl ? { store: { url: opts.storeUrl } } : {}),
+    },
+  };
+}
+
+/** `sha256:HEX`, or `NAME[@VERSION]=sha256:HEX` for a component of a release set. */
+export function parseSubject(arg: string): CheckRequest['subjects'][number] {
+  const eq = arg.lastIndexOf('=');
+  if (eq === -1) return { digest: parseDigest(arg) };
+  const label = arg.slice(0, eq);
+  const at = label.lastIndexOf('@');
+  const name = at > 0 ? label.slice(0, at) : label;
+  const version = at > 0 ? label.slice(at + 1) : undefined;
+  if (!name) throw new GateError('USAGE_ERROR', `subject ${JSON.stringify(arg)} has an empty name`);
+  return { digest: parseDigest(arg.slice(eq + 1)), name, ...(version ? { version } : {}) };
+}
+
+function readContext(file: string): Record<string, unknown> {
+  const ctx = parseJSON(readBoundedFile(file, 256 * 1024, 'context'), 'context');
+  if (!isPlainObject(ctx)) throw new GateError('USAGE_ERROR', 'context must be a json object');
+  return ctx;
+}
+
+export function renderDecision(d: Decision): string {
+  const head = {
+    allow: 'ALLOW',
+    deny: d.mode === 'dry-run' ? 'DENY (dry-run: allowed, recorded as a deny)' : 'DENY',
+    override: 'ALLOW BY BREAK-GLASS OVERRIDE',
+    error: 'COULD NOT DECIDE',
+  }[d.outcome];
+  const subjects = d.subjects.map(
+    (s) => `${s.name ? `${s.name} ` : ''}${Object.entries(s.digest)[0]!.join(':')}`,
+  );
+  const lines = [`${head}: ${subjects.join(', ')} for ${d.environment}`];
+  if (d.error) lines.push(`  ${d.error.code}: ${d.error.message}`);
+  for (const v of d.violations) {
+    lines.push(`  x ${v.id}: ${v.message}`);
+    if (v.remediation) lines.push(`      would pass: ${v.remediation}`);
+  }
+  for (const w of d.warnings) lines.push(`  ! ${w.id}: ${w.message}`);
+  const used = d.evidence.filter((e) => e.status === 'verified');
+  const rejected = d.evidence.filter(
+    (e) => e.status === 'rejected' && e.code !== 'SUBJECT_MISMATCH',
+  );
+  lines.push(`  evidence: ${used.length} verified, ${rejected.length} rejected`);
+  for (const e of used) lines.push(`    + ${e.predicateType} from ${e.source}`);
+  for (const e of rejected) lines.push(`    - ${e.source}: ${e.code}: ${e.message}`);
+  if (d.override) {
+    lines.push(
+      `  override ${d.override.requestId} by ${d.override.requester} (ticket ${d.override.ticket}, expires ${d.override.expiresAt})`,
+    );
+    lines.push(`    justification: ${d.override.justification}`);
+    lines.push(`    overrode: ${d.override.overridden.join(', ')}`);
+  }
+  for (const r of d.breakGlassRefused ?? [])
+    lines.push(`  break-glass refused: ${r.code}: ${r.message}`);
+  for (const f of d.sourceFailures)
+    lines.push(`  could not look at ${f.source}: ${f.code}: ${f.message}`);
+  lines.push(`  decision ${d.id} recorded; policy ${d.digests.policy?.slice(0, 12)}`);
+  return `${lines.join('\n')}\n`;
+}

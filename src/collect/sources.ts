@@ -1,0 +1,88 @@
+import type { GateConfig, HttpSourceConfig } from '../config.js';
+import { createFileSource } from './files.js';
+import { createHttpClient, type HttpClient } from './http.js';
+import { createRekorSource } from './rekor.js';
+import { createStoreSource } from './store.js';
+import type { CollectRequest, CollectResult, Evidence, Source } from './types.js';
+
+/**
+ * The sources a configuration names: bundle files and folders, an attestation store, a Rekor
+ * log. Rekor's dsse entries never hold their envelope, so the log is asked last and joins its
+ * entries with the envelopes the other sources found. A source marked optional reports its
+ * failure as a rejection instead of stopping the decision.
+ */
+export function defaultSources(
+  config: GateConfig,
+  extraBundles: string[] = [],
+  http: HttpClient = sharedClient(),
+): Source[] {
+  const found: Evidence[] = [];
+  const first: Source[] = [];
+  const paths = [...config.sources.bundles, ...extraBundles];
+  if (paths.length > 0) first.push(createFileSource({ paths }));
+  if (config.sources.store) {
+    const s = config.sources.store;
+    first.push(optional(createStoreSource({ url: s.url, http, token: token(s) }), s));
+  }
+  const pending = new Map<string, Array<Promise<unknown>>>();
+  const sources = first.map((s) => remember(s, found, pending));
+  if (config.sources.rekor) {
+    const r = config.sources.rekor;
+    const rekor = createRekorSource({ url: r.url, envelopes: () => found, timeoutMs: r.timeoutMs });
+    sources.push(after(pending, optional(rekor, r)));
+  }
+  return sources;
+}
+
+let client: HttpClient | undefined;
+function sharedClient(): HttpClient {
+  return (client ??= createHttpClient());
+}
+
+function token(s: HttpSourceConfig): string | undefined {
+  return s.tokenEnv ? process.env[s.tokenEnv] : undefined;
+}
+
+type Pending = Map<string, Array<Promise<unknown>>>;
+
+function remember(source: Source, found: Evidence[], pending: Pending): Source {
+  return {
+    name: source.name,
+    collect(req) {
+      const p = source.collect(req).then((r) => {
+        found.push(...r.evidence);
+        return r;
+      });
+      pending.set(req.subject.hex, [...(pending.get(req.subject.hex) ?? []), p]);
+      return p;
+    },
+  };
+}
+
+/** Waits for the other sources of the same subject: the gate starts every source at once. */
+function after(pending: Pending, source: Source): Source {
+  return {
+    name: source.name,
+    async collect(req) {
+      await Promise.allSettled(pending.get(req.subject.hex) ?? []);
+      return source.collect(req);
+    },
+  };
+}
+
+function optional(source: Source, cfg: HttpSourceConfig): Source {
+  if (!cfg.optional) return source;
+  return {
+    name: source.name,
+    async collect(req: CollectRequest): Promise<CollectResult> {
+      const r = await source.collect(req);
+      const asRejections = r.failures.map((f) => ({
+        id: '',
+        source: f.source,
+        code: f.code,
+        message: `optional source failed: ${f.message}`,
+      }));
+      return { evidence: r.evidence, rejected: [...r.rejected, ...asRejections], failures: [] };
+    },
+  };
+}

@@ -1,0 +1,105 @@
+import { readFileSync } from 'node:fs';
+import path from 'node:path';
+import { Ajv2020 } from 'ajv/dist/2020.js';
+import { parse as parseYAML } from 'yaml';
+import { GateError } from './errors.js';
+import { isPlainObject, readBoundedFile, sha256Hex } from './input.js';
+import { packagePath } from './paths.js';
+import type { IdentityRule, TrustedKey } from './verify/types.js';
+
+export interface HttpSourceConfig {
+  url: string;
+  tokenEnv?: string;
+  optional?: boolean;
+  timeoutMs?: number;
+}
+
+/** The gate's configuration after loading: paths resolved, keys read, defaults filled. */
+export interface GateConfig {
+  trustedRoot?: string;
+  identities?: IdentityRule[];
+  keys: TrustedKey[];
+  sources: { bundles: string[]; rekor?: HttpSourceConfig; store?: HttpSourceConfig };
+  policy: { path?: string; config: Record<string, unknown> };
+  mode: 'enforce' | 'dry-run';
+  ledger: { path: string };
+  notify: { webhooks: Array<{ url: string; token?: string }>; outbox: string };
+  /** sha256 hex of the configuration as written (or of the defaults): recorded in decisions */
+  digest: string;
+}
+
+const schema = JSON.parse(
+  readFileSync(packagePath('schemas', 'gate-config.schema.json'), 'utf8'),
+) as object;
+const validate = new Ajv2020({ allErrors: false, strict: false, useDefaults: true }).compile(
+  schema,
+);
+
+/** Loads gate.yaml (or JSON); every mistake is a CONFIG_INVALID error naming where it is. */
+export function loadConfig(file: string | undefined, cwd: string): GateConfig {
+  if (file === undefined) return normalise({}, cwd, sha256Hex('{}'));
+  const full = path.resolve(cwd, file);
+  const bytes = readBoundedFile(full, 1024 * 1024, 'config');
+  let doc: unknown;
+  try {
+    doc = parseYAML(bytes.toString('utf8'), { maxAliasCount: 100 });
+  } catch (err) {
+    throw new GateError('CONFIG_INVALID', `config ${file} is not valid yaml: ${firstLine(err)}`, {
+      cause: err,
+    });
+  }
+  return normalise(doc ?? {}, path.dirname(full), sha256Hex(bytes), file);
+}
+
+export function normalise(doc: unknown, base: string, digest: string, name = 'config'): GateConfig {
+  if (!validate(doc)) {
+    const e = validate.errors?.[0];
+    throw new GateError(
+      'CONFIG_INVALID',
+      `${name} ${e?.instancePath || '/'}: ${e?.message ?? 'is invalid'}`,
+    );
+  }
+  const c = doc as Record<string, any>; // eslint-disable-line @typescript-eslint/no-explicit-any
+  const at = (p: string) => path.resolve(base, p);
+  return {
+    trustedRoot: c.trustedRoot ? at(c.trustedRoot) : undefined,
+    identities: c.identities,
+    keys: (c.keys ?? []).map((k: { path?: string; pem?: string; hint?: string }) => ({
+      pem: k.pem ?? readBoundedFile(at(k.path!), 64 * 1024, 'key').toString('utf8'),
+      ...(k.hint ? { hint: k.hint } : {}),
+    })),
+    sources: {
+      bundles: (c.sources?.bundles ?? []).map(at),
+      ...(c.sources?.rekor ? { rekor: c.sources.rekor } : {}),
+      ...(c.sources?.store ? { store: c.sources.store } : {}),
+    },
+    policy: {
+      path: c.policy?.path ? at(c.policy.path) : undefined,
+      config: c.policy?.config ?? {},
+    },
+    mode: c.mode ?? 'enforce',
+    ledger: { path: at(c.ledger?.path ?? '.gate/ledger.jsonl') },
+    notify: {
+      webhooks: (c.notify?.webhooks ?? []).map((w: { url: string; tokenEnv?: string }) => ({
+        url: w.url,
+        ...(w.tokenEnv && process.env[w.tokenEnv] ? { token: process.env[w.tokenEnv] } : {}),
+      })),
+      outbox: at(c.notify?.outbox ?? '.gate/outbox.jsonl'),
+    },
+    digest,
+  };
+}
+
+/** Objects merge key by key; arrays and scalars replace (so a list of builders is the user's own). */
+export function mergeData(base: unknown, over: unknown): unknown {
+  if (!isPlainObject(base) || !isPlainObject(over)) return over === undefined ? base : over;
+  const out: Record<string, unknown> = { ...base };
+  for (const [k, v] of Object.entries(over)) out[k] = mergeData(base[k], v);
+  return out;
+}
+
+function firstLine(err: unknown): string {
+  return String(err instanceof Error ? err.message : err)
+    .split('\n')[0]!
+    .toLowerCase();
+}

@@ -1,0 +1,336 @@
+import { randomUUID } from 'node:crypto';
+import { readFileSync } from 'node:fs';
+import { checkBreakGlass, type BreakGlassContext } from './breakglass/check.js';
+import type { BreakGlassRule } from './breakglass/types.js';
+import { createJsonlLedger, type Ledger } from './audit/jsonl.js';
+import type { CollectResult, Evidence, Source } from './collect/types.js';
+import { mergeData, type GateConfig } from './config.js';
+import { decide } from './decide.js';
+import type { Decision, EvidenceReport } from './decision.js';
+import { GateError, toGateError } from './errors.js';
+import {
+  checkPolicyInput,
+  toPolicyAttestation,
+  type PolicyAttestation,
+  type PolicyInput,
+  type PolicyRejection,
+  type PolicySubject,
+} from './evaluate/input.js';
+import { DEFAULT_POLICY_PATH, loadCompiledPolicy, type CompiledPolicy } from './evaluate/policy.js';
+import { readWasmBundle } from './evaluate/bundle.js';
+import { sha256Hex } from './input.js';
+import { attestationOf } from './verify/attestation.js';
+import { verifyEnvelope } from './verify/envelope.js';
+import { compileIdentityRules } from './verify/identity.js';
+import { loadTrustedRoot, type Trust } from './verify/trust.js';
+import type { ArtifactDigest, VerifiedAttestation, VerifiedBundle } from './verify/types.js';
+import { verifyBundle } from './verify/verifier.js';
+import { VERSION } from './version.js';
+import { breakGlassMessage } from './notify/message.js';
+import { createOutbox, type Outbox } from './notify/outbox.js';
+
+export interface CheckRequest {
+  subjects: Array<{ digest: ArtifactDigest; name?: string; version?: string }>;
+  environment: string;
+  context?: Record<string, unknown>;
+  /** extra bundle files or folders for this request only */
+  bundles?: string[];
+  /** signed break-glass requests (bundles), with where each came from */
+  breakGlass?: Array<{ source: string; bytes: Buffer }>;
+  dryRun?: boolean;
+}
+
+export interface Gate {
+  check(req: CheckRequest): Promise<Decision>;
+  close(): Promise<void>;
+  readonly policy: CompiledPolicy;
+  readonly trust: Trust;
+  /** pending break-glass announcements, when webhooks are configured */
+  readonly outbox: Outbox | undefined;
+}
+
+/** Everything that touches disk, network and clock, injectable for tests. */
+export interface GateDeps {
+  now?: () => Date;
+  newId?: () => string;
+  ledger?: Ledger;
+  trust?: Trust;
+  policy?: CompiledPolicy;
+  /** the evidence sources for a request (default: from the configuration) */
+  sources?: (req: CheckRequest) => Source[];
+  /** where break-glass announcements wait for delivery (default: from the configuration) */
+  outbox?: Outbox;
+}
+
+/**
+ * The one wiring point: collect -> verify -> evaluate -> decide -> audit. The CLI and the server
+ * are thin adapters over it. Loads trust material and the compiled policy once.
+ */
+export async function createGate(config: GateConfig, deps: GateDeps = {}): Promise<Gate> {
+  const trust = deps.trust ?? loadTrustedRoot(config.trustedRoot);
+  const { policy, data } = deps.policy
+    ? { policy: deps.policy, data: undefined }
+    : await loadPolicy(config);
+  const breakGlassRules = breakGlassRulesOf(
+    data ?? mergeData({}, { gate: { config: config.policy.config } }),
+  );
+  const lock = createLock();
+  const outbox = deps.outbox ?? outboxFor(config);
+  const ledger = deps.ledger ?? createJsonlLedger(config.ledger.path);
+  const now = deps.now ?? (() => new Date());
+  const newId = deps.newId ?? randomUUID;
+  const identities = config.identities?.length
+    ? compileIdentityRules(config.identities)
+    : ('any' as const);
+  const sourcesFor = deps.sources ?? (() => []);
+
+  async function check(req: CheckRequest): Promise<Decision> {
+    const time = now();
+    const collected = await collectAll(sourcesFor(req), req);
+    const verified = verifyAll(collected.evidence, req, { trust, identities, keys: config.keys });
+    const bg = checkRequests(req, { trust, keys: config.keys, now: time, rules: breakGlassRules });
+    const input: PolicyInput = {
+      subjects: req.subjects.map(toSubject),
+      environment: req.environment,
+      effectiveTime: time.toISOString(),
+      attestations: verified.attestations,
+      rejected: [...collected.rejected, ...verified.rejected],
+      context: req.context ?? {},
+      breakGlass: bg.accepted ? [bg.accepted] : [],
+    };
+    const result = evaluate(policy, input);
+    const mode = req.dryRun ? 'dry-run' : config.mode;
+    // Checking single use and recording the override happen under one lock, so one request
+    // cannot override twice even when two decisions race.
+    const release = bg.accepted ? await lock() : () => {};
+    try {
+      const { accepted: override, refused } = await unused(ledger, bg);
+      const verdict = decide({ policy: result, failures: collected.failures, mode, override });
+      const decision: Decision = {
+        id: newId(),
+        time: input.effectiveTime,
+        gateVersion: VERSION,
+        environment: req.environment,
+        subjects: input.subjects,
+        mode,
+        ...verdict,
+        evidence: [...collected.rejected.map(rejectedReport), ...verified.reports],
+        sourceFailures: collected.failures,
+        digests: {
+          policy: policy.digest,
+          trustRoot: trust.digest,
+          config: config.digest,
+          input: sha256Hex(JSON.stringify(input)),
+        },
+        ...(refused.length ? { breakGlassRefused: refused } : {}),
+      };
+      const recorded = await record(ledger, announce(outbox, decision), input);
+      if (recorded.outcome === 'override') void outbox?.deliver().catch(() => undefined);
+      return recorded;
+    } finally {
+      release();
+    }
+  }
+
+  return { check, close: () => ledger.close(), policy, trust, outbox };
+}
+
+async function loadPolicy(config: GateConfig): Promise<{ policy: CompiledPolicy; data: unknown }> {
+  const source = config.policy.path ?? DEFAULT_POLICY_PATH;
+  // The user's policy config is merged over the library's defaults (data.json in the bundle).
+  const defaults = config.policy.path
+    ? undefined
+    : readWasmBundle(readFileSync(DEFAULT_POLICY_PATH)).data;
+  const data = Object.keys(config.policy.config).length
+    ? mergeData(defaults ?? {}, { gate: { config: config.policy.config } })
+    : defaults;
+  return { policy: await loadCompiledPolicy(source, data), data };
+}
+
+type BreakGlassResult = ReturnType<typeof checkBreakGlass>;
+
+function checkRequests(
+  req: CheckRequest,
+  ctx: Pick<BreakGlassContext, 'trust' | 'keys' | 'now' | 'rules'>,
+): BreakGlassResult {
+  if (!req.breakGlass?.length) return { accepted: undefined, refused: [] };
+  const subjects = req.subjects.map((s) => s.digest);
+  return checkBreakGlass(req.breakGlass, { ...ctx, subjects, environment: req.environment });
+}
+
+/** A request already used by a recorded override is refused: break-glass is single-use. */
+async function unused(ledger: Ledger, bg: BreakGlassResult): Promise<BreakGlassResult> {
+  if (!bg.accepted || !(await ledger.consumed(bg.accepted.requestId))) return bg;
+  const { requestId } = bg.accepted;
+  const replay = {
+    requestId,
+    source: 'ledger',
+    code: 'BREAK_GLASS_REPLAYED',
+    message: `request ${requestId} was already used`,
+  };
+  return { accepted: undefined, refused: [...bg.refused, replay] };
+}
+
+function breakGlassRulesOf(data: unknown): Record<string, BreakGlassRule> | undefined {
+  const envs = (
+    data as { gate?: { config?: { break_glass?: { environments?: unknown } } } } | undefined
+  )?.gate?.config?.break_glass?.environments;
+  return envs && typeof envs === 'object' ? (envs as Record<string, BreakGlassRule>) : undefined;
+}
+
+/** A one-slot async mutex. */
+function createLock(): () => Promise<() => void> {
+  let tail = Promise.resolve();
+  return () => {
+    let release!: () => void;
+    const next = new Promise<void>((r) => (release = r));
+    const ready = tail.then(() => release);
+    tail = tail.then(() => next);
+    return ready;
+  };
+}
+
+async function collectAll(sources: Source[], req: CheckRequest): Promise<CollectResult> {
+  const out: CollectResult = { evidence: [], rejected: [], failures: [] };
+  const seen = new Set<string>();
+  for (const subject of req.subjects) {
+    const results = await Promise.all(sources.map((s) => s.collect({ subject: subject.digest })));
+    for (const r of results) {
+      for (const e of r.evidence) if (!seen.has(e.id) && seen.add(e.id)) out.evidence.push(e);
+      out.rejected.push(...r.rejected);
+      out.failures.push(...r.failures);
+    }
+  }
+  return out;
+}
+
+interface VerifyContext {
+  trust: Trust;
+  identities: ReturnType<typeof compileIdentityRules> | 'any';
+  keys: GateConfig['keys'];
+}
+
+/** Each piece of evidence is verified once, then matched against every subject of the request. */
+function verifyAll(evidence: Evidence[], req: CheckRequest, ctx: VerifyContext) {
+  const attestations: PolicyAttestation[] = [];
+  const rejected: PolicyRejection[] = [];
+  const reports: EvidenceReport[] = [];
+  for (const e of evidence) {
+    let matched = 0;
+    let lastError: GateError | undefined;
+    let verified: VerifiedBundle | undefined;
+    for (const subject of req.subjects) {
+      try {
+        const a: VerifiedAttestation =
+          e.kind === 'dsse-envelope'
+            ? verifyEnvelope(e.bytes, { keys: ctx.keys, subject: { digest: subject.digest } })
+            : attestationOf(
+                (verified ??= verifyBundle(e.bytes, {
+                  trust: ctx.trust,
+                  identities: ctx.identities,
+                  keys: ctx.keys,
+                })),
+                { digest: subject.digest },
+              );
+        attestations.push(toPolicyAttestation(a, e.source));
+        reports.push(verifiedReport(e, a));
+        matched++;
+      } catch (err) {
+        lastError = toGateError(err);
+        if (lastError.code !== 'SUBJECT_MISMATCH') break;
+      }
+    }
+    if (matched === 0 && lastError) {
+      reports.push({
+        id: e.id,
+        source: e.source,
+        status: 'rejected',
+        code: lastError.code,
+        message: lastError.message,
+      });
+      // Evidence about another artifact is not a failed check of this one: the policy is not told.
+      if (lastError.code !== 'SUBJECT_MISMATCH') {
+        rejected.push({
+          id: e.id,
+          source: e.source,
+          code: lastError.code,
+          message: lastError.message,
+        });
+      }
+    }
+  }
+  return { attestations, rejected, reports };
+}
+
+function evaluate(policy: CompiledPolicy, input: PolicyInput) {
+  try {
+    checkPolicyInput(input);
+    return policy.evaluate(input);
+  } catch (err) {
+    return toGateError(err, 'POLICY_EVAL_FAILED');
+  }
+}
+
+function outboxFor(config: GateConfig): Outbox | undefined {
+  if (config.notify.webhooks.length === 0) return undefined;
+  return createOutbox({ file: config.notify.outbox, webhooks: config.notify.webhooks });
+}
+
+/**
+ * Every override is announced: the announcement is durable in the outbox before the override is
+ * recorded and answered. If it cannot be written, the gate does not override.
+ */
+function announce(outbox: Outbox | undefined, decision: Decision): Decision {
+  if (decision.outcome !== 'override' || !outbox) return decision;
+  try {
+    outbox.enqueue(breakGlassMessage(decision));
+    return decision;
+  } catch (err) {
+    const e = toGateError(err, 'NOTIFY_UNAVAILABLE');
+    return {
+      ...decision,
+      outcome: 'error',
+      allow: false,
+      error: { code: 'NOTIFY_UNAVAILABLE', message: e.message },
+    };
+  }
+}
+
+/** A decision is returned only once its record is durable; if it cannot be, the gate cannot decide. */
+async function record(ledger: Ledger, decision: Decision, input: PolicyInput): Promise<Decision> {
+  try {
+    await ledger.append(decision, input);
+    return decision;
+  } catch (err) {
+    const e = toGateError(err, 'LEDGER_UNAVAILABLE');
+    return {
+      ...decision,
+      outcome: 'error',
+      allow: false,
+      error: { code: e.code, message: e.message },
+    };
+  }
+}
+
+function toSubject(s: CheckRequest['subjects'][number]): PolicySubject {
+  return {
+    digest: { [s.digest.algorithm]: s.digest.hex },
+    ...(s.name ? { name: s.name } : {}),
+    ...(s.version ? { version: s.version } : {}),
+  };
+}
+
+function verifiedReport(e: Evidence, a: VerifiedAttestation): EvidenceReport {
+  return {
+    id: e.id,
+    source: e.source,
+    status: 'verified',
+    predicateType: a.predicateType,
+    signer: a.signer,
+    ...(a.logEntries[0] ? { logIndex: a.logEntries[0].logIndex } : {}),
+  };
+}
+
+function rejectedReport(r: CollectResult['rejected'][number]): EvidenceReport {
+  return { id: r.id, source: r.source, status: 'rejected', code: r.code, message: r.message };
+}
