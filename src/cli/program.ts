@@ -1,6 +1,9 @@
 import { Command, CommanderError, Option } from 'commander';
+import { breakGlassRequestCommand } from './commands/break-glass.js';
+import { checkCommand } from './commands/check.js';
 import { demoCommand } from './commands/demo.js';
 import { evaluateCommand } from './commands/evaluate.js';
+import { serveCommand } from './commands/serve.js';
 import { trustRefreshCommand } from './commands/trust.js';
 import { verifyBundleCommand } from './commands/verify-bundle.js';
 import { EXIT, type CommandIO } from './io.js';
@@ -35,6 +38,57 @@ export function buildProgram(io: CommandIO, setExit: (code: number) => void): Co
     .argument('<file-or-digest>', 'the artifact, or sha256:<hex>')
     .action((target: string, opts) => setExit(verifyBundleCommand(target, opts, io)));
 
+  const collect = (v: string, prev: string[] = []) => [...prev, v];
+  program
+    .command('check')
+    .description(
+      'decide whether artifacts may go to an environment (exit 0 allow, 1 deny, 2 could not decide)',
+    )
+    .requiredOption(
+      '--subject <subject>',
+      'sha256:HEX, or NAME[@VERSION]=sha256:HEX (repeat for a release set)',
+      collect,
+    )
+    .requiredOption('--env <name>', 'the environment: dev, staging, production, hotfix, ...')
+    .option('--config <file>', 'gate.yaml (schemas/gate-config.schema.json)')
+    .option('--bundle <file>', 'a bundle, .jsonl or dsse envelope file (repeatable)', collect)
+    .option('--bundle-dir <dir>', 'a folder of bundles (repeatable)', collect)
+    .option('--rekor-url <url>', 'a rekor v1 log to search by digest')
+    .option('--store-url <url>', 'an attestation store speaking the github attestations api')
+    .option('--trusted-root <file>', 'trusted_root.json (default: the bundled public-good root)')
+    .option(
+      '--policy <path>',
+      'rego directory, opa wasm bundle or policy.wasm (default: the built-in library)',
+    )
+    .option('--break-glass <file>', 'a signed break-glass request bundle (repeatable)', collect)
+    .option(
+      '--context <file>',
+      'change context as json (for example {"changeKinds": ["metadata"]})',
+    )
+    .option('--dry-run', 'record a would-deny and allow')
+    .addOption(
+      new Option('--format <format>', 'output format').choices(['text', 'json']).default('text'),
+    )
+    .action(async (opts) => setExit(await checkCommand(opts, io)));
+
+  program
+    .command('break-glass')
+    .description('emergency overrides')
+    .command('request')
+    .description('write an unsigned break-glass statement for the requester to sign')
+    .requiredOption(
+      '--subject <subject>',
+      'sha256:HEX or NAME[@VERSION]=sha256:HEX (repeatable)',
+      collect,
+    )
+    .requiredOption('--env <name>', 'the environment the override is for')
+    .requiredOption('--justification <text>', 'why the gate must be bypassed')
+    .requiredOption('--ticket <id>', 'the incident or change ticket')
+    .requiredOption('--requester <identity>', 'your signing identity (certificate san, or key id)')
+    .option('--expires-in <minutes>', 'minutes until the request expires', '60')
+    .requiredOption('--out <file>', 'where to write the statement')
+    .action((opts) => setExit(breakGlassRequestCommand(opts, io)));
+
   program
     .command('evaluate')
     .description(
@@ -61,6 +115,17 @@ export function buildProgram(io: CommandIO, setExit: (code: number) => void): Co
     .option('--tuf-root <file>', 'a trusted tuf root.json for the mirror')
     .option('--cache <dir>', 'tuf metadata cache (default: .gate/tuf-cache)')
     .action(async (opts) => setExit(await trustRefreshCommand(opts, io)));
+
+  program
+    .command('serve')
+    .description(
+      'serve decisions over http (tokens: GATE_TOKEN_BREAK_GLASS, GATE_TOKEN_AUDIT, GATE_TOKEN_DECISIONS)',
+    )
+    .option('--config <file>', 'gate.yaml (schemas/gate-config.schema.json)')
+    .option('--host <host>', 'address to listen on', '127.0.0.1')
+    .option('--port <port>', 'port to listen on (0: any free port)', '8080')
+    .option('--env-default <name>', 'the admission webhook environment when its url has no ?env=')
+    .action(async (opts) => setExit(await serveCommand(opts, io)));
 
   program
     .command('demo')

@@ -1,0 +1,88 @@
+import Fastify, { type FastifyInstance, type FastifyServerOptions } from 'fastify';
+import type { GateConfig } from '../config.js';
+import type { Gate } from '../gate.js';
+import { registerAdmissionRoute, ADMISSION_BODY_LIMIT } from './admission.js';
+import { AUDIT_PREFIX, registerAuditRoutes } from './audit.js';
+import { installGuards, type GuardRule } from './auth.js';
+import { registerDecisionRoutes } from './decisions.js';
+import { installErrorHandling } from './errors.js';
+import { countedCheck, createMetrics, installMetrics } from './metrics.js';
+import { installDraining } from './shutdown.js';
+
+export const BREAK_GLASS_PREFIX = '/v1/break-glass';
+
+export interface ServerOptions {
+  /** owned by the server from now on: closing the server closes the gate */
+  gate: Gate;
+  /** the gate's configuration: its ledger path serves /v1/audit */
+  config?: GateConfig;
+  /** allowed bearer tokens; break-glass and audit routes refuse everyone when a list is empty */
+  tokens?: { breakGlass?: string[]; audit?: string[]; decisions?: string[] };
+  /** largest request body in bytes (default 1 MiB; admission reviews get at least 4 MiB) */
+  bodyLimit?: number;
+  /** time allowed to receive a whole request (default 30 s): slow senders cannot hold sockets */
+  requestTimeoutMs?: number;
+  /** idle socket timeout (default 120 s) */
+  connectionTimeoutMs?: number;
+  logger?: FastifyServerOptions['logger'];
+  /** false while the server should get no traffic (starting, draining); default always ready */
+  ready?: () => boolean;
+  /** the admission webhook's environment when its url has no ?env= */
+  admissionEnvironment?: string;
+}
+
+export const DEFAULT_BODY_LIMIT = 1024 * 1024;
+
+/** The HTTP adapter over one gate: builds the routes, does not listen. */
+export function createServer(opts: ServerOptions): FastifyInstance {
+  const bodyLimit = opts.bodyLimit ?? DEFAULT_BODY_LIMIT;
+  const app = Fastify({
+    logger: opts.logger ?? false,
+    bodyLimit,
+    requestTimeout: opts.requestTimeoutMs ?? 30_000,
+    connectionTimeout: opts.connectionTimeoutMs ?? 120_000,
+    // Strict validation: no type coercion ("true" is not true, a string is not a one-item list)
+    // and unknown properties are refused rather than silently dropped.
+    ajv: { customOptions: { coerceTypes: false, removeAdditional: false, allErrors: false } },
+  });
+  installErrorHandling(app);
+  // JSON only: a text/plain body would reach the schema as a string and fail less clearly.
+  app.removeContentTypeParser('text/plain');
+  installGuards(app, guardRules(opts.tokens));
+  const metrics = createMetrics();
+  installMetrics(app, metrics);
+  registerHealth(app, opts.ready ?? (() => true));
+  const check = countedCheck(opts.gate, metrics);
+  registerDecisionRoutes(app, check);
+  registerAdmissionRoute(
+    app,
+    check,
+    opts.admissionEnvironment,
+    Math.max(bodyLimit, ADMISSION_BODY_LIMIT),
+  );
+  if (opts.config) registerAuditRoutes(app, opts.config.ledger.path);
+  installDraining(app);
+  // Runs after fastify has stopped listening and the requests in flight have finished.
+  app.addHook('onClose', async () => opts.gate.close());
+  return app;
+}
+
+function guardRules(tokens: ServerOptions['tokens'] = {}): GuardRule[] {
+  const rules: GuardRule[] = [
+    { prefix: BREAK_GLASS_PREFIX, tokens: tokens.breakGlass ?? [], scope: 'break-glass' },
+    { prefix: AUDIT_PREFIX, tokens: tokens.audit ?? [], scope: 'the audit log' },
+  ];
+  // CI calls the decisions endpoint, so it is open unless tokens are configured for it.
+  if (tokens.decisions?.length)
+    rules.push({ prefix: '/v1/decisions', tokens: tokens.decisions, scope: 'decisions' });
+  return rules;
+}
+
+function registerHealth(app: FastifyInstance, ready: () => boolean): void {
+  // Liveness: the process answers. Readiness: it should get traffic (not draining, gate loaded).
+  app.get('/healthz', async () => ({ status: 'ok' }));
+  app.get('/readyz', async (_request, reply) => {
+    const ok = ready();
+    return reply.code(ok ? 200 : 503).send({ status: ok ? 'ready' : 'not ready' });
+  });
+}

@@ -1,0 +1,90 @@
+import type { FastifyInstance } from 'fastify';
+import { Counter, Histogram, Registry } from 'prom-client';
+import type { Decision } from '../decision.js';
+import type { CheckRequest, Gate } from '../gate.js';
+
+export interface Metrics {
+  registry: Registry;
+  decisions: Counter<'outcome' | 'environment'>;
+  duration: Histogram<'outcome'>;
+  http: Counter<'method' | 'route' | 'status_code'>;
+}
+
+/** A registry per server: two servers in one process (tests, for one) never share counts. */
+export function createMetrics(): Metrics {
+  const registry = new Registry();
+  return {
+    registry,
+    decisions: new Counter({
+      name: 'decisions_total',
+      help: 'decisions made, by outcome (allow, deny, override, error) and environment',
+      labelNames: ['outcome', 'environment'],
+      registers: [registry],
+    }),
+    duration: new Histogram({
+      name: 'decision_duration_seconds',
+      help: 'time to collect, verify, evaluate and record one decision',
+      labelNames: ['outcome'],
+      buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30],
+      registers: [registry],
+    }),
+    http: new Counter({
+      name: 'http_requests_total',
+      help: 'http requests answered, by method, route and status code',
+      labelNames: ['method', 'route', 'status_code'],
+      registers: [registry],
+    }),
+  };
+}
+
+const MAX_ENVIRONMENTS = 50;
+
+/**
+ * The environment is whatever the caller sent: a label per distinct value would let any client
+ * grow the registry without bound, so odd or excess names are counted as "other".
+ */
+function environmentLabel(env: string, seen: Set<string>): string {
+  if (seen.has(env)) return env;
+  if (!/^[A-Za-z0-9._-]{1,40}$/.test(env) || seen.size >= MAX_ENVIRONMENTS) return 'other';
+  seen.add(env);
+  return env;
+}
+
+/** Runs one check and counts it: the decisions and admission routes both decide through here. */
+export function countedCheck(
+  gate: Gate,
+  metrics: Metrics,
+): (req: CheckRequest) => Promise<Decision> {
+  const seen = new Set<string>();
+  return async (req) => {
+    const stop = metrics.duration.startTimer();
+    try {
+      const decision = await gate.check(req);
+      stop({ outcome: decision.outcome });
+      metrics.decisions.inc({
+        outcome: decision.outcome,
+        environment: environmentLabel(req.environment, seen),
+      });
+      return decision;
+    } catch (err) {
+      stop({ outcome: 'error' });
+      metrics.decisions.inc({
+        outcome: 'error',
+        environment: environmentLabel(req.environment, seen),
+      });
+      throw err;
+    }
+  };
+}
+
+/** Counts every response (by route pattern, never the raw URL) and serves GET /metrics. */
+export function installMetrics(app: FastifyInstance, metrics: Metrics): void {
+  app.addHook('onResponse', async (request, reply) => {
+    const route = request.routeOptions.url ?? 'unmatched';
+    metrics.http.inc({ method: request.method, route, status_code: String(reply.statusCode) });
+  });
+  app.get('/metrics', async (_request, reply) => {
+    const text = await metrics.registry.metrics();
+    return reply.type(metrics.registry.contentType).send(text);
+  });
+}

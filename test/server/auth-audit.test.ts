@@ -1,0 +1,199 @@
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { normalise } from '../../src/config.js';
+import type { Outcome } from '../../src/decision.js';
+import { createServer, type ServerOptions } from '../../src/server/app.js';
+import { tokenMatches } from '../../src/server/auth.js';
+import { readDecisions } from '../../src/server/ledger-reader.js';
+import { tokensFrom } from '../../src/cli/commands/serve.js';
+import { DIGEST, decisionFor, fakeGate, OTHER } from './fake-gate.js';
+
+/**
+ * Bearer tokens on the audit, break-glass and (optional) decisions routes, and the audit route
+ * over a JSON Lines ledger written here in the format of src/audit/jsonl.ts. Fake gate: nothing
+ * here decides. real-gate.test.ts reads a ledger the real gate wrote.
+ */
+let dir: string;
+let ledger: string;
+const digestOf = (d: string) => ({ algorithm: 'sha256' as const, hex: d.slice(7) });
+
+beforeAll(() => {
+  dir = mkdtempSync(path.join(tmpdir(), 'gate-audit-'));
+  ledger = path.join(dir, 'ledger.jsonl');
+  const record = (subject: string, environment: string, outcome: Outcome, id: string) =>
+    JSON.stringify({
+      decision: decisionFor({ subjects: [{ digest: digestOf(subject) }], environment }, outcome, {
+        id,
+      }),
+      input: {},
+    });
+  const lines = [
+    record(DIGEST, 'dev', 'allow', 'd1'),
+    record(OTHER, 'dev', 'deny', 'd2'),
+    '{"decision": {"torn wri',
+    record(DIGEST, 'production', 'deny', 'd3'),
+    record(DIGEST, 'dev', 'error', 'd4'),
+  ];
+  writeFileSync(ledger, `${lines.join('\n')}\n`);
+});
+afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+const server = (opts: Partial<ServerOptions> = {}) =>
+  createServer({
+    gate: fakeGate(),
+    config: normalise({ ledger: { path: ledger } }, dir, 'x'),
+    ...opts,
+  });
+const bearer = (t: string) => ({ authorization: `Bearer ${t}` });
+
+describe('bearer tokens', () => {
+  const tokens = { audit: ['audit-1', 'audit-2'], breakGlass: ['bg-1'] };
+
+  it.each([
+    ['no token', {}, 401, 'UNAUTHORIZED'],
+    ['a malformed header', { authorization: 'Basic YTpi' }, 401, 'UNAUTHORIZED'],
+    ['a wrong token', bearer('audit-3'), 403, 'FORBIDDEN'],
+    ["another route's token", bearer('bg-1'), 403, 'FORBIDDEN'],
+  ])('refuses the audit route with %s', async (_what, headers, status, code) => {
+    const app = server({ tokens });
+    const res = await app.inject({ method: 'GET', url: '/v1/audit/decisions', headers });
+    expect(res.statusCode).toBe(status);
+    expect(res.json().error.code).toBe(code);
+    if (status === 401) expect(res.headers['www-authenticate']).toBe('Bearer');
+    await app.close();
+  });
+
+  it('lets each allowed token through', async () => {
+    const app = server({ tokens });
+    for (const t of tokens.audit) {
+      expect(
+        (await app.inject({ method: 'GET', url: '/v1/audit/decisions', headers: bearer(t) }))
+          .statusCode,
+      ).toBe(200);
+    }
+    await app.close();
+  });
+
+  it('refuses everyone when no audit token is configured', async () => {
+    const app = server();
+    expect(
+      (await app.inject({ method: 'GET', url: '/v1/audit/decisions', headers: bearer('') }))
+        .statusCode,
+    ).toBe(401);
+    expect(
+      (await app.inject({ method: 'GET', url: '/v1/audit/decisions', headers: bearer('x') }))
+        .statusCode,
+    ).toBe(403);
+    await app.close();
+  });
+
+  it('guards any break-glass route, wherever it is registered, and leaves unknown urls 404', async () => {
+    const app = server({ tokens });
+    app.post('/v1/break-glass/requests', async () => ({ ok: true }));
+    const at = (headers = {}, url = '/v1/break-glass/requests') =>
+      app.inject({ method: 'POST', url, headers });
+    expect((await at()).statusCode).toBe(401);
+    expect((await at(bearer('audit-1'))).statusCode).toBe(403);
+    expect((await at(bearer('bg-1'))).json()).toEqual({ ok: true });
+    expect((await at({}, '/v1/break-glass/nothing')).statusCode).toBe(404);
+    await app.close();
+  });
+
+  it('leaves decisions open unless tokens are configured for them', async () => {
+    const payload = { subjects: [DIGEST], environment: 'dev' };
+    const open = server();
+    expect((await open.inject({ method: 'POST', url: '/v1/decisions', payload })).statusCode).toBe(
+      200,
+    );
+    await open.close();
+    const closed = server({ tokens: { decisions: ['ci-1'] } });
+    const at = (headers = {}) =>
+      closed.inject({ method: 'POST', url: '/v1/decisions', payload, headers });
+    expect((await at()).statusCode).toBe(401);
+    expect((await at(bearer('ci-2'))).statusCode).toBe(403);
+    expect((await at(bearer('ci-1'))).statusCode).toBe(200);
+    await closed.close();
+  });
+
+  it('compares tokens by content, not prefix or length', () => {
+    expect(tokenMatches('abc', ['abc'])).toBe(true);
+    expect(tokenMatches('ab', ['abc'])).toBe(false);
+    expect(tokenMatches('abcd', ['abc'])).toBe(false);
+    expect(tokenMatches('abc', [])).toBe(false);
+  });
+
+  it('reads comma-separated tokens from the environment', () => {
+    expect(tokensFrom({ GATE_TOKEN_AUDIT: ' a, b ,,', GATE_TOKEN_BREAK_GLASS: 'c' })).toEqual({
+      audit: ['a', 'b'],
+      breakGlass: ['c'],
+      decisions: [],
+    });
+  });
+});
+
+describe('GET /v1/audit/decisions', () => {
+  const get = async (query: string) => {
+    const app = server({ tokens: { audit: ['t'] } });
+    const res = await app.inject({
+      method: 'GET',
+      url: `/v1/audit/decisions${query}`,
+      headers: bearer('t'),
+    });
+    await app.close();
+    return res;
+  };
+  const ids = async (query: string) =>
+    (await get(query)).json().decisions.map((d: { id: string }) => d.id);
+
+  it('lists decisions newest first, skipping a torn line', async () => {
+    expect(await ids('')).toEqual(['d4', 'd3', 'd2', 'd1']);
+  });
+
+  it('filters by subject, environment and outcome, and limits', async () => {
+    expect(await ids(`?subject=${DIGEST}`)).toEqual(['d4', 'd3', 'd1']);
+    expect(await ids(`?subject=${DIGEST}&environment=dev`)).toEqual(['d4', 'd1']);
+    expect(await ids('?outcome=deny')).toEqual(['d3', 'd2']);
+    expect(await ids('?limit=2')).toEqual(['d4', 'd3']);
+  });
+
+  it.each([
+    '?limit=0',
+    '?limit=1001',
+    '?limit=ten',
+    '?outcome=maybe',
+    '?subject=sha256:12',
+    '?other=1',
+  ])('refuses %s with 400', async (query) => {
+    const res = await get(query);
+    expect(res.statusCode).toBe(400);
+    expect(res.json().error.code).toBe('USAGE_ERROR');
+  });
+
+  it('reads a ledger that does not exist yet as empty, and keeps only the newest matches', async () => {
+    expect(await readDecisions(path.join(dir, 'none.jsonl'), {}, 10)).toEqual({
+      decisions: [],
+      skipped: 0,
+    });
+    const { decisions, skipped } = await readDecisions(ledger, {}, 1);
+    expect(decisions.map((d) => d.id)).toEqual(['d4']);
+    expect(skipped).toBe(1);
+  });
+
+  it('answers 503 LEDGER_UNAVAILABLE when the ledger cannot be read', async () => {
+    const app = createServer({
+      gate: fakeGate(),
+      config: normalise({ ledger: { path: dir } }, dir, 'x'),
+      tokens: { audit: ['t'] },
+    });
+    const res = await app.inject({
+      method: 'GET',
+      url: '/v1/audit/decisions',
+      headers: bearer('t'),
+    });
+    expect(res.statusCode).toBe(503);
+    expect(res.json().error.code).toBe('LEDGER_UNAVAILABLE');
+    await app.close();
+  });
+});

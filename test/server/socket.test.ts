@@ -1,0 +1,78 @@
+import { readFileSync } from 'node:fs';
+import type { AddressInfo } from 'node:net';
+import { Agent, request } from 'undici';
+import { afterAll, beforeAll, expect, it } from 'vitest';
+import type { Gate } from '../../src/gate.js';
+import { createServer } from '../../src/server/app.js';
+import { closeGracefully } from '../../src/server/shutdown.js';
+import { startRealGate, type RealGate } from './real-gate.js';
+
+/**
+ * The one test over a real socket, on a real gate (real-gate.ts): HTTP through undici, then a
+ * graceful close while a decision is in flight. The gate is wrapped only to hold that one
+ * decision until the server has started closing.
+ */
+let real: RealGate;
+beforeAll(async () => {
+  real = await startRealGate();
+});
+afterAll(() => real.close());
+
+function deferred() {
+  let resolve!: () => void;
+  const promise = new Promise<void>((r) => (resolve = r));
+  return { promise, resolve };
+}
+
+it('serves over http and, on close, finishes the decision in flight before closing the gate', async () => {
+  const started = deferred();
+  const release = deferred();
+  let closed = 0;
+  const gate: Gate = {
+    ...real.gate,
+    async check(req) {
+      if (req.context?.slow) {
+        started.resolve();
+        await release.promise;
+      }
+      return real.gate.check(req);
+    },
+    close: async () => void closed++,
+  };
+  const server = createServer({ gate });
+  await server.listen({ host: '127.0.0.1', port: 0 });
+  const base = `http://127.0.0.1:${(server.server.address() as AddressInfo).port}`;
+  const agent = new Agent();
+  const post = (context: object) =>
+    request(`${base}/v1/decisions`, {
+      method: 'POST',
+      dispatcher: agent,
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ subjects: [`sha256:${real.allowed}`], environment: 'dev', context }),
+    });
+
+  const health = await request(`${base}/healthz`, { dispatcher: agent });
+  expect([health.statusCode, await health.body.json()]).toEqual([200, { status: 'ok' }]);
+  const first = await post({});
+  expect(first.statusCode).toBe(200);
+  expect(await first.body.json()).toMatchObject({ outcome: 'allow', allow: true });
+
+  const slow = post({ slow: true });
+  await started.promise;
+  const closing = closeGracefully(server, 5_000);
+  // No new connections once closing has begun (a fresh agent, so no pooled socket is reused).
+  const fresh = new Agent();
+  await expect(request(`${base}/healthz`, { dispatcher: fresh })).rejects.toThrow();
+  expect(closed).toBe(0);
+
+  release.resolve();
+  const answer = await slow;
+  expect(answer.statusCode).toBe(200);
+  const decision = (await answer.body.json()) as { id: string; allow: boolean };
+  expect(decision.allow).toBe(true);
+  expect(await closing).toEqual({ forced: false });
+  expect(closed).toBe(1);
+  // Acknowledged means recorded.
+  expect(readFileSync(real.ledgerPath, 'utf8')).toContain(decision.id);
+  await Promise.all([agent.close(), fresh.close()]);
+});
