@@ -24,6 +24,8 @@ export interface GateConfig {
   mode: 'enforce' | 'dry-run';
   ledger: { path: string };
   notify: { webhooks: Array<{ url: string; token?: string }>; outbox: string };
+  /** signs verification summaries for allowed decisions (promotion evidence) */
+  vsa?: { keyPem: string; policyUri: string };
   /** sha256 hex of the configuration as written (or of the defaults): recorded in decisions */
   digest: string;
 }
@@ -79,6 +81,16 @@ export function normalise(doc: unknown, base: string, digest: string, name = 'co
     },
     mode: c.mode ?? 'enforce',
     ledger: { path: at(c.ledger?.path ?? '.gate/ledger.jsonl') },
+    ...(c.vsa
+      ? {
+          vsa: {
+            keyPem: readBoundedFile(at(c.vsa.key), 64 * 1024, 'verification summary key').toString(
+              'utf8',
+            ),
+            policyUri: c.vsa.policyUri ?? 'https://gate.dev/policies',
+          },
+        }
+      : {}),
     notify: {
       webhooks: (c.notify?.webhooks ?? []).map((w: { url: string; tokenEnv?: string }) => ({
         url: w.url,

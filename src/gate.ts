@@ -47,6 +47,8 @@ export interface Gate {
   readonly trust: Trust;
   /** pending break-glass announcements, when webhooks are configured */
   readonly outbox: Outbox | undefined;
+  /** the data the policy runs with (the library's defaults merged with the user's config) */
+  readonly policyData: unknown;
 }
 
 /** Everything that touches disk, network and clock, injectable for tests. */
@@ -132,7 +134,7 @@ export async function createGate(config: GateConfig, deps: GateDeps = {}): Promi
     }
   }
 
-  return { check, close: () => ledger.close(), policy, trust, outbox };
+  return { check, close: () => ledger.close(), policy, trust, outbox, policyData: data };
 }
 
 async function loadPolicy(config: GateConfig): Promise<{ policy: CompiledPolicy; data: unknown }> {

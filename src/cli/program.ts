@@ -66,6 +66,11 @@ export function buildProgram(io: CommandIO, setExit: (code: number) => void): Co
       'change context as json (for example {"changeKinds": ["metadata"]})',
     )
     .option('--dry-run', 'record a would-deny and allow')
+    .option('--vsa <file>', 'on an enforced allow, write a signed slsa verification summary here')
+    .option(
+      '--summary <file>',
+      'append the decision as markdown (for example $GITHUB_STEP_SUMMARY)',
+    )
     .addOption(
       new Option('--format <format>', 'output format').choices(['text', 'json']).default('text'),
     )

@@ -30,6 +30,7 @@ export function fakeGate(answer: Answer = (req) => decisionFor(req, 'allow')): F
     policy: {} as CompiledPolicy,
     trust: {} as Trust,
     outbox: undefined,
+    policyData: undefined,
   };
   return gate;
 }

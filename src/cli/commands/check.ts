@@ -1,4 +1,7 @@
+import { appendFileSync, writeFileSync } from 'node:fs';
+import { renderMarkdown } from '../markdown.js';
 import path from 'node:path';
+import { buildVSA, signEnvelope } from '../../vsa.js';
 import { loadConfig, type GateConfig } from '../../config.js';
 import type { Decision } from '../../decision.js';
 import { GateError } from '../../errors.js';
@@ -23,6 +26,10 @@ export interface CheckOptions {
   context?: string;
   dryRun?: boolean;
   format?: 'text' | 'json';
+  /** where to write the signed verification summary when the decision is an enforced allow */
+  vsa?: string;
+  /** a file to append the decision to as Markdown (GitHub's $GITHUB_STEP_SUMMARY) */
+  summary?: string;
 }
 
 /**
@@ -53,6 +60,10 @@ export async function checkCommand(opts: CheckOptions, io: CommandIO): Promise<n
     });
     try {
       const decision = await gate.check(req);
+      if (opts.vsa && decision.outcome === 'allow' && decision.mode === 'enforce') {
+        writeVSA(path.resolve(io.cwd, opts.vsa), decision, config, gate.policyData);
+      }
+      if (opts.summary) appendSummary(path.resolve(io.cwd, opts.summary), renderMarkdown(decision));
       io.stdout(
         opts.format === 'json'
           ? `${JSON.stringify(decision, null, 2)}\n`
@@ -67,6 +78,30 @@ export async function checkCommand(opts: CheckOptions, io: CommandIO): Promise<n
     // Before a decision exists, every failure means the gate could not decide.
     return EXIT.error;
   }
+}
+
+function appendSummary(file: string, markdown: string): void {
+  try {
+    appendFileSync(file, markdown);
+  } catch (err) {
+    throw new GateError('INPUT_UNREADABLE', `cannot write the summary to ${file}`, { cause: err });
+  }
+}
+
+/** Signs and writes the verification summary the promotion rule of the next environment accepts. */
+function writeVSA(file: string, decision: Decision, config: GateConfig, data: unknown): void {
+  if (!config.vsa)
+    throw new GateError('CONFIG_INVALID', '--vsa needs a vsa.key in the configuration');
+  const verifierId = (
+    data as { gate?: { config?: { vsa?: { verifier_id?: string } } } } | undefined
+  )?.gate?.config?.vsa?.verifier_id;
+  if (!verifierId)
+    throw new GateError(
+      'CONFIG_INVALID',
+      '--vsa needs vsa.verifier_id in the policy configuration',
+    );
+  const statement = buildVSA(decision, { verifierId, policyBaseUri: config.vsa.policyUri });
+  writeFileSync(file, `${JSON.stringify(signEnvelope(statement, config.vsa.keyPem), null, 2)}\n`);
 }
 
 function withFlags(config: GateConfig, opts: CheckOptions, cwd: string): GateConfig {
