@@ -14,8 +14,12 @@ export function schemaChecker(
   return (value) => {
     let check = cache.get(file);
     if (!check) {
-      const schema = JSON.parse(readFileSync(packagePath('schemas', file), 'utf8')) as object;
-      check = new Ajv2020({ allErrors: false, strict: false }).compile(schema);
+      const load = (f: string) =>
+        JSON.parse(readFileSync(packagePath('schemas', f), 'utf8')) as object;
+      const ajv = new Ajv2020({ allErrors: false, strict: false });
+      // schemas that refer to another by its $id (decision -> policy output)
+      if (file !== 'policy-output.schema.json') ajv.addSchema(load('policy-output.schema.json'));
+      check = ajv.compile(load(file));
       cache.set(file, check);
     }
     if (!check(value)) {

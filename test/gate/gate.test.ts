@@ -10,7 +10,10 @@ import type { Source } from '../../src/collect/types.js';
 import { normalise } from '../../src/config.js';
 import { createGate, type CheckRequest, type Gate } from '../../src/gate.js';
 import { trustFromJSON, type Trust } from '../../src/verify/trust.js';
+import { schemaChecker } from '../../src/evaluate/schema.js';
 import { FIXTURES } from '../helpers.js';
+
+const checkDecision = schemaChecker('decision.schema.json', 'POLICY_OUTPUT_INVALID', 'decision');
 import { DEFAULT_IDENTITY, mintDSSEBundle, type KeylessIdentity } from '../support/mint.js';
 import { startLocalSigstore, type LocalSigstore } from '../support/sigstore-services.js';
 
@@ -143,6 +146,7 @@ describe('when the evidence satisfies the policy', () => {
     const d = await gate.check(req(APP));
     expect(d.outcome).toBe('allow');
     expect(d.allow).toBe(true);
+    checkDecision(d);
     const used = d.evidence.filter((e) => e.status === 'verified');
     expect(used).toHaveLength(1);
     expect(used[0]).toMatchObject({
@@ -244,6 +248,7 @@ describe('break glass', () => {
       overridden: ['test.provenance'],
     });
     expect(d.override!.signers.sort()).toEqual([APPROVER.san, ONCALL.san].sort());
+    checkDecision(d);
 
     const replay = await gate.check(req(APP, 'production', { breakGlass: [request, co] }));
     expect(replay.outcome).toBe('deny');
