@@ -1,0 +1,85 @@
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { loadConfig, mergeData } from '../src/config.js';
+import { packagePath } from '../src/paths.js';
+import { expectCode } from './helpers.js';
+
+const dir = mkdtempSync(path.join(tmpdir(), 'gate-config-'));
+const write = (name: string, text: string) => {
+  const file = path.join(dir, name);
+  writeFileSync(file, text);
+  return file;
+};
+
+describe('gate.yaml', () => {
+  it('the documented example loads', () => {
+    const c = loadConfig(packagePath('examples', 'gate.yaml'), process.cwd());
+    expect(c.mode).toBe('enforce');
+    expect(c.sources.bundles).toEqual([packagePath('examples', 'attestations')]);
+    expect(c.ledger.path).toBe(packagePath('.gate', 'ledger.jsonl'));
+    expect(c.policy.config).toHaveProperty('break_glass.environments.production.approvals', 1);
+    expect(c.digest).toMatch(/^[0-9a-f]{64}$/);
+  });
+
+  it('no file means the defaults', () => {
+    const c = loadConfig(undefined, dir);
+    expect(c).toMatchObject({
+      mode: 'enforce',
+      keys: [],
+      sources: { bundles: [] },
+      ledger: { path: path.join(dir, '.gate/ledger.jsonl') },
+    });
+  });
+
+  for (const [what, text, message] of [
+    ['an unknown key', 'sorces: {}\n', /must NOT have additional properties/],
+    ['a wrong type', 'mode: fast\n', /\/mode/],
+    ['an identity without issuer', 'identities: [{san: a}]\n', /\/identities\/0/],
+    [
+      'a rekor url that is not http',
+      'sources: {rekor: {url: "ftp://x"}}\n',
+      /\/sources\/rekor\/url/,
+    ],
+  ] as const) {
+    it(`rejects ${what} with CONFIG_INVALID naming where`, () =>
+      expectCode(() => loadConfig(write('bad.yaml', text), dir), 'CONFIG_INVALID', message));
+  }
+
+  it('rejects yaml that does not parse', () =>
+    expectCode(
+      () => loadConfig(write('broken.yaml', 'a: [1,\n'), dir),
+      'CONFIG_INVALID',
+      /not valid yaml/,
+    ));
+  it('rejects a missing key file', () =>
+    expectCode(
+      () => loadConfig(write('k.yaml', 'keys: [{path: nope.pub}]\n'), dir),
+      'INPUT_UNREADABLE',
+    ));
+  it('rejects a missing config file', () =>
+    expectCode(() => loadConfig(path.join(dir, 'absent.yaml'), dir), 'INPUT_UNREADABLE'));
+  it('refuses a yaml alias bomb before expanding it', () => {
+    const levels = Array.from(
+      { length: 12 },
+      (_, i) => `    l${i + 1}: &l${i + 1} [${Array(9).fill(`*l${i}`).join(', ')}]`,
+    );
+    const bomb = [
+      'policy:',
+      '  config:',
+      '    l0: &l0 [x, x, x, x, x, x, x, x, x]',
+      ...levels,
+    ].join('\n');
+    expectCode(() => loadConfig(write('bomb.yaml', bomb), dir), 'CONFIG_INVALID', /not valid yaml/);
+  });
+});
+
+describe('policy data merge', () => {
+  it('merges objects and replaces lists and scalars', () => {
+    expect(mergeData({ a: { b: 1, c: [1, 2] }, d: 1 }, { a: { c: [3] }, d: 2 })).toEqual({
+      a: { b: 1, c: [3] },
+      d: 2,
+    });
+  });
+});
