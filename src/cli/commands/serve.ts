@@ -43,7 +43,12 @@ export async function serveCommand(
     });
     await server.listen({ host: opts.host ?? '127.0.0.1', port });
     ready = true;
+    // Break-glass announcements still pending (a webhook was down) are retried in the background.
+    const outbox = gate.outbox;
+    const retry = outbox ? setInterval(() => void outbox.deliver().catch(() => undefined), 30_000) : undefined;
+    retry?.unref();
     const signal = await untilSignal(['SIGTERM', 'SIGINT']);
+    clearInterval(retry);
     // Not ready first, so a load balancer stops sending while the requests in flight finish.
     ready = false;
     server.log.info({ signal }, 'shutting down');
