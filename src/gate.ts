@@ -1,33 +1,24 @@
 import { randomUUID } from 'node:crypto';
 import { readFileSync } from 'node:fs';
+import { createJsonlLedger, type Ledger } from './audit/jsonl.js';
 import { checkBreakGlass, type BreakGlassContext } from './breakglass/check.js';
 import type { BreakGlassRule } from './breakglass/types.js';
-import { createJsonlLedger, type Ledger } from './audit/jsonl.js';
-import type { CollectResult, Evidence, Source } from './collect/types.js';
+import type { Source } from './collect/types.js';
 import { mergeData, type GateConfig } from './config.js';
 import { decide } from './decide.js';
-import type { Decision, EvidenceReport } from './decision.js';
-import { GateError, toGateError } from './errors.js';
-import {
-  checkPolicyInput,
-  toPolicyAttestation,
-  type PolicyAttestation,
-  type PolicyInput,
-  type PolicyRejection,
-  type PolicySubject,
-} from './evaluate/input.js';
-import { DEFAULT_POLICY_PATH, loadCompiledPolicy, type CompiledPolicy } from './evaluate/policy.js';
+import type { Decision } from './decision.js';
+import { toGateError } from './errors.js';
 import { readWasmBundle } from './evaluate/bundle.js';
+import { checkPolicyInput, type PolicyInput, type PolicySubject } from './evaluate/input.js';
+import { DEFAULT_POLICY_PATH, loadCompiledPolicy, type CompiledPolicy } from './evaluate/policy.js';
+import { collectAll, rejectedReport, verifyAll } from './evidence.js';
 import { sha256Hex } from './input.js';
-import { attestationOf } from './verify/attestation.js';
-import { verifyEnvelope } from './verify/envelope.js';
-import { compileIdentityRules } from './verify/identity.js';
-import { loadTrustedRoot, type Trust } from './verify/trust.js';
-import type { ArtifactDigest, VerifiedAttestation, VerifiedBundle } from './verify/types.js';
-import { verifyBundle } from './verify/verifier.js';
-import { VERSION } from './version.js';
 import { breakGlassMessage } from './notify/message.js';
 import { createOutbox, type Outbox } from './notify/outbox.js';
+import { compileIdentityRules } from './verify/identity.js';
+import { loadTrustedRoot, type Trust } from './verify/trust.js';
+import type { ArtifactDigest } from './verify/types.js';
+import { VERSION } from './version.js';
 
 export interface CheckRequest {
   subjects: Array<{ digest: ArtifactDigest; name?: string; version?: string }>;
@@ -192,78 +183,6 @@ function createLock(): () => Promise<() => void> {
   };
 }
 
-async function collectAll(sources: Source[], req: CheckRequest): Promise<CollectResult> {
-  const out: CollectResult = { evidence: [], rejected: [], failures: [] };
-  const seen = new Set<string>();
-  for (const subject of req.subjects) {
-    const results = await Promise.all(sources.map((s) => s.collect({ subject: subject.digest })));
-    for (const r of results) {
-      for (const e of r.evidence) if (!seen.has(e.id) && seen.add(e.id)) out.evidence.push(e);
-      out.rejected.push(...r.rejected);
-      out.failures.push(...r.failures);
-    }
-  }
-  return out;
-}
-
-interface VerifyContext {
-  trust: Trust;
-  identities: ReturnType<typeof compileIdentityRules> | 'any';
-  keys: GateConfig['keys'];
-}
-
-/** Each piece of evidence is verified once, then matched against every subject of the request. */
-function verifyAll(evidence: Evidence[], req: CheckRequest, ctx: VerifyContext) {
-  const attestations: PolicyAttestation[] = [];
-  const rejected: PolicyRejection[] = [];
-  const reports: EvidenceReport[] = [];
-  for (const e of evidence) {
-    let matched = 0;
-    let lastError: GateError | undefined;
-    let verified: VerifiedBundle | undefined;
-    for (const subject of req.subjects) {
-      try {
-        const a: VerifiedAttestation =
-          e.kind === 'dsse-envelope'
-            ? verifyEnvelope(e.bytes, { keys: ctx.keys, subject: { digest: subject.digest } })
-            : attestationOf(
-                (verified ??= verifyBundle(e.bytes, {
-                  trust: ctx.trust,
-                  identities: ctx.identities,
-                  keys: ctx.keys,
-                })),
-                { digest: subject.digest },
-              );
-        attestations.push(toPolicyAttestation(a, e.source));
-        reports.push(verifiedReport(e, a));
-        matched++;
-      } catch (err) {
-        lastError = toGateError(err);
-        if (lastError.code !== 'SUBJECT_MISMATCH') break;
-      }
-    }
-    if (matched === 0 && lastError) {
-      reports.push({
-        id: e.id,
-        source: e.source,
-        status: 'rejected',
-        code: lastError.code,
-        message: lastError.message,
-      });
-      // Evidence about another artifact is not a failed check of this one: the policy is not told.
-      if (lastError.code !== 'SUBJECT_MISMATCH') {
-        rejected.push({
-          id: e.id,
-          source: e.source,
-          code: lastError.code,
-          message: lastError.message,
-        });
-      }
-    }
-  }
-  return { attestations, rejected, reports };
-}
-
 function evaluate(policy: CompiledPolicy, input: PolicyInput) {
   try {
     checkPolicyInput(input);
@@ -320,19 +239,4 @@ function toSubject(s: CheckRequest['subjects'][number]): PolicySubject {
     ...(s.name ? { name: s.name } : {}),
     ...(s.version ? { version: s.version } : {}),
   };
-}
-
-function verifiedReport(e: Evidence, a: VerifiedAttestation): EvidenceReport {
-  return {
-    id: e.id,
-    source: e.source,
-    status: 'verified',
-    predicateType: a.predicateType,
-    signer: a.signer,
-    ...(a.logEntries[0] ? { logIndex: a.logEntries[0].logIndex } : {}),
-  };
-}
-
-function rejectedReport(r: CollectResult['rejected'][number]): EvidenceReport {
-  return { id: r.id, source: r.source, status: 'rejected', code: r.code, message: r.message };
 }
