@@ -1,5 +1,5 @@
-import { closeSync, fsyncSync, mkdirSync, openSync, readFileSync, writeSync } from 'node:fs';
-import path from 'node:path';
+import { readFileSync } from 'node:fs';
+import { appendLinesDurably } from '../append.js';
 import type { Decision } from '../decision.js';
 import { GateError } from '../errors.js';
 
@@ -19,14 +19,7 @@ export function createJsonlLedger(file: string): Ledger {
   return {
     async append(decision, input) {
       try {
-        mkdirSync(path.dirname(file), { recursive: true });
-        const fd = openSync(file, 'a');
-        try {
-          writeSync(fd, `${JSON.stringify({ decision, input })}\n`);
-          fsyncSync(fd);
-        } finally {
-          closeSync(fd);
-        }
+        appendLinesDurably(file, [{ decision, input }]);
       } catch (err) {
         throw new GateError(
           'LEDGER_UNAVAILABLE',

@@ -1,15 +1,14 @@
 import { createHash } from 'node:crypto';
 import { GateError, toGateError } from '../errors.js';
-import { isPlainObject } from '../input.js';
-import type { ArtifactDigest } from '../verify/types.js';
 import {
   dsseEntryBundle,
   indexEnvelopes,
   intotoBundle,
   type EnvelopeIndex,
 } from './rekor-content.js';
-import { decodeBody, ENTRY_ID, leafHashOf, malformed, parseEntry } from './rekor-entry.js';
-import { expectJSON, HttpClient, mapLimit, type FetchLike } from './rekor-http.js';
+import { decodeBody, leafHashOf, malformed, parseEntry } from './rekor-entry.js';
+import { FAILED, fetchEntries, search, type Fetched, type Log } from './rekor-fetch.js';
+import { createHttpClient, type HttpClient, type RetryPolicy } from './http.js';
 import {
   emptyResult,
   type CollectRequest,
@@ -18,13 +17,11 @@ import {
   type Source,
 } from './types.js';
 
-export type { FetchLike } from './rekor-http.js';
-
 export interface RekorSourceOptions {
   /** the log's base URL, e.g. https://rekor.sigstore.dev */
   url: string;
-  /** replaces the pooled undici fetch */
-  fetch?: FetchLike;
+  /** the HTTP client to share (it is not closed with the source); default: the source's own */
+  http?: HttpClient;
   /** more entry ids than this for one subject is a SOURCE_LIMIT_EXCEEDED failure (default 100) */
   maxEntries?: number;
   /** entry requests in flight at once (default 4) */
@@ -33,7 +30,7 @@ export interface RekorSourceOptions {
   timeoutMs?: number;
   /** envelopes other sources found: dsse entries (and intoto ones without data) are joined to them */
   envelopes?: () => Evidence[] | Promise<Evidence[]>;
-  /** retries on 5xx/429 (default 2) and the first backoff delay (default 250 ms) */
+  /** retries on 5xx, 429 and dropped connections (default 2), first backoff (default 250 ms) */
   retries?: number;
   retryDelayMs?: number;
   /** largest response body (default 8 MiB) */
@@ -42,12 +39,7 @@ export interface RekorSourceOptions {
 
 export type RekorSource = Source & { close(): Promise<void> };
 
-/** Rekor v1 caps entries/retrieve at 10 ids (openapi.yaml SearchLogQuery maxItems). */
-const BATCH = 10;
-// A log without entries/retrieve answers these; its entries are then read one by one.
-const UNSUPPORTED = new Set([404, 405, 501]);
-
-type Fetched = { entries: Map<string, { uuid: string; raw: unknown }>; failures: GateError[] };
+const MiB = 1024 * 1024;
 
 /**
  * Evidence from a Rekor v1 log: entries indexed under the subject's digest, each rebuilt into a
@@ -59,18 +51,21 @@ export function createRekorSource(opts: RekorSourceOptions): RekorSource {
   const base = opts.url.replace(/\/+$/, '');
   const name = `rekor:${base}`;
   const concurrency = opts.concurrency ?? 4;
-  const http = new HttpClient({
-    ...(opts.fetch ? { fetch: opts.fetch } : {}),
-    timeoutMs: opts.timeoutMs,
-    retries: opts.retries,
-    retryDelayMs: opts.retryDelayMs,
-    maxBytes: opts.maxResponseBytes,
-    connections: concurrency,
-  });
-  const log = { base, http, concurrency, name };
+  // The log's own policy, sent with every request: a shared client's defaults do not change it.
+  const policy: RetryPolicy = {
+    timeoutMs: opts.timeoutMs ?? 10_000,
+    retries: opts.retries ?? 2,
+    backoffMs: opts.retryDelayMs ?? 250,
+    maxBytes: opts.maxResponseBytes ?? 8 * MiB,
+    maxRetryAfterMs: 10_000,
+  };
+  const http = opts.http ?? createHttpClient({ ...policy, concurrency });
+  const log: Log = { base, http, policy, concurrency, name };
   return {
     name,
-    close: () => http.close(),
+    close: async () => {
+      if (http !== opts.http) await http.close();
+    },
     async collect(req: CollectRequest): Promise<CollectResult> {
       const result = emptyResult();
       const fail = (err: unknown) =>
@@ -98,99 +93,6 @@ export function createRekorSource(opts: RekorSourceOptions): RekorSource {
       return result;
     },
   };
-}
-
-interface Log {
-  base: string;
-  http: HttpClient;
-  concurrency: number;
-  name: string;
-}
-
-/** Entry ids indexed under the digest; one entry may be listed in both id forms. */
-async function search(log: Log, subject: ArtifactDigest, signal?: AbortSignal): Promise<string[]> {
-  const url = `${log.base}/api/v1/index/retrieve`;
-  const hash = `${subject.algorithm}:${subject.hex.toLowerCase()}`;
-  const json = expectJSON(await log.http.request('POST', url, { hash }, signal), `POST ${url}`);
-  if (!Array.isArray(json) || !json.every((id) => typeof id === 'string' && ENTRY_ID.test(id))) {
-    throw new GateError('SOURCE_BAD_RESPONSE', `POST ${url}: expected an array of entry ids`);
-  }
-  const byLeaf = new Map<string, string>();
-  for (const id of json as string[])
-    if (!byLeaf.has(leafHashOf(id))) byLeaf.set(leafHashOf(id), id);
-  return [...byLeaf.values()];
-}
-
-/** Batches of at most 10 ids, `concurrency` batches in flight; GET one by one where the log has
- * no entries/retrieve. A failed batch is one failure; the other batches still count. */
-async function fetchEntries(log: Log, ids: string[], signal?: AbortSignal): Promise<Fetched> {
-  const out: Fetched = { entries: new Map(), failures: [] };
-  const batches = Array.from({ length: Math.ceil(ids.length / BATCH) }, (_, i) =>
-    ids.slice(i * BATCH, (i + 1) * BATCH),
-  );
-  const state = { retrieve: true };
-  await mapLimit(batches, log.concurrency, async (batch) => {
-    try {
-      for (const value of await fetchBatch(log, batch, state, signal)) addEntries(out, value);
-    } catch (err) {
-      const e = toGateError(err, 'SOURCE_BAD_RESPONSE');
-      const lost = `${batch.length} entr${batch.length === 1 ? 'y' : 'ies'} not fetched`;
-      out.failures.push(new GateError(e.code, `${lost}: ${e.message}`, { cause: err }));
-      for (const id of batch) {
-        if (!out.entries.has(leafHashOf(id)))
-          out.entries.set(leafHashOf(id), { uuid: id, raw: FAILED });
-      }
-    }
-  });
-  for (const id of ids) {
-    if (!out.entries.has(leafHashOf(id))) {
-      out.failures.push(
-        new GateError(
-          'SOURCE_BAD_RESPONSE',
-          `${log.name} indexes entry ${id} but did not return it`,
-        ),
-      );
-    }
-  }
-  return out;
-}
-
-const FAILED = Symbol('batch failed');
-
-async function fetchBatch(
-  log: Log,
-  batch: string[],
-  state: { retrieve: boolean },
-  signal?: AbortSignal,
-): Promise<unknown[]> {
-  if (state.retrieve) {
-    const url = `${log.base}/api/v1/log/entries/retrieve`;
-    const reply = await log.http.request('POST', url, { entryUUIDs: batch }, signal);
-    if (!UNSUPPORTED.has(reply.status)) {
-      const json = expectJSON(reply, `POST ${url}`);
-      if (!Array.isArray(json)) {
-        throw new GateError('SOURCE_BAD_RESPONSE', `POST ${url}: expected an array of entries`);
-      }
-      return json;
-    }
-    state.retrieve = false;
-  }
-  const one = async (id: string) => {
-    const url = `${log.base}/api/v1/log/entries/${id}`;
-    return expectJSON(await log.http.request('GET', url, undefined, signal), `GET ${url}`);
-  };
-  // Sequential within the batch: the batches already run `concurrency` at a time.
-  return mapLimit(batch, 1, one);
-}
-
-/** Each element is `{ <entry id>: entry }`; ids the log added on its own are kept too. */
-function addEntries(out: Fetched, value: unknown): void {
-  if (!isPlainObject(value)) {
-    throw new GateError('SOURCE_BAD_RESPONSE', 'log entry response is not a json object');
-  }
-  for (const [uuid, raw] of Object.entries(value)) {
-    if (ENTRY_ID.test(uuid)) out.entries.set(leafHashOf(uuid), { uuid, raw });
-  }
 }
 
 async function rebuildAll(

@@ -28,7 +28,12 @@ export function defaultSources(
   const sources = first.map((s) => remember(s, found, pending));
   if (config.sources.rekor) {
     const r = config.sources.rekor;
-    const rekor = createRekorSource({ url: r.url, envelopes: () => found, timeoutMs: r.timeoutMs });
+    const rekor = createRekorSource({
+      url: r.url,
+      http,
+      envelopes: () => found,
+      timeoutMs: r.timeoutMs,
+    });
     sources.push(after(pending, optional(rekor, r)));
   }
   return sources;

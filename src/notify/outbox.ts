@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
-import { closeSync, fsyncSync, mkdirSync, openSync, readFileSync, writeSync } from 'node:fs';
-import path from 'node:path';
+import { readFileSync } from 'node:fs';
+import { appendLinesDurably } from '../append.js';
 import { GateError } from '../errors.js';
 
 export interface Webhook {
@@ -40,14 +40,7 @@ export function createOutbox(o: OutboxOptions) {
 
   function append(entries: Entry[]): void {
     try {
-      mkdirSync(path.dirname(o.file), { recursive: true });
-      const fd = openSync(o.file, 'a');
-      try {
-        writeSync(fd, entries.map((e) => `${JSON.stringify(e)}\n`).join(''));
-        fsyncSync(fd);
-      } finally {
-        closeSync(fd);
-      }
+      appendLinesDurably(o.file, entries);
     } catch (err) {
       throw new GateError('LEDGER_UNAVAILABLE', `cannot write the outbox ${o.file}`, {
         cause: err,
@@ -67,6 +60,31 @@ export function createOutbox(o: OutboxOptions) {
     return [...state.values()];
   }
 
+  /** One pass over pending messages whose backoff has elapsed. */
+  async function deliverDue(): Promise<{ delivered: number; pending: number }> {
+    let delivered = 0;
+    const due = pending().filter(
+      (p) =>
+        p.attempts === 0 ||
+        now() - p.lastAt >= Math.min(maxBackoff, backoff * 2 ** (p.attempts - 1)),
+    );
+    for (const p of due) {
+      const hook = o.webhooks.find((w) => w.url === p.message.webhook) ?? {
+        url: p.message.webhook!,
+      };
+      const error = await post(hook, p.message.body, o.timeoutMs ?? 5000);
+      append([
+        error
+          ? { type: 'attempt', id: p.message.id, at: now(), error }
+          : { type: 'delivered', id: p.message.id, at: now() },
+      ]);
+      if (!error) delivered++;
+    }
+    return { delivered, pending: pending().length };
+  }
+
+  let queue: Promise<unknown> = Promise.resolve();
+
   return {
     /** Durable before it returns: one message per configured webhook. */
     enqueue(body: unknown): void {
@@ -81,27 +99,14 @@ export function createOutbox(o: OutboxOptions) {
       );
     },
     pending,
-    /** One pass over pending messages whose backoff has elapsed. */
-    async deliver(): Promise<{ delivered: number; pending: number }> {
-      let delivered = 0;
-      const due = pending().filter(
-        (p) =>
-          p.attempts === 0 ||
-          now() - p.lastAt >= Math.min(maxBackoff, backoff * 2 ** (p.attempts - 1)),
-      );
-      for (const p of due) {
-        const hook = o.webhooks.find((w) => w.url === p.message.webhook) ?? {
-          url: p.message.webhook!,
-        };
-        const error = await post(hook, p.message.body, o.timeoutMs ?? 5000);
-        append([
-          error
-            ? { type: 'attempt', id: p.message.id, at: now(), error }
-            : { type: 'delivered', id: p.message.id, at: now() },
-        ]);
-        if (!error) delivered++;
-      }
-      return { delivered, pending: pending().length };
+    /**
+     * One pass over pending messages whose backoff has elapsed. Passes never overlap: a call made
+     * while one runs starts after it, so no message is posted twice by the same outbox.
+     */
+    deliver(): Promise<{ delivered: number; pending: number }> {
+      const pass = queue.then(deliverDue);
+      queue = pass.catch(() => undefined);
+      return pass;
     },
   };
 }

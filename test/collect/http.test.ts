@@ -4,6 +4,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import {
   createHttpClient,
   describeUrl,
+  mapLimit,
   parseRetryAfter,
   type HttpClient,
 } from '../../src/collect/http.js';
@@ -111,6 +112,30 @@ describe('retries', () => {
     );
     await expect(client().getJSON(url)).resolves.toEqual([1]);
     expect(attempts).toBe(2);
+  });
+});
+
+describe('per-request policy', () => {
+  it('a request may set its own retries and backoff over the client defaults', async () => {
+    let attempts = 0;
+    const { url } = await serve((_req, res) => (attempts++, json(res, 503, {})));
+    const c = client({ retries: 5 });
+    const err = await failure(c.getJSON(url, { retries: 1, backoffMs: 1 }));
+    expect(err).toMatchObject({ code: 'SOURCE_BAD_RESPONSE', status: 503 });
+    expect(attempts).toBe(2);
+  });
+
+  it('a request may set its own timeout and Retry-After cap', async () => {
+    const { url } = await serve(() => {});
+    const err = await failure(client({ timeoutMs: 5_000 }).getJSON(url, { timeoutMs: 100 }));
+    expect(err.message).toMatch(/timed out after 100 ms/);
+    let attempts = 0;
+    const slow = await serve((_req, res) =>
+      ++attempts === 1 ? json(res, 429, {}, { 'retry-after': '3600' }) : json(res, 200, {}),
+    );
+    const started = Date.now();
+    await client().getJSON(slow.url, { maxRetryAfterMs: 20 });
+    expect(Date.now() - started).toBeLessThan(1_000);
   });
 });
 
@@ -249,6 +274,20 @@ describe('helpers', () => {
       parseRetryAfter('Wed, 21 Oct 2015 07:28:05 GMT', Date.parse('Wed, 21 Oct 2015 07:28:00 GMT')),
     ).toBe(5000);
     expect(parseRetryAfter('soon')).toBeUndefined();
+  });
+
+  it('maps with bounded concurrency, keeping the input order', async () => {
+    let inFlight = 0;
+    let max = 0;
+    const out = await mapLimit([5, 1, 4, 2, 3], 2, async (n, i) => {
+      max = Math.max(max, ++inFlight);
+      await new Promise((r) => setTimeout(r, n * 5));
+      inFlight--;
+      return `${i}:${n}`;
+    });
+    expect(out).toEqual(['0:5', '1:1', '2:4', '3:2', '4:3']);
+    expect(max).toBe(2);
+    await expect(mapLimit([], 3, async () => 1)).resolves.toEqual([]);
   });
 
   it('keeps userinfo and query out of messages', () => {

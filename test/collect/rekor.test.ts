@@ -8,6 +8,8 @@ import { toSignedEntity } from '@sigstore/verify';
 import { verifyMerkleInclusion } from '@sigstore/verify/dist/tlog/merkle.js';
 import { verifyTLogBody, verifyTLogInclusion } from '@sigstore/verify/dist/tlog/index.js';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { Agent, type Dispatcher } from 'undici';
+import { createHttpClient } from '../../src/collect/http.js';
 import { hashedRekordBundle } from '../../src/collect/rekor-bundle.js';
 import { decodeBody, parseEntry } from '../../src/collect/rekor-entry.js';
 import { createRekorSource, type RekorSourceOptions } from '../../src/collect/rekor.js';
@@ -282,14 +284,35 @@ describe('rekor source against a local rekor v1 log', () => {
     expect(result.rejected[0]!.message).toMatch(/not an attestation/);
   });
 
-  it('works over a caller-supplied fetch (the global one here)', async () => {
+  it('works over a caller-supplied client and dispatcher, and leaves them open', async () => {
     const artifact = newArtifact();
     await upload(
       rekor.url,
       intotoProposal(signEnvelope(keyless, statement(artifact)), keyless.pem),
     );
-    const result = await source({ fetch }).collect({ subject: digest(artifact) });
-    expect(codes(result)).toEqual({ evidence: 1, rejected: [], failures: [] });
+    let dispatched = 0;
+    class CountingAgent extends Agent {
+      override dispatch(options: Dispatcher.DispatchOptions, handler: Dispatcher.DispatchHandler) {
+        dispatched++;
+        return super.dispatch(options, handler);
+      }
+    }
+    const agent = new CountingAgent();
+    const http = createHttpClient({ dispatcher: agent });
+    try {
+      const s = source({ http });
+      const result = await s.collect({ subject: digest(artifact) });
+      expect(codes(result)).toEqual({ evidence: 1, rejected: [], failures: [] });
+      expect(dispatched).toBe(2);
+      await s.close();
+      // The source's close is not the shared client's: it still answers.
+      await expect(http.getJSON(`${rekor.url}/api/v1/log`)).resolves.toMatchObject({
+        treeSize: expect.any(Number),
+      });
+    } finally {
+      await http.close();
+      await agent.close();
+    }
   });
 
   it('nothing indexed is an empty result, not a failure', async () => {
@@ -333,6 +356,18 @@ describe('rekor source over an unreliable log', () => {
     expect(codes(result)).toEqual({ evidence: 0, rejected: [], failures: ['SOURCE_BAD_RESPONSE'] });
     expect(result.failures[0]!.message).toMatch(/http 503/);
     expect(rekor.requests).toHaveLength(3);
+  });
+
+  it('keeps its own retry policy over a shared client with other defaults', async () => {
+    rekor.faults.failNext = { count: 1_000 };
+    const http = createHttpClient({ retries: 5, backoffMs: 1 });
+    try {
+      const result = await source({ http }).collect({ subject: digest(artifact) });
+      expect(codes(result).failures).toEqual(['SOURCE_BAD_RESPONSE']);
+      expect(rekor.requests).toHaveLength(3);
+    } finally {
+      await http.close();
+    }
   });
 
   it('a failed entry fetch after a successful search is a failure, not an empty result', async () => {
