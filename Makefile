@@ -54,8 +54,8 @@ lint: deps ## eslint and prettier
 	npx eslint .
 	npx prettier --check .
 
-demo: build policies ## verify the bundled example attestations and print the verified statements
-	node dist/cli/main.js demo
+demo: build policies ## the whole flow offline: local Sigstore, evidence, check, break-glass, ledger
+	npx tsx test/demo/run.ts
 
 bench: build policies ## side-by-side benchmarks (results as ratios)
 	npx vitest bench --run

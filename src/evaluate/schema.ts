@@ -1,7 +1,11 @@
 import { readFileSync } from 'node:fs';
 import { Ajv2020, type ValidateFunction } from 'ajv/dist/2020.js';
+import addFormatsModule from 'ajv-formats';
 import { PolicyError, type GateErrorCode } from '../errors.js';
 import { packagePath } from '../paths.js';
+
+// ajv-formats is CommonJS: its default export arrives as the module object under NodeNext.
+const addFormats = addFormatsModule as unknown as (ajv: Ajv2020) => Ajv2020;
 
 const cache = new Map<string, ValidateFunction>();
 
@@ -17,6 +21,7 @@ export function schemaChecker(
       const load = (f: string) =>
         JSON.parse(readFileSync(packagePath('schemas', f), 'utf8')) as object;
       const ajv = new Ajv2020({ allErrors: false, strict: false });
+      addFormats(ajv); // date-time, uri, uuid: checked, not ignored
       // schemas that refer to another by its $id (decision -> policy output)
       if (file !== 'policy-output.schema.json') ajv.addSchema(load('policy-output.schema.json'));
       check = ajv.compile(load(file));

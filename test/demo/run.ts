@@ -1,0 +1,284 @@
+/**
+ * `make demo`: the gate's whole flow, offline, on the embedded default policy.
+ *
+ * Local throwaway Sigstore services (test/support) certify the signers and log the signatures;
+ * evidence for an example artifact is minted with them; then the real CLI runs in-process, exactly
+ * as a user would type it: allow for dev, deny for production, an emergency override signed by
+ * on-call and co-signed by a lead, its replay refused, and the audit ledger. Every step's outcome
+ * is checked: if one is not what the demo promises, it fails instead of showing something else.
+ *
+ * Run from the repository root after `make build policies`: npx tsx test/demo/run.ts
+ */
+import { existsSync, mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { run } from '../../src/cli/program.js';
+import type { CommandIO } from '../../src/cli/io.js';
+import { mintDSSEBundle, type KeylessIdentity } from '../support/mint.js';
+import { startLocalSigstore, type LocalSigstore } from '../support/sigstore-services.js';
+import {
+  ARTIFACT_NAME,
+  CI_WORKFLOW,
+  LEAD,
+  ONCALL,
+  RELEASE_WORKFLOW,
+  SCAN_WORKFLOW,
+  exampleArtifact,
+  provenance,
+  sha256,
+  testResult,
+  vulnerabilityScan,
+} from './evidence.js';
+
+const ROOT = path.resolve(fileURLToPath(new URL('../..', import.meta.url)));
+const DEMO = '.gate/demo';
+const LEDGER = '.gate/ledger.jsonl';
+const CONFIG = `${DEMO}/gate.yaml`;
+const at = (p: string) => path.join(ROOT, p);
+
+class DemoFailure extends Error {}
+
+const out = (text = '') => process.stdout.write(`${text}\n`);
+const heading = (text: string) => out(`\n== ${text}`);
+
+/** Shows a command line as a user would type it; $SUBJECT stands for the long subject. */
+function shown(argv: string[], subject: string): string {
+  const words = argv.map((a) =>
+    a === subject ? '$SUBJECT' : /[^\w@%+=:,./-]/.test(a) ? `"${a}"` : a,
+  );
+  return `$ gate ${words.join(' ')}`;
+}
+
+/** Runs the CLI in-process, prints what it prints, and checks the exit status and a marker. */
+async function gate(
+  argv: string[],
+  subject: string,
+  expect: { exit: number; says: string[]; what: string; condensed?: RegExp },
+): Promise<string> {
+  out(shown(argv, subject));
+  let stdout = '';
+  let stderr = '';
+  const io: CommandIO = {
+    cwd: ROOT,
+    stdout: (t) => void (stdout += t),
+    stderr: (t) => void (stderr += t),
+  };
+  const code = await run(argv, io);
+  const { condensed } = expect;
+  process.stdout.write(
+    condensed
+      ? `${stdout
+          .split('\n')
+          .filter((l) => condensed.test(l))
+          .join('\n')}\n`
+      : stdout,
+  );
+  process.stdout.write(stderr);
+  out(`(exit ${code})`);
+  const missing = expect.says.filter((s) => !`${stdout}${stderr}`.includes(s));
+  if (code !== expect.exit || missing.length > 0) {
+    throw new DemoFailure(
+      `expected ${expect.what} (exit ${expect.exit}${expect.says.length ? `, saying ${expect.says.join(', ')}` : ''}), got exit ${code}${missing.length ? ` without ${missing.join(', ')}` : ''}`,
+    );
+  }
+  return stdout;
+}
+
+async function sign(
+  svc: LocalSigstore,
+  file: string,
+  statement: object,
+  identity: KeylessIdentity,
+): Promise<void> {
+  const m = await mintDSSEBundle(svc, { statement, version: '0.3', signer: 'keyless', identity });
+  writeFileSync(at(file), `${JSON.stringify(m.bundle)}\n`);
+}
+
+function freshWorkspace(): void {
+  rmSync(at(DEMO), { recursive: true, force: true });
+  mkdirSync(at(`${DEMO}/evidence`), { recursive: true });
+  if (existsSync(at(LEDGER))) {
+    const stamp = new Date().toISOString().replace(/[-:]/g, '').replace(/\.\d+/, '');
+    const aside = `${LEDGER}.${stamp}.bak`;
+    renameSync(at(LEDGER), at(aside));
+    out(`(moved the previous ledger aside to ${aside})`);
+  }
+}
+
+function gateYaml(): string {
+  const id = (who: KeylessIdentity) => `{ san: ${who.san}, issuer: '${who.issuer}' }`;
+  return `# written by make demo (test/demo/run.ts); paths are relative to this file
+# The local throwaway Sigstore services' root. Without trustedRoot the gate uses the Sigstore
+# public-good root it ships with.
+trustedRoot: trusted_root.json
+sources:
+  bundles: [evidence]
+ledger:
+  path: ../ledger.jsonl
+# The built-in policy library with its default data (policies/data.json); this is merged over it.
+policy:
+  config:
+    break_glass:
+      environments:
+        production:
+          requesters: [${id(ONCALL)}]
+          approvers: [${id(LEAD)}]
+          approvals: 1
+          max_expiry_minutes: 120
+`;
+}
+
+interface LedgerRecord {
+  decision: {
+    id: string;
+    time: string;
+    environment: string;
+    outcome: string;
+    override?: { requestId: string };
+    breakGlassRefused?: Array<{ code: string }>;
+  };
+}
+
+async function main(): Promise<void> {
+  const started = Date.now();
+  out('gate demo: the whole flow, offline, with the built-in default policy');
+  freshWorkspace();
+
+  heading('1. Local Sigstore services');
+  const svc = await startLocalSigstore();
+  try {
+    writeFileSync(at(`${DEMO}/trusted_root.json`), `${JSON.stringify(svc.trustedRoot, null, 2)}\n`);
+    out(`Fulcio-like CA with CT log ${svc.fulcioURL}, Rekor v1 ${svc.rekorURL}, TSA ${svc.tsaURL}`);
+    out('These are LOCAL THROWAWAY services that certify any identity they are asked to: they');
+    out('exist only for this demo. Real use verifies against the Sigstore public-good instance');
+    out(`(the default: no trustedRoot in gate.yaml). Their root: ${DEMO}/trusted_root.json`);
+
+    heading('2. Evidence for an example artifact, signed keyless as CI workflows would');
+    const artifact = exampleArtifact();
+    const hex = sha256(artifact);
+    writeFileSync(at(`${DEMO}/${ARTIFACT_NAME}`), artifact);
+    const subject = `acme-api@1.4.2=sha256:${hex}`;
+    const now = new Date();
+    const evidence: Array<[string, object, KeylessIdentity, string]> = [
+      ['provenance', provenance(hex, now), RELEASE_WORKFLOW, 'SLSA provenance v1'],
+      ['tests', testResult(hex), CI_WORKFLOW, 'test-result v0.1, unit + integration PASSED'],
+      ['vulns', vulnerabilityScan(hex, now), SCAN_WORKFLOW, 'vulns v0.2, one low finding'],
+    ];
+    out(`artifact ${DEMO}/${ARTIFACT_NAME}; in ${DEMO}/evidence/, signed by acme/api workflows:`);
+    for (const [name, statement, identity, what] of evidence) {
+      const file = `${name}.sigstore.json`;
+      await sign(svc, `${DEMO}/evidence/${file}`, statement, identity);
+      const signer = identity.san.replace(/^.*\/\.github\/workflows\/(.*)@.*$/, '$1');
+      out(`  ${file.padEnd(26)} ${signer.padEnd(12)} ${what}`);
+    }
+    out(`SUBJECT=${subject}`);
+
+    heading(`3. Configuration: ${CONFIG}`);
+    writeFileSync(at(CONFIG), gateYaml());
+    out(`trusted root, evidence folder, ledger ${LEDGER}, and break-glass for production:`);
+    out(`on-call ${ONCALL.san} may request, ${LEAD.san} must co-sign, 120 min at most`);
+
+    const check = (env: string, ...more: string[]) => [
+      'check',
+      '--config',
+      CONFIG,
+      '--subject',
+      subject,
+      '--env',
+      env,
+      ...more,
+    ];
+
+    heading('4a. Check for dev: trusted provenance, unit tests, a scan');
+    await gate(check('dev'), subject, { exit: 0, says: ['ALLOW:'], what: 'an allow' });
+
+    heading('4b. Check for production: stricter, and nobody reviewed or staged it');
+    await gate(check('production'), subject, { exit: 1, says: ['DENY:'], what: 'a deny' });
+
+    heading('4c. Break glass: request, sign as on-call, co-sign as the lead, check again');
+    const request = `${DEMO}/break-glass.json`;
+    await gate(
+      [
+        'break-glass',
+        'request',
+        '--subject',
+        subject,
+        '--env',
+        'production',
+        '--justification',
+        'payments are down in production; this build carries the fix',
+        '--ticket',
+        'INC-4711',
+        '--requester',
+        ONCALL.san,
+        '--expires-in',
+        '60',
+        '--out',
+        request,
+      ],
+      subject,
+      { exit: 0, says: ['wrote'], what: 'a written request' },
+    );
+    const statement = JSON.parse(readFileSync(at(request), 'utf8')) as object;
+    const oncall = `${DEMO}/oncall.sigstore.json`;
+    const lead = `${DEMO}/lead.sigstore.json`;
+    await sign(svc, oncall, statement, ONCALL);
+    await sign(svc, lead, statement, LEAD);
+    out(`(signed keyless as ${ONCALL.san} -> ${oncall},`);
+    out(` co-signed as ${LEAD.san} -> ${lead}, both logged in the local Rekor)`);
+    const breakGlass = ['--break-glass', oncall, '--break-glass', lead];
+    await gate(check('production', ...breakGlass), subject, {
+      exit: 0,
+      says: ['ALLOW BY BREAK-GLASS OVERRIDE', 'overrode:'],
+      what: 'an override',
+    });
+
+    heading('4d. The same request again: break-glass is single use');
+    await gate(check('production', ...breakGlass), subject, {
+      exit: 1,
+      says: ['DENY:', 'BREAK_GLASS_REPLAYED'],
+      what: 'a deny refusing the replay',
+    });
+
+    heading(`4e. The audit ledger: ${LEDGER}`);
+    const records = readFileSync(at(LEDGER), 'utf8')
+      .split('\n')
+      .filter((l) => l.trim())
+      .map((l) => JSON.parse(l) as LedgerRecord);
+    for (const { decision: d } of records) {
+      const extra = d.override
+        ? `override ${d.override.requestId}`
+        : (d.breakGlassRefused ?? []).map((r) => r.code).join(' ');
+      out(`${d.time}  ${d.id}  ${d.environment.padEnd(10)} ${d.outcome.padEnd(8)} ${extra}`);
+    }
+    const outcomes = records.map((r) => `${r.decision.environment}:${r.decision.outcome}`);
+    const expected = ['dev:allow', 'production:deny', 'production:override', 'production:deny'];
+    if (outcomes.join() !== expected.join()) {
+      throw new DemoFailure(`expected ledger ${expected.join(', ')}, got ${outcomes.join(', ')}`);
+    }
+  } finally {
+    await svc.close();
+  }
+
+  heading('5. Real attestations: `gate demo` verifies examples/ against the public-good root');
+  await gate(['demo'], '', {
+    exit: 0,
+    says: ['VERIFIED'],
+    what: 'verified examples',
+    condensed: /^(\S| {2}signer| {2}log entry)/,
+  });
+  out('(condensed: `node dist/cli/main.js demo` prints each verified statement in full)');
+
+  out(`\ndemo passed in ${((Date.now() - started) / 1000).toFixed(1)} s; files in ${DEMO}/`);
+}
+
+main().then(
+  () => process.exit(0),
+  (err: unknown) => {
+    const message = err instanceof Error ? err.message : String(err);
+    process.stderr.write(
+      `\ndemo FAILED: ${err instanceof DemoFailure ? message : `unexpected error: ${message}`}\n`,
+    );
+    process.exit(1);
+  },
+);
