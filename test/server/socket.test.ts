@@ -76,3 +76,49 @@ it('serves over http and, on close, finishes the decision in flight before closi
   expect(readFileSync(real.ledgerPath, 'utf8')).toContain(decision.id);
   await Promise.all([agent.close(), fresh.close()]);
 });
+
+it('answers Kubernetes AdmissionReviews over a real socket', async () => {
+  const server = createServer({ gate: real.gate, admissionEnvironment: 'dev' });
+  await server.listen({ host: '127.0.0.1', port: 0 });
+  const base = `http://127.0.0.1:${(server.server.address() as AddressInfo).port}`;
+  const review = (uid: string, image: string) => ({
+    apiVersion: 'admission.k8s.io/v1',
+    kind: 'AdmissionReview',
+    request: {
+      uid,
+      kind: { group: '', version: 'v1', kind: 'Pod' },
+      resource: { group: '', version: 'v1', resource: 'pods' },
+      operation: 'CREATE',
+      namespace: 'default',
+      object: {
+        apiVersion: 'v1',
+        kind: 'Pod',
+        metadata: { name: 'app' },
+        spec: { containers: [{ name: 'app', image }] },
+      },
+    },
+  });
+  const send = async (body: object) => {
+    const res = await request(`${base}/v1/admission?env=dev`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify(body),
+    });
+    return {
+      status: res.statusCode,
+      body: (await res.body.json()) as {
+        response: { uid: string; allowed: boolean; status?: { message: string } };
+      },
+    };
+  };
+  try {
+    const pinned = await send(review('uid-1', `registry.example/acme/app@sha256:${real.allowed}`));
+    expect(pinned.status).toBe(200);
+    expect(pinned.body.response).toMatchObject({ uid: 'uid-1', allowed: true });
+    const tagged = await send(review('uid-2', 'registry.example/acme/app:latest'));
+    expect(tagged.body.response).toMatchObject({ uid: 'uid-2', allowed: false });
+    expect(tagged.body.response.status!.message).toMatch(/app.*latest|digest/);
+  } finally {
+    await server.close();
+  }
+});
