@@ -2,11 +2,11 @@ import { readFileSync } from 'node:fs';
 import { appendLinesDurably } from '../append.js';
 import type { Decision } from '../decision.js';
 import { GateError } from '../errors.js';
+import type { Ledger } from './ledger.js';
 
-/** Where decisions are recorded. A decision is acknowledged only after append resolves. */
-export interface Ledger {
-  append(decision: Decision, input: unknown): Promise<void>;
-  /** true when a recorded override already used this break-glass request */
+export type { Ledger } from './ledger.js';
+
+/** true when a recorded override already used this break-glass request */
   consumed(requestId: string): Promise<boolean>;
   close(): Promise<void>;
 }

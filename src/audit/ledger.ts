@@ -1,0 +1,36 @@
+import type { Decision, Outcome } from '../decision.js';
+import type { Checkpoint, LedgerRecord } from './record.js';
+
+/** Where decisions are recorded. A decision is acknowledged only after append resolves. */
+export interface Ledger {
+  append(decision: Decision, input: unknown): Promise<void>;
+  /** true when a recorded override already used this break-glass request */
+  consumed(requestId: string): Promise<boolean>;
+  close(): Promise<void>;
+}
+
+export interface LedgerQuery {
+  /** "sha256:<hex>" */
+  subject?: string;
+  environment?: string;
+  outcome?: Outcome;
+  /** RFC 3339, inclusive */
+  from?: string;
+  /** RFC 3339, exclusive */
+  to?: string;
+  requester?: string;
+  /** a violated (or overridden) rule id */
+  rule?: string;
+  /** newest first; default 100 */
+  limit?: number;
+}
+
+/** A hash-chained ledger an auditor can query and verify (SQLite, PostgreSQL). */
+export interface AuditLedger extends Ledger {
+  query(q: LedgerQuery): Promise<LedgerRecord[]>;
+  get(id: string): Promise<LedgerRecord | undefined>;
+  /** every record in chain order, streamed: for verification and export */
+  records(): AsyncIterable<LedgerRecord>;
+  checkpoints(): Promise<Checkpoint[]>;
+  head(): Promise<{ size: number; hash: string }>;
+}

@@ -1,0 +1,169 @@
+import crypto from 'node:crypto';
+import { gunzipSync, gzipSync } from 'node:zlib';
+import canonicalizeModule from 'canonicalize';
+import type { Decision, Outcome } from '../decision.js';
+import { GateError } from '../errors.js';
+
+// canonicalize is CommonJS: under NodeNext its default import is the function itself at runtime.
+const canonicalize = canonicalizeModule as unknown as (value: unknown) => string | undefined;
+
+/** The hash before the first record. */
+export const GENESIS = '0'.repeat(64);
+
+/**
+ * One ledger record: the decision, what it rested on, the full policy input for replay, and the
+ * hash of the previous record. `hash` is SHA-256 over the RFC 8785 canonical JSON of every other
+ * field, so any edit to a record, or a removed or reordered record, breaks the chain.
+ */
+export interface LedgerRecord {
+  /** 1-based position in the chain */
+  seq: number;
+  /** the decision's id */
+  id: string;
+  time: string;
+  environment: string;
+  outcome: Outcome;
+  /** "sha256:<hex>" for each subject */
+  subjects: string[];
+  /** the break-glass requester, for overrides */
+  requester?: string;
+  /** ids of the violated rules (for an override: the ones it overrode) */
+  rules: string[];
+  decision: Decision;
+  /** base64 of gzip of the canonical JSON policy input */
+  input: string;
+  prevHash: string;
+  hash: string;
+}
+
+/** A signed statement of the ledger head: lets an auditor check a copy without the gate. */
+export interface Checkpoint {
+  size: number;
+  headHash: string;
+  time: string;
+  /** sha256 hex of the signing key's DER SPKI */
+  keyId: string;
+  /** base64 Ed25519 signature over canonical JSON {size, headHash, time} */
+  signature: string;
+}
+
+export function canonical(value: unknown): string {
+  const text = canonicalize(value);
+  if (text === undefined)
+    throw new GateError('LEDGER_UNAVAILABLE', 'record cannot be canonicalised');
+  return text;
+}
+
+export function recordHash(record: Omit<LedgerRecord, 'hash'>): string {
+  const { hash: _ignored, ...rest } = record as LedgerRecord;
+  return crypto.createHash('sha256').update(canonical(rest)).digest('hex');
+}
+
+/** Builds the next record of the chain. */
+export function makeRecord(
+  seq: number,
+  prevHash: string,
+  decision: Decision,
+  input: unknown,
+): LedgerRecord {
+  const body: Omit<LedgerRecord, 'hash'> = {
+    seq,
+    id: decision.id,
+    time: decision.time,
+    environment: decision.environment,
+    outcome: decision.outcome,
+    subjects: decision.subjects.flatMap((s) =>
+      Object.entries(s.digest).map(([alg, hex]) => `${alg}:${hex}`),
+    ),
+    ...(decision.override ? { requester: decision.override.requester } : {}),
+    rules: decision.override?.overridden ?? decision.violations.map((v) => v.id),
+    decision,
+    input: gzipSync(canonical(input)).toString('base64'),
+    prevHash,
+  };
+  return { ...body, hash: recordHash(body) };
+}
+
+/** The recorded policy input, for replay. */
+export function recordedInput(record: LedgerRecord): unknown {
+  return JSON.parse(gunzipSync(Buffer.from(record.input, 'base64')).toString('utf8'));
+}
+
+export function signCheckpoint(
+  size: number,
+  headHash: string,
+  time: string,
+  key: crypto.KeyObject,
+): Checkpoint {
+  const spki = crypto.createPublicKey(key).export({ format: 'der', type: 'spki' });
+  return {
+    size,
+    headHash,
+    time,
+    keyId: crypto.createHash('sha256').update(spki).digest('hex'),
+    signature: crypto
+      .sign(null, Buffer.from(canonical({ size, headHash, time })), key)
+      .toString('base64'),
+  };
+}
+
+export function checkpointVerifies(c: Checkpoint, publicKey: crypto.KeyObject): boolean {
+  try {
+    const message = Buffer.from(canonical({ size: c.size, headHash: c.headHash, time: c.time }));
+    return crypto.verify(null, message, publicKey, Buffer.from(c.signature, 'base64'));
+  } catch {
+    return false;
+  }
+}
+
+export interface ChainVerification {
+  ok: boolean;
+  records: number;
+  checkpoints: number;
+  /** the first record (or checkpoint) that does not fit the chain */
+  firstBroken?: { seq: number; id?: string; reason: string };
+}
+
+/**
+ * Walks the chain in order: each record's hash must be its own, its prevHash the previous
+ * record's hash, its seq the next number; each checkpoint must be signed by the key and name a
+ * head hash the chain actually had at that size.
+ */
+export async function verifyChain(
+  records: AsyncIterable<LedgerRecord>,
+  checkpoints: Checkpoint[],
+  publicKey?: crypto.KeyObject,
+): Promise<ChainVerification> {
+  const heads = new Map<number, string>();
+  let prev = GENESIS;
+  let n = 0;
+  for await (const r of records) {
+    n++;
+    const broken = (reason: string): ChainVerification => ({
+      ok: false,
+      records: n - 1,
+      checkpoints: 0,
+      firstBroken: { seq: r.seq, id: r.id, reason },
+    });
+    if (r.seq !== n) return broken(`expected record ${n}, found ${r.seq}`);
+    if (r.prevHash !== prev) return broken('its previous hash does not match the record before it');
+    if (recordHash(r) !== r.hash) return broken('its content does not match its hash (edited)');
+    if (r.decision?.id !== r.id) return broken('its indexed fields do not match its decision');
+    heads.set(n, r.hash);
+    prev = r.hash;
+  }
+  for (const c of checkpoints) {
+    const bad = (reason: string): ChainVerification => ({
+      ok: false,
+      records: n,
+      checkpoints: 0,
+      firstBroken: { seq: c.size, reason: `checkpoint at size ${c.size}: ${reason}` },
+    });
+    if (publicKey && !checkpointVerifies(c, publicKey)) return bad('signature does not verify');
+    if (c.size > n)
+      return bad(`names ${c.size} records, the ledger has ${n} (records were removed)`);
+    if (heads.get(c.size) !== c.headHash)
+      return bad('head hash differs from the chain (history was rewritten)');
+  }
+  return { ok: true, records: n, checkpoints: checkpoints.length };
+}
