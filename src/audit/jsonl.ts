@@ -6,11 +6,6 @@ import type { Ledger } from './ledger.js';
 
 export type { Ledger } from './ledger.js';
 
-/** true when a recorded override already used this break-glass request */
-  consumed(requestId: string): Promise<boolean>;
-  close(): Promise<void>;
-}
-
 /**
  * A JSON Lines ledger: one record per decision, appended and fsynced before the decision is
  * returned. The hash-chained SQLite/PostgreSQL ledger replaces it (issue 5).
