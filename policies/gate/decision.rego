@@ -16,27 +16,35 @@ import data.gate.rules.review
 import data.gate.rules.tests
 import data.gate.rules.vulnerabilities
 
-violations := union({
-	core.violations,
-	provenance.violations,
-	tests.violations,
-	vulnerabilities.violations,
-	review.violations,
-	promotion.violations,
-	change.violations,
-	release.violations,
-})
+# (a comprehension over a list of the sets: union() of a set of sets would hash every result
+# once more to build that set)
+violations := {r |
+	some family in [
+		core.violations,
+		provenance.violations,
+		tests.violations,
+		vulnerabilities.violations,
+		review.violations,
+		promotion.violations,
+		change.violations,
+		release.violations,
+	]
+	some r in family
+}
 
-warnings := union({
-	core.warnings,
-	provenance.warnings,
-	tests.warnings,
-	vulnerabilities.warnings,
-	review.warnings,
-	promotion.warnings,
-	change.warnings,
-	release.warnings,
-})
+warnings := {r |
+	some family in [
+		core.warnings,
+		provenance.warnings,
+		tests.warnings,
+		vulnerabilities.warnings,
+		review.warnings,
+		promotion.warnings,
+		change.warnings,
+		release.warnings,
+	]
+	some r in family
+}
 
 decision := {
 	"allow": count(violations) == 0,
@@ -45,4 +53,4 @@ decision := {
 	"rules": sort(lib.evaluated),
 }
 
-ordered(results) := [x[3] | some x in sort({[r.id, object.get(r, "subject", ""), r.message, r] | some r in results})]
+ordered(results) := [x[3] | some x in sort([[r.id, object.get(r, "subject", ""), r.message, r] | some r in results])]

@@ -83,3 +83,11 @@ test_scan_without_a_readable_result_is_denied if {
 test_scan_with_an_empty_result_passes if {
 	fx.ids(decide(fx.replace("v1", fx.scan_with_results([], "2026-11-20T09:00:00Z"))).violations) == []
 }
+
+test_malformed_attestation_names_what_it_lacks_in_order if {
+	broken := object.remove(fx.provenance, ["signer", "predicateType"])
+	d := decide(fx.input_with({"attestations": array.concat(fx.attestations, [object.union(broken, {"id": 7})])}))
+	some v in d.violations
+	v.id == "input.attestations"
+	v.message == "attestation 5 is malformed: it needs a signer with a kind, a string id, a string predicateType"
+}

@@ -145,3 +145,26 @@ test_provenance_about_another_digest_is_not_counted if {
 	other := fx.att_for(fx.subject_db, "p1", "https://slsa.dev/provenance/v1", fx.provenance_predicate, fx.signer(fx.release_workflow))
 	"provenance.present" in violation_ids(fx.replace("p1", other))
 }
+
+test_identity_of_an_id_regexp_builder_also_counts_for_an_exactly_named_one if {
+	# the provenance names the github builder exactly, and an id_regexp builder matches it too:
+	# the identities of both count (the exact entry is checked first, the regexp one after)
+	builders := array.concat(fx.config.trusted_builders, [{"id_regexp": `https://builder\.example/.*`, "identities": [{"key_id": "other-key"}]}])
+	cfg := object.union(fx.config, {"trusted_builders": builders})
+	inp := fx.replace("p1", fx.provenance_signed_by(fx.key_signer("other-key")))
+	d := data.gate.decision with input as inp with data.gate.config as cfg
+	not "provenance.signer" in fx.ids(d.violations)
+	"provenance.signer" in violation_ids(inp)
+}
+
+test_literal_ref_patterns_compare_exactly if {
+	by := object.union(fx.signer(fx.release_workflow), {"extensions": {"sourceRepositoryRef": "refs/heads/mainline"}})
+	p := fx.att("p1", "https://slsa.dev/provenance/v1", object.union(fx.provenance_predicate, {"buildDefinition": {"externalParameters": {"workflow": {"ref": "refs/heads/mainline"}}}}), by)
+	violation_ids(fx.replace("p1", p)) == ["provenance.source_ref"]
+}
+
+test_glob_ref_patterns_stay_within_a_segment if {
+	by := object.union(fx.signer(fx.release_workflow), {"extensions": {"sourceRepositoryRef": "refs/tags/v2/x"}})
+	p := fx.att("p1", "https://slsa.dev/provenance/v1", object.union(fx.provenance_predicate, {"buildDefinition": {"externalParameters": {"workflow": {"ref": "refs/tags/v2/x"}}}}), by)
+	violation_ids(fx.replace("p1", p)) == ["provenance.source_ref"]
+}

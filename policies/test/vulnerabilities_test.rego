@@ -130,3 +130,19 @@ test_findings_of_a_fresh_scan_win_over_a_stale_one if {
 test_missing_scan_is_denied if {
 	fx.ids(decide(fx.without("v1")).violations) == ["vulnerabilities.present"]
 }
+
+test_cvss_text_needs_digits_around_the_point if {
+	# "4." and ".5" are not cvss scores: they rank as unknown (high)
+	fx.ids(decide(with_scan([{"id": "CVE-2026-0020", "severity": [{"score": "4."}]}])).violations) == ["vulnerabilities.severity"]
+	fx.ids(decide(with_scan([{"id": "CVE-2026-0021", "severity": [{"score": ".5"}]}])).violations) == ["vulnerabilities.severity"]
+	fx.ids(decide(with_scan([{"id": "CVE-2026-0022", "severity": [{"score": "123"}]}])).violations) == ["vulnerabilities.severity"]
+	fx.ids(decide(with_scan([{"id": "CVE-2026-0023", "severity": [{"score": " 6.5 "}]}])).violations) == []
+	fx.ids(decide(with_scan([{"id": "CVE-2026-0024", "severity": [{"score": "10.0"}]}])).violations) == ["vulnerabilities.severity"]
+}
+
+test_waiver_expiry_beyond_2262_cannot_be_read if {
+	# time.parse_rfc3339_ns covers 1677..2262: a later expiry is unreadable, so the waiver is not valid
+	d := decide_with_config(high_finding, with_waiver(object.union(waiver, {"expires": "9999-12-31T00:00:00Z"})))
+	fx.ids(d.violations) == ["vulnerabilities.severity"]
+	contains(d.violations[0].message, "its waiver expired at \"9999-12-31T00:00:00Z\"")
+}

@@ -5,11 +5,15 @@ import { loadPolicy, type LoadedPolicy } from '@open-policy-agent/opa-wasm';
 import { PolicyError } from '../errors.js';
 import { readBoundedFile } from '../input.js';
 import { packagePath } from '../paths.js';
+import { GATE_BUILTINS } from './builtins.js';
 import { readWasmBundle, type WasmBundle } from './bundle.js';
 import { buildWasmBundle, ENTRYPOINT } from './opa-cli.js';
 import { checkPolicyOutput, type PolicyResult } from './output.js';
 
-/** Builtins @open-policy-agent/opa-wasm 1.10 implements in JavaScript (src/builtins/). */
+/**
+ * Builtins a policy may import from the host: those @open-policy-agent/opa-wasm 1.10 implements
+ * in JavaScript (src/builtins/) and the gate's own (./builtins.ts).
+ */
 const JS_BUILTINS = new Set([
   'sprintf',
   'json.is_valid',
@@ -17,6 +21,7 @@ const JS_BUILTINS = new Set([
   'yaml.is_valid',
   'yaml.marshal',
   'yaml.unmarshal',
+  ...Object.keys(GATE_BUILTINS),
 ]);
 
 /** The default library, compiled by `make policies`. */
@@ -27,6 +32,9 @@ export interface CompiledPolicy {
   /** sha256 hex of policy.wasm and the data it was given: recorded in every decision */
   digest: string;
   source: string;
+  /** the compiled module and its data, kept so the ledger can store the policy for replay */
+  wasm: Buffer;
+  data: unknown;
   evaluate(input: unknown): PolicyResult;
 }
 
@@ -63,7 +71,7 @@ export async function instantiate(
 ): Promise<CompiledPolicy> {
   let policy: LoadedPolicy;
   try {
-    policy = await loadPolicy(wasm, { initial: 16, maximum: 4096 });
+    policy = await loadPolicy(wasm, { initial: 16, maximum: 4096 }, { ...GATE_BUILTINS });
   } catch (err) {
     throw new PolicyError('POLICY_LOAD_FAILED', `policy ${source} cannot be loaded: ${text(err)}`, {
       cause: err,
@@ -89,7 +97,7 @@ export async function instantiate(
     });
   }
   const digest = createHash('sha256').update(wasm).update(JSON.stringify(data)).digest('hex');
-  return { digest, source, evaluate: (input) => evaluateOnce(policy, input) };
+  return { digest, source, wasm, data, evaluate: (input) => evaluateOnce(policy, input) };
 }
 
 function evaluateOnce(policy: LoadedPolicy, input: unknown): PolicyResult {

@@ -2,11 +2,11 @@
 # title: shared helpers of the gate policy library
 # description: |
 #   Configuration access, the environment's rule set (with change kinds and effective-on dates),
-#   subjects, signer matching and result construction. Only builtins compiled natively to
-#   WebAssembly are used anywhere in the library.
+#   subjects, signer matching and result construction. Besides the builtins compiled natively
+#   to WebAssembly, the library calls only time.parse_rfc3339_ns and semver.*, which the gate
+#   provides to WebAssembly (src/evaluate/builtins.ts). Work that does not depend on an
+#   argument is a rule, computed once per evaluation; functions are recomputed on every call.
 package gate.lib
-
-import data.gate.lib.timestamps
 
 # Rules every environment evaluates; they cannot be disabled or postponed.
 always_rules := {"config.invalid", "environment.unknown", "input.attestations", "input.effective_time", "input.subjects"}
@@ -64,9 +64,10 @@ env := environments[input.environment] if known_environment
 # env_setting(["vulnerabilities", "severity_threshold"], "high")
 env_setting(path, fallback) := object.get(env, path, fallback)
 
-# The decision time: input.effectiveTime in epoch milliseconds. Undefined when it is not a
-# valid RFC 3339 date-time; every check that needs it then fails closed.
-now_ms := timestamps.parse_ms(input.effectiveTime)
+# The decision time: input.effectiveTime in nanoseconds since the Unix epoch. Undefined when it
+# is not an RFC 3339 date-time time.parse_rfc3339_ns reads; every check that needs it then
+# fails closed.
+now_ns := time.parse_rfc3339_ns(input.effectiveTime)
 
 # Change kinds -------------------------------------------------------------------------------
 
@@ -98,10 +99,12 @@ configured_known := configured_rules & known_rules
 
 family(id) := split(id, ".")[0]
 
+# The families of the required rules ("provenance" for "provenance.signer"): a family's
+# rules compute nothing when it has none here.
+required_families := {family(id) | some id in configured_known}
+
 implied_present := {p |
-	some id in configured_known
-	f := family(id)
-	f in present_families
+	some f in (required_families & present_families)
 	p := concat(".", [f, "present"])
 	not p in configured_known
 }
@@ -118,10 +121,13 @@ effective_on := e if {
 	is_object(e)
 }
 
+# rule id -> its effective-on date in nanoseconds, for every date that parses (parsed once)
+effective_on_ns := {id: ns | some id, t in effective_on; ns := time.parse_rfc3339_ns(t)}
+
 pending_configured[id] := t if {
-	some id in configured_known
-	t := effective_on[id]
-	now_ms < timestamps.parse_ms(t)
+	some id, t in effective_on
+	id in configured_known
+	now_ns < effective_on_ns[id]
 }
 
 # An implied "<family>.present" is pending only while every required rule of its family is,
@@ -132,38 +138,49 @@ pending_implied[p] := earliest if {
 	every id in members {
 		pending_configured[id]
 	}
-	earliest := min({[timestamps.parse_ms(pending_configured[id]), pending_configured[id]] | some id in members})[1]
+	earliest := min({[effective_on_ns[id], pending_configured[id]] | some id in members})[1]
 }
 
 # Required rules not yet in effect at input.effectiveTime: rule id -> effective-on date.
 pending := object.union(pending_configured, pending_implied)
 
 # Rules whose failures are violations.
-enforced := {id | some id in required; not pending[id]} | always_rules
+enforced := (required - {id | some id, _ in pending}) | always_rules
 
 # Every rule evaluated for this decision.
 evaluated := required | always_rules
 
 # Subjects -----------------------------------------------------------------------------------
 
-hex_patterns := {"sha256": `^[0-9a-fA-F]{64}$`, "sha512": `^[0-9a-fA-F]{128}$`}
+hex_lengths := {"sha256": 64, "sha512": 128}
 
 # Note on negation: `not f(x.missing)` is undefined in Rego (the argument is evaluated first),
 # never true. Checks therefore negate a helper over arguments that are always defined.
+# A digest is 64 (sha256) or 128 (sha512) hex characters: counted, and nothing left once every
+# hex character is trimmed (cheaper than a regular expression, which WebAssembly compiles anew
+# in every evaluation).
 valid_digest(s, alg) if {
 	d := object.get(s, ["digest", alg], null)
 	is_string(d)
-	regex.match(hex_patterns[alg], d)
+	count(d) == hex_lengths[alg]
+	trim(d, "0123456789abcdefABCDEF") == ""
 }
 
 digests(s) := {alg: lower(s.digest[alg]) | some alg in ["sha256", "sha512"]; valid_digest(s, alg)}
 
 # "sha256:<hex>" (sha512 only when there is no sha256)
-subject_key(s) := concat(":", ["sha256", lower(s.digest.sha256)]) if {
-	valid_digest(s, "sha256")
-} else := concat(":", ["sha512", lower(s.digest.sha512)]) if {
-	valid_digest(s, "sha512")
+subject_key(s) := key_of_digests(digests(s))
+
+key_of_digests(ds) := concat(":", ["sha256", ds.sha256]) if {
+	is_string(ds.sha256)
+} else := concat(":", ["sha512", ds.sha512]) if {
+	is_string(ds.sha512)
 }
+
+# The valid digests and the key of each input subject, by position (computed once).
+subject_digests[i] := digests(s) if some i, s in input.subjects
+
+subject_keys[i] := key_of_digests(ds) if some i, ds in subject_digests
 
 # the first 12 characters of an attestation id, as messages name attestations
 short(id) := substring(id, 0, 12) if {
@@ -177,14 +194,14 @@ subject_label(s, key) := s.name if {
 
 # The subjects decided on: key, label (name or short digest), name, version and digests.
 subjects contains subject if {
-	some s in input.subjects
-	key := subject_key(s)
+	some i, key in subject_keys
+	s := input.subjects[i]
 	subject := {
 		"key": key,
 		"label": subject_label(s, key),
 		"name": object.get(s, "name", null),
 		"version": object.get(s, "version", null),
-		"digests": digests(s),
+		"digests": subject_digests[i],
 	}
 }
 
@@ -198,11 +215,17 @@ about(a, s) if {
 	lower(d) == hex
 }
 
-attestations_about(s, types) := [a |
-	some a in input.attestations
-	a.predicateType in types
-	about(a, s)
-]
+# Positions in input.attestations of the attestations about each subject (computed once; keyed
+# by the whole subject, as two subjects may share a digest).
+about_indices[s] := [i | some i, a in input.attestations; about(a, s)] if {
+	some s in subjects
+}
+
+# Positions of the attestations of the given predicate types about subject s, in input order.
+indices_about(s, types) := [i | some i in about_indices[s]; input.attestations[i].predicateType in types]
+
+# The attestations of the given predicate types about subject s, in input order.
+attestations_about(s, types) := [input.attestations[i] | some i in indices_about(s, types)]
 
 ids(atts) := {a.id | some a in atts}
 
@@ -220,13 +243,14 @@ signer_matches(signer, m) if {
 	extensions_match(signer, m)
 }
 
+# (the exact checks first: the regular expression is compiled anew in every evaluation)
 signer_matches(signer, m) if {
 	signer.kind == "keyless"
 	is_string(m.san_regexp)
 	is_string(signer.identity)
-	regex.match(anchored(m.san_regexp), signer.identity)
 	signer.issuer == m.issuer
 	extensions_match(signer, m)
+	regex.match(anchored(m.san_regexp), signer.identity)
 }
 
 signer_matches(signer, m) if {
@@ -341,7 +365,8 @@ failing(c, fs, checks) if {
 	f.result.id in checks
 }
 
-active := enforced | {id | some id, _ in pending}
+# enforced and pending rules: every rule evaluated
+active := evaluated
 
 conformance_violations(candidates, fs) := {f.result |
 	count(passing(candidates, fs, enforced)) == 0
@@ -362,6 +387,4 @@ conformance_warnings(candidates, fs) := {object.union(f.result, {"effectiveOn": 
 warning_pool(candidates, fs) := p if {
 	p := passing(candidates, fs, enforced)
 	count(p) > 0
-}
-
-warning_pool(candidates, fs) := candidates if count(passing(candidates, fs, enforced)) == 0
+} else := candidates

@@ -1,61 +1,51 @@
 # METADATA
-# title: semantic versions without semver.* builtins
+# title: semantic versions and ranges
 # description: |
-#   semver.compare and semver.is_valid are not compiled to WebAssembly, so versions are
-#   compared here: a version becomes the key [major, minor, patch, release, prerelease] and
-#   keys compare as arrays (Semantic Versioning 2.0.0 precedence; build metadata is ignored).
-#   Ranges: comparators ">=", ">", "<=", "<", "=" (or none, meaning "=") each directly
-#   followed by a version, separated by spaces (all must hold), alternatives joined by "||";
-#   "*" matches every version. In a range a version may omit minor and patch (taken as 0).
+#   Versions are compared by semver.compare and checked by semver.is_valid (OPA's builtins,
+#   which the gate provides to WebAssembly): Semantic Versioning 2.0.0 with an optional leading
+#   "v", precedence as the specification orders it, build metadata ignored. Ranges are not an
+#   OPA builtin and are read here: comparators ">=", ">", "<=", "<", "=" (or none, meaning "=")
+#   each directly followed by a version, separated by spaces (all must hold), alternatives
+#   joined by "||"; "*" matches every version. In a range a version may omit minor and patch
+#   (taken as 0).
 package gate.lib.versions
 
-import data.gate.lib.num
-
-# MAJOR.MINOR.PATCH[-PRERELEASE][+BUILD], optional leading "v"; numbers of at most 15 digits.
-version_re := `^v?(0|[1-9][0-9]{0,14})\.(0|[1-9][0-9]{0,14})\.(0|[1-9][0-9]{0,14})(?:-([0-9A-Za-z-]+(?:\.[0-9A-Za-z-]+)*))?(?:\+[0-9A-Za-z-]+(?:\.[0-9A-Za-z-]+)*)?$`
-
-# as version_re, but minor and patch may be left out (then they are 0)
-bound_re := `^v?(0|[1-9][0-9]{0,14})(?:\.(0|[1-9][0-9]{0,14})(?:\.(0|[1-9][0-9]{0,14})(?:-([0-9A-Za-z-]+(?:\.[0-9A-Za-z-]+)*))?(?:\+[0-9A-Za-z-]+(?:\.[0-9A-Za-z-]+)*)?)?)?$`
-
-comparator_re := `^(>=|<=|>|<|=)?(.+)$`
-
-valid(v) if key(v)
-
-key(v) := k if {
-	is_string(v)
-	m := regex.find_all_string_submatch_n(version_re, v, 1)
-	count(m) == 1
-	k := key_of(m[0])
+valid(v) if {
+	plain(v)
+} else if {
+	semver.is_valid(v)
 }
-
-bound_key(v) := k if {
-	m := regex.find_all_string_submatch_n(bound_re, v, 1)
-	count(m) == 1
-	k := key_of(m[0])
-}
-
-key_of(g) := [num.int(g[1]), int_or_zero(g[2]), int_or_zero(g[3]), release_flag(g[4]), prerelease_key(g[4])]
-
-int_or_zero("") := 0
-
-int_or_zero(s) := num.int(s) if s != ""
-
-# a release (no prerelease) sorts after all of its prereleases
-release_flag("") := 1
-
-release_flag(p) := 0 if p != ""
-
-prerelease_key("") := []
-
-prerelease_key(p) := [identifier_key(x) | some x in split(p, ".")] if p != ""
-
-# numeric identifiers sort numerically and before alphanumeric ones, which sort as ASCII
-identifier_key(x) := [0, num.int(x), ""] if regex.match(`^[0-9]{1,15}$`, x)
-
-identifier_key(x) := [1, 0, x] if not regex.match(`^[0-9]{1,15}$`, x)
 
 # compare("1.2.3", "1.10.0") == -1; undefined unless both are valid versions
-compare(a, b) := cmp(key(a), key(b))
+compare(a, b) := cmp(numbers(a), numbers(b)) if {
+	plain(a)
+	plain(b)
+} else := semver.compare(a, b)
+
+# "2.4.0": MAJOR.MINOR.PATCH of at most 15 digits each, without leading zeros, prerelease or
+# build metadata. semver.is_valid accepts it and semver.compare orders such versions as their
+# numbers; they are recognised and compared here without a call to the host.
+plain(v) if {
+	parts := split(v, ".")
+	count(parts) == 3
+	every p in parts {
+		plain_number(p)
+	}
+}
+
+plain_number(p) if {
+	count(p) > 0
+	count(p) <= 15
+	trim(p, "0123456789") == ""
+	not leading_zero(p)
+}
+
+leading_zero(p) if {
+	count(p) > 1
+	startswith(p, "0")
+}
+
+numbers(v) := [to_number(p) | some p in split(v, ".")]
 
 cmp(ka, kb) := -1 if ka < kb
 
@@ -65,11 +55,11 @@ cmp(ka, kb) := 1 if ka > kb
 
 # satisfies("2.3.1", ">=2.0.0 <3.0.0")
 satisfies(v, range) if {
-	k := key(v)
+	valid(v)
 	valid_range(range)
 	some alternative in split(range, "||")
 	every c in comparators(alternative) {
-		comparator_holds(k, c)
+		comparator_holds(v, c)
 	}
 }
 
@@ -85,20 +75,43 @@ valid_range(range) if {
 
 comparators(alternative) := [c | some c in split(trim_space(alternative), " "); c != ""]
 
+# ">=2.0" -> [">=", "2.0"]; "2.0.0" -> ["", "2.0.0"]
+operator_and_bound(c) := [">=", substring(c, 2, -1)] if {
+	startswith(c, ">=")
+} else := ["<=", substring(c, 2, -1)] if {
+	startswith(c, "<=")
+} else := [">", substring(c, 1, -1)] if {
+	startswith(c, ">")
+} else := ["<", substring(c, 1, -1)] if {
+	startswith(c, "<")
+} else := ["=", substring(c, 1, -1)] if {
+	startswith(c, "=")
+} else := ["", c]
+
+# A bound may leave out minor and patch ("2", "v2.1"): they are 0. A bound with a prerelease
+# or build metadata is taken as it is.
+bound_version(b) := b if {
+	some marker in ["-", "+"]
+	contains(b, marker)
+} else := concat("", [b, ".0.0"]) if {
+	count(split(b, ".")) == 1
+} else := concat("", [b, ".0"]) if {
+	count(split(b, ".")) == 2
+} else := b
+
 valid_comparator("*")
 
 valid_comparator(c) if {
 	c != "*"
-	m := regex.find_all_string_submatch_n(comparator_re, c, 1)
-	bound_key(m[0][2])
+	valid(bound_version(operator_and_bound(c)[1]))
 }
 
 comparator_holds(_, "*")
 
-comparator_holds(k, c) if {
+comparator_holds(v, c) if {
 	c != "*"
-	m := regex.find_all_string_submatch_n(comparator_re, c, 1)
-	op_holds(m[0][1], cmp(k, bound_key(m[0][2])))
+	ob := operator_and_bound(c)
+	op_holds(ob[0], compare(v, bound_version(ob[1])))
 }
 
 op_holds("", 0)

@@ -22,6 +22,7 @@ results contains lib.global_result(
 	ticket_remediation,
 	[],
 ) if {
+	"change.ticket" in lib.required
 	not ticket
 }
 
@@ -31,6 +32,7 @@ results contains lib.global_result(
 	ticket_remediation,
 	[],
 ) if {
+	"change.ticket" in lib.required
 	is_string(ticket_pattern)
 	ticket
 	not ticket_matches

@@ -24,7 +24,12 @@ vsa_signers := s if {
 	is_array(s)
 }
 
-summaries(s) := lib.attestations_about(s, {predicate_type})
+# Per subject, computed once: the verification summaries about it.
+summaries_of[s] := lib.attestations_about(s, {predicate_type}) if {
+	some s in lib.subjects
+}
+
+summaries(s) := summaries_of[s]
 
 environment_suffix(e) := concat("", ["/environments/", e])
 
@@ -123,6 +128,7 @@ remediation(s, e) := concat("", [
 ])
 
 results contains lib.subject_result("promotion.vsa", s.key, message, remediation(s, e), []) if {
+	"promotion.vsa" in lib.required
 	some s in lib.subjects
 	some e in from_environments
 	count(summaries(s)) == 0
@@ -130,6 +136,7 @@ results contains lib.subject_result("promotion.vsa", s.key, message, remediation
 }
 
 results contains lib.subject_result("promotion.vsa", s.key, message, remediation(s, e), [p[2]]) if {
+	"promotion.vsa" in lib.required
 	some s in lib.subjects
 	some e in from_environments
 	count(summaries(s)) > 0

@@ -28,7 +28,47 @@ allowed_build_types := {t | some t in object.get(lib.config, "build_types", []);
 
 allowed_refs := [r | some r in lib.env_setting(["source_refs"], []); is_string(r)]
 
-candidates(s) := lib.attestations_about(s, predicate_types)
+# Refs without glob metacharacters compare as strings: glob.match compiles a regular
+# expression in every WebAssembly evaluation, so it is kept for the patterns that need it.
+literal_refs := {r | some r in allowed_refs; not glob_pattern(r)}
+
+glob_refs := [r | some r in allowed_refs; glob_pattern(r)]
+
+glob_pattern(r) if {
+	some c in ["*", "?", "[", "]", "{", "}", "\\"]
+	contains(r, c)
+}
+
+required if "provenance" in lib.required_families
+
+# Positions in input.attestations of the provenance about each subject (computed once; also
+# used by review.revision, so not conditional on the provenance rules).
+candidate_indices[s] := lib.indices_about(s, predicate_types) if {
+	some s in lib.subjects
+}
+
+candidates(s) := [input.attestations[i] | some i in candidate_indices[s]]
+
+# Every provenance attestation about a subject, by position; what the checks need of each is
+# computed once per evaluation below.
+provenance_indices contains i if {
+	some s in lib.subjects
+	some i in candidate_indices[s]
+}
+
+repositories_at[i] := repositories(input.attestations[i]) if some i in provenance_indices
+
+refs_at[i] := refs(input.attestations[i]) if some i in provenance_indices
+
+trusted_builder_at contains i if {
+	some i in provenance_indices
+	builder_trusted(input.attestations[i])
+}
+
+trusted_signer_at contains i if {
+	some i in provenance_indices
+	signer_trusted(input.attestations[i])
+}
 
 # What the provenance says ----------------------------------------------------------------
 
@@ -78,9 +118,10 @@ revisions(a) := (certificate_revisions(a) | dependency_revisions(a)) | config_so
 certificate_revisions(a) := {lower(r) | r := a.signer.extensions.sourceRepositoryDigest; is_string(r)}
 
 dependency_revisions(a) := {lower(d.digest.gitCommit) |
+	repos := repositories(a)
 	some d in a.predicate.buildDefinition.resolvedDependencies
 	is_string(d.uri)
-	lib.normalize_repo(d.uri) in repositories(a)
+	lib.normalize_repo(d.uri) in repos
 	is_string(d.digest.gitCommit)
 }
 
@@ -92,32 +133,43 @@ config_source_revisions(a) := {lower(r) |
 
 # Checks ------------------------------------------------------------------------------------
 
-builder_entries(a) := [b | some b in trusted_builders; builder_matches(b, builder_id(a))]
+builder_entries(a) := [b | id := builder_id(a); some b in trusted_builders; builder_matches(b, id)]
+
+# the trusted builders whose id is exactly the provenance's (no regular expression involved)
+exact_builder_entries(a) := [b | id := builder_id(a); is_string(id); some b in trusted_builders; b.id == id]
 
 builder_matches(b, id) if {
 	is_string(id)
 	b.id == id
-}
-
-builder_matches(b, id) if {
+} else if {
 	is_string(id)
 	is_string(b.id_regexp)
 	regex.match(lib.anchored(b.id_regexp), id)
 }
 
-builder_trusted(a) if count(builder_entries(a)) > 0
-
-# The signer must be an identity of the builder the provenance names (when that builder is not
-# trusted, of any trusted builder: the builder failure is reported on its own).
-signer_trusted(a) if {
-	some b in builder_entries(a)
-	some m in object.get(b, "identities", [])
-	lib.signer_matches(a.signer, m)
+# An exact id settles it; the id_regexp entries are matched only otherwise.
+builder_trusted(a) if {
+	count(exact_builder_entries(a)) > 0
+} else if {
+	count(builder_entries(a)) > 0
 }
 
+# The signer must be an identity of the builder the provenance names (when that builder is not
+# trusted, of any trusted builder: the builder failure is reported on its own). An identity of
+# an exactly named builder settles it without matching the id_regexp entries.
 signer_trusted(a) if {
+	some b in exact_builder_entries(a)
+	identity_of(a, b)
+} else if {
+	some b in builder_entries(a)
+	identity_of(a, b)
+} else if {
 	count(builder_entries(a)) == 0
 	some b in trusted_builders
+	identity_of(a, b)
+}
+
+identity_of(a, b) if {
 	some m in object.get(b, "identities", [])
 	lib.signer_matches(a.signer, m)
 }
@@ -125,24 +177,32 @@ signer_trusted(a) if {
 build_type_allowed(a) if build_type(a) in allowed_build_types
 
 ref_allowed(ref) if {
-	some pattern in allowed_refs
+	ref in literal_refs
+} else if {
+	some pattern in glob_refs
 	glob.match(pattern, ["/"], ref)
 }
 
 # Provenance from a trusted builder and signer: the revisions it names (used by review.revision).
-trusted_revisions(s) := {r |
-	some a in candidates(s)
-	builder_trusted(a)
-	signer_trusted(a)
-	some r in revisions(a)
+trusted_revisions_of[s] := {r |
+	some i in candidate_indices[s]
+	i in trusted_builder_at
+	i in trusted_signer_at
+	some r in revisions(input.attestations[i])
+} if {
+	some s in lib.subjects
 }
+
+trusted_revisions(s) := trusted_revisions_of[s]
 
 # Failures per candidate --------------------------------------------------------------------
 
 failures contains failure(s, a, "provenance.trusted_builder", message, remediation) if {
+	"provenance.trusted_builder" in lib.required
 	some s in lib.subjects
-	some a in candidates(s)
-	not builder_trusted(a)
+	some i in candidate_indices[s]
+	not i in trusted_builder_at
+	a := input.attestations[i]
 	message := builder_message(a)
 	remediation := concat("", ["build with a trusted builder: ", lib.list_text(builder_names, 5)])
 }
@@ -160,9 +220,11 @@ builder_name(b) := b.id if {
 }
 
 failures contains failure(s, a, "provenance.signer", message, remediation) if {
+	"provenance.signer" in lib.required
 	some s in lib.subjects
-	some a in candidates(s)
-	not signer_trusted(a)
+	some i in candidate_indices[s]
+	not i in trusted_signer_at
+	a := input.attestations[i]
 	message := concat("", [
 		"provenance ", lib.short(a.id), " is signed by ", lib.describe_signer(object.get(a, "signer", {})),
 		", which is not an identity of its builder",
@@ -175,18 +237,22 @@ signer_names(a) := [lib.describe_matcher(m) | some b in builder_entries(a); some
 } else := [lib.describe_matcher(m) | some b in trusted_builders; some m in object.get(b, "identities", [])]
 
 failures contains failure(s, a, "provenance.source_repository", message, remediation) if {
+	"provenance.source_repository" in lib.required
 	some s in lib.subjects
-	some a in candidates(s)
-	count(repositories(a)) == 0
+	some i in candidate_indices[s]
+	count(repositories_at[i]) == 0
+	a := input.attestations[i]
 	message := concat("", ["provenance ", lib.short(a.id), " names no source repository"])
 	remediation := repository_remediation
 }
 
 failures contains failure(s, a, "provenance.source_repository", message, remediation) if {
+	"provenance.source_repository" in lib.required
 	some s in lib.subjects
-	some a in candidates(s)
-	some repo in repositories(a)
+	some i in candidate_indices[s]
+	some repo in repositories_at[i]
 	not repo in allowed_repositories
+	a := input.attestations[i]
 	message := concat("", ["provenance ", lib.short(a.id), " names source repository ", repo, ", which is not allowed"])
 	remediation := repository_remediation
 }
@@ -194,18 +260,22 @@ failures contains failure(s, a, "provenance.source_repository", message, remedia
 repository_remediation := concat("", ["build from an allowed repository: ", lib.list_text(sort(allowed_repositories), 5)])
 
 failures contains failure(s, a, "provenance.source_ref", message, remediation) if {
+	"provenance.source_ref" in lib.required
 	some s in lib.subjects
-	some a in candidates(s)
-	count(refs(a)) == 0
+	some i in candidate_indices[s]
+	count(refs_at[i]) == 0
+	a := input.attestations[i]
 	message := concat("", ["provenance ", lib.short(a.id), " names no source ref"])
 	remediation := ref_remediation
 }
 
 failures contains failure(s, a, "provenance.source_ref", message, remediation) if {
+	"provenance.source_ref" in lib.required
 	some s in lib.subjects
-	some a in candidates(s)
-	some ref in refs(a)
+	some i in candidate_indices[s]
+	some ref in refs_at[i]
 	not ref_allowed(ref)
+	a := input.attestations[i]
 	message := concat("", ["provenance ", lib.short(a.id), " was built from ref ", ref, ", which ", input.environment, " does not allow"])
 	remediation := ref_remediation
 }
@@ -213,8 +283,10 @@ failures contains failure(s, a, "provenance.source_ref", message, remediation) i
 ref_remediation := concat("", ["build from a ref matching one of: ", lib.list_text(allowed_refs, 5)])
 
 failures contains failure(s, a, "provenance.build_type", message, remediation) if {
+	"provenance.build_type" in lib.required
 	some s in lib.subjects
-	some a in candidates(s)
+	some i in candidate_indices[s]
+	a := input.attestations[i]
 	not build_type_allowed(a)
 	message := build_type_message(a)
 	remediation := concat("", ["build with an allowed build type: ", lib.list_text(sort(allowed_build_types), 5)])
@@ -239,18 +311,21 @@ present contains lib.subject_result(
 	"attach slsa provenance (https://slsa.dev/provenance/v1 or v0.2) from a trusted builder for this digest",
 	[],
 ) if {
+	"provenance.present" in lib.required
 	some s in lib.subjects
-	count(candidates(s)) == 0
+	count(candidate_indices[s]) == 0
 }
 
 subject_failures(s) := {f | some f in failures; f.key == s.key}
 
 violations := lib.violations_of(present) | {r |
+	required
 	some s in lib.subjects
 	some r in lib.conformance_violations(lib.ids(candidates(s)), subject_failures(s))
 }
 
 warnings := lib.warnings_of(present) | {r |
+	required
 	some s in lib.subjects
 	some r in lib.conformance_warnings(lib.ids(candidates(s)), subject_failures(s))
 }

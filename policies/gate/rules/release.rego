@@ -5,7 +5,7 @@
 #   contains a subject named `component`, it must contain a subject named `requires` whose
 #   version satisfies `range` (unless `optional` is true, which skips the constraint when
 #   `requires` is absent). Versions are Semantic Versioning 2.0.0, compared by
-#   data.gate.lib.versions (semver.* builtins are not available in WebAssembly).
+#   data.gate.lib.versions (OPA's semver.* builtins, which the gate provides to WebAssembly).
 package gate.rules.release
 
 import data.gate.lib
@@ -18,7 +18,13 @@ constraints := c if {
 	is_array(c)
 }
 
-named(name) := [s | some s in lib.subjects; s.name == name]
+# subject name -> the subjects of that name (computed once)
+subjects_named[name] := [s | some s in lib.subjects; s.name == name] if {
+	some x in lib.subjects
+	name := x.name
+}
+
+named(name) := object.get(subjects_named, name, [])
 
 requirement(c) := concat("", [lib.text(c.component), " requires ", lib.text(c.requires), " ", lib.text(object.get(c, "range", null))])
 
@@ -27,6 +33,7 @@ optional(c) if c.optional == true
 range_valid(c) if versions.valid_range(c.range)
 
 results contains lib.subject_result("release.constraints", d.key, message, remediation, []) if {
+	"release.constraints" in lib.required
 	some c in constraints
 	some d in named(c.component)
 	count(named(c.requires)) == 0
@@ -36,6 +43,7 @@ results contains lib.subject_result("release.constraints", d.key, message, remed
 }
 
 results contains lib.subject_result("release.constraints", d.key, message, remediation, []) if {
+	"release.constraints" in lib.required
 	some c in constraints
 	some d in named(c.component)
 	not range_valid(c)
@@ -44,6 +52,7 @@ results contains lib.subject_result("release.constraints", d.key, message, remed
 }
 
 results contains lib.subject_result("release.constraints", d.key, message, remediation, []) if {
+	"release.constraints" in lib.required
 	some c in constraints
 	some d in named(c.component)
 	range_valid(c)
@@ -54,6 +63,7 @@ results contains lib.subject_result("release.constraints", d.key, message, remed
 }
 
 results contains lib.subject_result("release.constraints", d.key, message, remediation, []) if {
+	"release.constraints" in lib.required
 	some c in constraints
 	some d in named(c.component)
 	some p in named(c.requires)

@@ -9,14 +9,27 @@
 package gate.rules.review
 
 import data.gate.lib
-import data.gate.lib.timestamps
 import data.gate.rules.provenance
 
 predicate_type := "https://gate.dev/attestation/code-review/v1"
 
-all_reviews(s) := lib.attestations_about(s, {predicate_type})
+# Nothing here is computed unless the environment requires a review rule.
+required if "review" in lib.required_families
 
-reviews(s) := [a | some a in all_reviews(s); lib.attestor_trusted("review", a)]
+# Per subject, computed once: the positions in input.attestations of every code-review
+# attestation about it, and of the trusted ones.
+all_review_indices_of[s] := lib.indices_about(s, {predicate_type}) if {
+	required
+	some s in lib.subjects
+}
+
+review_indices_of[s] := [i | some i in indices; lib.attestor_trusted("review", input.attestations[i])] if {
+	some s, indices in all_review_indices_of
+}
+
+all_reviews(s) := [input.attestations[i] | some i in all_review_indices_of[s]]
+
+reviews(s) := [input.attestations[i] | some i in review_indices_of[s]]
 
 ignored(s) := lib.ids(all_reviews(s)) - lib.ids(reviews(s))
 
@@ -26,10 +39,11 @@ authorized_identities := {lower(x) | some x in object.get(lib.config, ["review",
 
 authorized_patterns := [p | some p in object.get(lib.config, ["review", "authorized_reviewer_patterns"], []); is_string(p)]
 
-# Identities compare case-insensitively.
-authorized(identity) if lower(identity) in authorized_identities
-
+# Identities compare case-insensitively. The patterns are matched only for identities that are
+# not listed (each pattern is a regular expression compiled anew in every evaluation).
 authorized(identity) if {
+	lower(identity) in authorized_identities
+} else if {
 	some p in authorized_patterns
 	regex.match(lib.anchored(p), identity)
 }
@@ -45,39 +59,54 @@ eligible(a, r) if {
 
 same_reviewer(r1, r2) if lower(r1.identity) == lower(r2.identity)
 
-# An approval stands unless the same reviewer requested changes at the same time or later (or
-# at a time that cannot be read).
-approvers(a) := {lower(r.identity) |
-	some r in a.predicate.reviewers
-	r.decision == "APPROVED"
-	eligible(a, r)
-	t := timestamps.parse_ms(r.time)
-	not revoked(a, r, t)
+# The time of every approval and request for changes of the trusted review at position i, in
+# nanoseconds (parsed once; absent when it cannot be read): reviewer position -> time.
+reviewer_times[i] := {j: t |
+	some j, r in input.attestations[i].predicate.reviewers
+	r.decision in {"APPROVED", "CHANGES_REQUESTED"}
+	t := time.parse_rfc3339_ns(r.time)
+} if {
+	some _, indices in review_indices_of
+	some i in indices
 }
 
-revoked(a, approval, t) if {
-	some r in a.predicate.reviewers
+# An approval stands unless the same reviewer requested changes at the same time or later (or
+# at a time that cannot be read). An approval whose time cannot be read does not count.
+approvers(i) := {lower(r.identity) |
+	a := input.attestations[i]
+	times := reviewer_times[i]
+	some j, r in a.predicate.reviewers
+	r.decision == "APPROVED"
+	eligible(a, r)
+	t := times[j]
+	not revoked(a, times, r, t)
+}
+
+revoked(a, times, approval, t) if {
+	some j, r in a.predicate.reviewers
 	r.decision == "CHANGES_REQUESTED"
 	same_reviewer(r, approval)
-	not before(r, t)
+	not before(times, j, t)
 }
 
-before(r, t) if timestamps.parse_ms(r.time) < t
+before(times, j, t) if times[j] < t
 
 # A request for changes stands until the same reviewer approves strictly later.
-requesting_changes(a) := {r.identity |
-	some r in a.predicate.reviewers
+requesting_changes(i) := {r.identity |
+	a := input.attestations[i]
+	times := reviewer_times[i]
+	some j, r in a.predicate.reviewers
 	r.decision == "CHANGES_REQUESTED"
 	eligible(a, r)
-	not superseded(a, r)
+	not superseded(a, times, j, r)
 }
 
-superseded(a, request) if {
-	t := timestamps.parse_ms(request.time)
-	some r in a.predicate.reviewers
+superseded(a, times, j, request) if {
+	t := times[j]
+	some k, r in a.predicate.reviewers
 	r.decision == "APPROVED"
 	same_reviewer(r, request)
-	timestamps.parse_ms(r.time) > t
+	times[k] > t
 }
 
 # "acme/api#42", "https://github.com/acme/api#42" or "change <id12>"
@@ -95,9 +124,11 @@ revision(a) := lower(a.predicate.change.revision) if is_string(a.predicate.chang
 # Failures per candidate --------------------------------------------------------------------
 
 failures contains failure(s, a, "review.approvals", message, remediation) if {
+	"review.approvals" in lib.required
 	some s in lib.subjects
-	some a in reviews(s)
-	n := count(approvers(a))
+	some i in review_indices_of[s]
+	a := input.attestations[i]
+	n := count(approvers(i))
 	n < min_approvals
 	message := concat("", [
 		"code review ", lib.short(a.id), " of ", change_text(a), " has ", lib.plural(n, "approval"),
@@ -111,9 +142,11 @@ failures contains failure(s, a, "review.approvals", message, remediation) if {
 }
 
 failures contains failure(s, a, "review.changes_requested", message, remediation) if {
+	"review.changes_requested" in lib.required
 	some s in lib.subjects
-	some a in reviews(s)
-	requesters := requesting_changes(a)
+	some i in review_indices_of[s]
+	a := input.attestations[i]
+	requesters := requesting_changes(i)
 	count(requesters) > 0
 	message := concat("", [
 		"reviewer ", lib.list_text(sort(requesters), 3), " requested changes in code review ", lib.short(a.id), " of ",
@@ -123,6 +156,7 @@ failures contains failure(s, a, "review.changes_requested", message, remediation
 }
 
 failures contains failure(s, a, "review.revision", message, remediation) if {
+	"review.revision" in lib.required
 	some s in lib.subjects
 	some a in reviews(s)
 	not revision_built(a, s)
@@ -155,14 +189,15 @@ failure(s, a, id, message, remediation) := {
 # Results ------------------------------------------------------------------------------------
 
 present contains lib.subject_result("review.present", s.key, message, remediation, ignored(s)) if {
+	"review.present" in lib.required
 	some s in lib.subjects
-	count(reviews(s)) == 0
+	count(review_indices_of[s]) == 0
 	message := missing_message(s)
 	remediation := "attach a code-review attestation (https://gate.dev/attestation/code-review/v1) signed by a trusted review attestor"
 }
 
 missing_message(s) := concat("", ["no code-review attestation for ", s.label]) if {
-	count(all_reviews(s)) == 0
+	count(all_review_indices_of[s]) == 0
 } else := concat("", [
 	"no code-review attestation for ", s.label, " is signed by a trusted review attestor (",
 	lib.plural(count(ignored(s)), "attestation"), " ignored)",

@@ -11,9 +11,22 @@ import data.gate.lib
 
 predicate_type := "https://in-toto.io/attestation/test-result/v0.1"
 
-all_runs(s) := lib.attestations_about(s, {predicate_type})
+# Nothing here is computed unless the environment requires a tests rule.
+required if "tests" in lib.required_families
 
-runs(s) := [a | some a in all_runs(s); lib.attestor_trusted("tests", a)]
+# Per subject, computed once: every test-result attestation about it, and the trusted ones.
+all_runs_of[s] := lib.attestations_about(s, {predicate_type}) if {
+	required
+	some s in lib.subjects
+}
+
+runs_of[s] := [a | some a in atts; lib.attestor_trusted("tests", a)] if {
+	some s, atts in all_runs_of
+}
+
+all_runs(s) := all_runs_of[s]
+
+runs(s) := runs_of[s]
 
 ignored(s) := lib.ids(all_runs(s)) - lib.ids(runs(s))
 
@@ -36,6 +49,7 @@ covers(a, suite) if {
 }
 
 results contains lib.subject_result("tests.present", s.key, message, remediation, ignored(s)) if {
+	"tests.present" in lib.required
 	some s in lib.subjects
 	count(runs(s)) == 0
 	message := missing_message(s)
@@ -50,6 +64,7 @@ missing_message(s) := concat("", ["no test-result attestation for ", s.label]) i
 ])
 
 results contains lib.subject_result("tests.passed", s.key, message, remediation, [a.id]) if {
+	"tests.passed" in lib.required
 	some s in lib.subjects
 	some a in runs(s)
 	not run_passed(a)
@@ -65,6 +80,7 @@ outcome(a) := concat("", [lib.quote(object.get(a, ["predicate", "result"], null)
 } else := lib.quote(object.get(a, ["predicate", "result"], null))
 
 results contains lib.subject_result("tests.required_suites", s.key, message, remediation, lib.ids(runs(s))) if {
+	"tests.required_suites" in lib.required
 	some s in lib.subjects
 	count(runs(s)) > 0
 	some suite in required_suites

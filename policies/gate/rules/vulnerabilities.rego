@@ -9,7 +9,6 @@
 package gate.rules.vulnerabilities
 
 import data.gate.lib
-import data.gate.lib.timestamps
 
 vulns_v02 := "https://in-toto.io/attestation/vulns/v0.2"
 
@@ -17,9 +16,22 @@ cosign_vuln_v1 := "https://cosign.sigstore.dev/attestation/vuln/v1"
 
 predicate_types := {vulns_v02, cosign_vuln_v1}
 
-all_scans(s) := lib.attestations_about(s, predicate_types)
+# Nothing here is computed unless the environment requires a vulnerabilities rule.
+required if "vulnerabilities" in lib.required_families
 
-scans(s) := [a | some a in all_scans(s); lib.attestor_trusted("vulnerabilities", a)]
+# Per subject, computed once: every scan about it, and the trusted ones.
+all_scans_of[s] := lib.attestations_about(s, predicate_types) if {
+	required
+	some s in lib.subjects
+}
+
+scans_of[s] := [a | some a in atts; lib.attestor_trusted("vulnerabilities", a)] if {
+	some s, atts in all_scans_of
+}
+
+all_scans(s) := all_scans_of[s]
+
+scans(s) := scans_of[s]
 
 ignored(s) := lib.ids(all_scans(s)) - lib.ids(scans(s))
 
@@ -54,10 +66,23 @@ score_level(score) := levels[lower(trim_space(score))] if {
 	is_string(score)
 } else := cvss_level(to_number(trim_space(score))) if {
 	is_string(score)
-	regex.match(`^[0-9]{1,2}(\.[0-9]+)?$`, trim_space(score))
+	cvss_text(trim_space(score))
 } else := cvss_level(score) if {
 	is_number(score)
 } else := unknown_level
+
+# "7", "7.5", "10.0": one or two digits, optionally a point and at least one digit (the regular
+# expression ^[0-9]{1,2}(\.[0-9]+)?$ without compiling one in every evaluation)
+cvss_text(t) if {
+	parts := split(t, ".")
+	count(parts) <= 2
+	count(parts[0]) >= 1
+	count(parts[0]) <= 2
+	every p in parts {
+		p != ""
+		trim(p, "0123456789") == ""
+	}
+}
 
 cvss_level(n) := 4 if n >= 9
 
@@ -124,16 +149,22 @@ readable(a) if {
 
 # Freshness ------------------------------------------------------------------------------------
 
-finished_ms(a) := timestamps.parse_ms(a.predicate.metadata.scanFinishedOn)
+finished_ns(a) := time.parse_rfc3339_ns(a.predicate.metadata.scanFinishedOn)
 
-max_age_ms := lib.env_setting(["vulnerabilities", "max_scan_age_hours"], null) * 3600000
+max_age_hours := lib.env_setting(["vulnerabilities", "max_scan_age_hours"], null)
 
-fresh(a) if {
-	is_number(lib.env_setting(["vulnerabilities", "max_scan_age_hours"], null))
-	lib.now_ms - finished_ms(a) <= max_age_ms
+max_age_ns := max_age_hours * 3600000000000
+
+# the oldest scanFinishedOn that is fresh
+fresh_from_ns := lib.now_ns - max_age_ns if is_number(max_age_hours)
+
+fresh(a) if finished_ns(a) >= fresh_from_ns
+
+fresh_scans_of[s] := [a | some a in atts; fresh(a)] if {
+	some s, atts in scans_of
 }
 
-fresh_scans(s) := [a | some a in scans(s); fresh(a)]
+fresh_scans(s) := fresh_scans_of[s]
 
 # Findings are taken from the fresh scans; when none is fresh (a vulnerabilities.fresh
 # violation), from every trusted scan.
@@ -141,11 +172,26 @@ considered(s) := fresh_scans(s) if count(fresh_scans(s)) > 0
 
 else := scans(s)
 
-vulnerability_ids(s) := {f.id | some a in considered(s); some f in findings(a)}
+# [[attestation id (none when it has none)], finding] for every finding of a considered scan
+considered_findings_of[s] := [[[x | x := a.id], f] | some a in considered(s); some f in findings(a)] if {
+	some s, _ in scans_of
+}
 
-level_of(s, id) := max({f.level | some a in considered(s); some f in findings(a); f.id == id})
+# Per subject, computed once: vulnerability id -> {"level": the highest level any considered
+# scan gives it, "reported_by": the ids of the scans that report it}.
+vulnerabilities_of[s] := {id: {"level": max(levels), "reported_by": reported} |
+	some id in {x[1].id | some x in found}
+	levels := {x[1].level | some x in found; x[1].id == id}
+	reported := {att | some x in found; x[1].id == id; some att in x[0]}
+} if {
+	some s, found in considered_findings_of
+}
 
-reported_by(s, id) := {a.id | some a in considered(s); some f in findings(a); f.id == id}
+vulnerability_ids(s) := {id | some id, _ in vulnerabilities_of[s]}
+
+level_of(s, id) := vulnerabilities_of[s][id].level
+
+reported_by(s, id) := vulnerabilities_of[s][id].reported_by
 
 # Waivers ----------------------------------------------------------------------------------
 
@@ -166,10 +212,10 @@ waiver_names(w, id, s) if {
 	trim_space(w.owner) != ""
 }
 
-waiver_valid(w) if lib.now_ms < timestamps.parse_ms(w.expires)
+waiver_valid(w) if lib.now_ns < time.parse_rfc3339_ns(w.expires)
 
 # the valid waiver that lasts longest (several may name the same finding)
-waived_by(s, id) := max({[timestamps.parse_ms(w.expires), w] |
+waived_by(s, id) := max({[time.parse_rfc3339_ns(w.expires), w] |
 	some w in waivers
 	waiver_names(w, id, s)
 	waiver_valid(w)
@@ -180,6 +226,7 @@ waived(s, id) if waived_by(s, id)
 # Results ------------------------------------------------------------------------------------
 
 results contains lib.subject_result("vulnerabilities.present", s.key, message, remediation, ignored(s)) if {
+	"vulnerabilities.present" in lib.required
 	some s in lib.subjects
 	count(scans(s)) == 0
 	message := missing_message(s)
@@ -194,6 +241,7 @@ missing_message(s) := concat("", ["no vulnerability scan attestation for ", s.la
 ])
 
 results contains lib.subject_result("vulnerabilities.fresh", s.key, message, remediation, lib.ids(scans(s))) if {
+	"vulnerabilities.fresh" in lib.required
 	some s in lib.subjects
 	count(scans(s)) > 0
 	count(fresh_scans(s)) == 0
@@ -204,21 +252,22 @@ results contains lib.subject_result("vulnerabilities.fresh", s.key, message, rem
 	])
 }
 
-max_age_text := lib.plural(lib.env_setting(["vulnerabilities", "max_scan_age_hours"], null), "hour") if {
-	is_number(lib.env_setting(["vulnerabilities", "max_scan_age_hours"], null))
+max_age_text := lib.plural(max_age_hours, "hour") if {
+	is_number(max_age_hours)
 } else := "(unconfigured) hours"
 
-newest_finish(s) := max({[finished_ms(a), a.predicate.metadata.scanFinishedOn] | some a in scans(s)})[1]
+newest_finish(s) := max({[finished_ns(a), a.predicate.metadata.scanFinishedOn] | some a in scans(s)})[1]
 
 stale_message(s) := concat("", [
 	"the newest vulnerability scan of ", s.label, " finished at ", newest_finish(s),
 	", more than ", max_age_text, " before ", input.effectiveTime,
 ]) if {
-	lib.now_ms
+	lib.now_ns
 	newest_finish(s)
 } else := concat("", ["no vulnerability scan of ", s.label, " can be shown to be recent: scanFinishedOn or effectiveTime is missing or invalid"])
 
 results contains lib.subject_result("vulnerabilities.severity", s.key, message, remediation, reported_by(s, id)) if {
+	"vulnerabilities.severity" in lib.required
 	some s in lib.subjects
 	some id in vulnerability_ids(s)
 	level_of(s, id) >= threshold
@@ -234,6 +283,7 @@ results contains lib.subject_result("vulnerabilities.severity", s.key, message, 
 }
 
 results contains lib.subject_result("vulnerabilities.severity", s.key, message, remediation, [a.id]) if {
+	"vulnerabilities.severity" in lib.required
 	some s in lib.subjects
 	some a in considered(s)
 	not readable(a)
