@@ -23,8 +23,15 @@ help: ## list the targets
 
 deps: $(NODE_MODULES_STAMP) ## install pinned dependencies from the lockfile
 
+# better-sqlite3 is a native addon: when no prebuilt binary can be downloaded, node-gyp compiles it
+# (python3, make and a C++ compiler) against Node's headers, which it would download too. The
+# running Node's install prefix ships them (include/node/node.h): point node-gyp there, unless
+# npm_config_nodedir is already set. JOBS=max compiles on every core.
+NODE_PREFIX := $(shell node_bin="$$(command -v node)" && dirname "$$(dirname "$$node_bin")")
+NODE_HEADERS := $(if $(npm_config_nodedir),,$(if $(wildcard $(NODE_PREFIX)/include/node/node.h),npm_config_nodedir=$(NODE_PREFIX)))
+
 $(NODE_MODULES_STAMP): package.json package-lock.json
-	npm ci --no-audit --no-fund
+	$(NODE_HEADERS) JOBS=max npm ci --no-audit --no-fund
 	@touch $@
 
 build: $(DIST_STAMP) ## compile TypeScript to dist/
@@ -48,6 +55,8 @@ $(POLICY_BUNDLE): $(OPA) $(REGO)
 test: build policies ## run every test: opa test, typecheck, unit, conformance, end-to-end
 	$(OPA) test $(OPA_IGNORE) policies/
 	npx tsc -p tsconfig.json --noEmit
+	@# PostgreSQL ledger tests start their own server on 127.0.0.1; this installs it when missing (as root)
+	bash test/support/ensure-postgres.sh
 	OPA=$(OPA) npx vitest run
 
 lint: deps ## eslint and prettier
@@ -57,8 +66,9 @@ lint: deps ## eslint and prettier
 demo: build policies ## the whole flow offline: local Sigstore, evidence, check, break-glass, ledger
 	npx tsx test/demo/run.ts
 
-bench: build policies ## side-by-side benchmarks (results as ratios)
+bench: build policies ## side-by-side benchmarks (results as ratios); the ledger's builds a 1M-record ledger once in .gate/bench
 	npx vitest bench --run
+	npx tsx bench/ledger.ts
 
 clean: ## remove build output
 	rm -rf dist

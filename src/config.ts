@@ -22,7 +22,15 @@ export interface GateConfig {
   sources: { bundles: string[]; rekor?: HttpSourceConfig; store?: HttpSourceConfig };
   policy: { path?: string; config: Record<string, unknown> };
   mode: 'enforce' | 'dry-run';
-  ledger: { path: string };
+  ledger: {
+    backend: 'sqlite' | 'postgres' | 'jsonl';
+    path: string;
+    /** postgres connection url, read from the environment (never written in the file) */
+    url?: string;
+    checkpointKeyPem?: string;
+    publicKeyPem?: string;
+    checkpointEvery?: { records?: number; seconds?: number };
+  };
   notify: { webhooks: Array<{ url: string; token?: string }>; outbox: string };
   /** signs verification summaries for allowed decisions (promotion evidence) */
   vsa?: { keyPem: string; policyUri: string };
@@ -80,7 +88,7 @@ export function normalise(doc: unknown, base: string, digest: string, name = 'co
       config: c.policy?.config ?? {},
     },
     mode: c.mode ?? 'enforce',
-    ledger: { path: at(c.ledger?.path ?? '.gate/ledger.jsonl') },
+    ledger: ledgerConfig(c.ledger ?? {}, at),
     ...(c.vsa
       ? {
           vsa: {
@@ -99,6 +107,28 @@ export function normalise(doc: unknown, base: string, digest: string, name = 'co
       outbox: at(c.notify?.outbox ?? '.gate/outbox.jsonl'),
     },
     digest,
+  };
+}
+
+// eslint-disable-next-line @typescript-eslint/no-explicit-any
+function ledgerConfig(l: Record<string, any>, at: (p: string) => string): GateConfig['ledger'] {
+  const backend = l.backend ?? 'sqlite';
+  const pem = (p: string | undefined, what: string) =>
+    p === undefined ? undefined : readBoundedFile(at(p), 64 * 1024, what).toString('utf8');
+  const url = backend === 'postgres' ? process.env[l.urlEnv ?? 'GATE_LEDGER_URL'] : undefined;
+  if (backend === 'postgres' && !url) {
+    throw new GateError(
+      'CONFIG_INVALID',
+      `ledger: set ${l.urlEnv ?? 'GATE_LEDGER_URL'} to the postgres url`,
+    );
+  }
+  return {
+    backend,
+    path: at(l.path ?? (backend === 'jsonl' ? '.gate/ledger.jsonl' : '.gate/ledger.db')),
+    ...(url ? { url } : {}),
+    ...(l.checkpointKey ? { checkpointKeyPem: pem(l.checkpointKey, 'checkpoint key') } : {}),
+    ...(l.publicKey ? { publicKeyPem: pem(l.publicKey, 'ledger public key') } : {}),
+    ...(l.checkpointEvery ? { checkpointEvery: l.checkpointEvery } : {}),
   };
 }
 

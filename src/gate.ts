@@ -1,6 +1,9 @@
 import { randomUUID } from 'node:crypto';
 import { readFileSync } from 'node:fs';
-import { createJsonlLedger, type Ledger } from './audit/jsonl.js';
+import path from 'node:path';
+import type { Ledger } from './audit/ledger.js';
+import { openLedger } from './audit/open.js';
+import { savePolicy } from './audit/policy-store.js';
 import { checkBreakGlass, type BreakGlassContext } from './breakglass/check.js';
 import type { BreakGlassRule } from './breakglass/types.js';
 import type { Source } from './collect/types.js';
@@ -69,7 +72,19 @@ export async function createGate(config: GateConfig, deps: GateDeps = {}): Promi
   );
   const lock = createLock();
   const outbox = deps.outbox ?? outboxFor(config);
-  const ledger = deps.ledger ?? createJsonlLedger(config.ledger.path);
+  const opened = deps.ledger ?? (await openLedger(config.ledger));
+  // Replay needs the exact policy each decision was made with: it is stored beside the ledger
+  // before the first record that names it, as part of making that record durable.
+  const policies = path.join(path.dirname(config.ledger.path), 'policies');
+  const ledger: Ledger = {
+    ...opened,
+    append: async (decision, input) => {
+      savePolicy(policies, policy);
+      await opened.append(decision, input);
+    },
+    consumed: (id) => opened.consumed(id),
+    close: () => opened.close(),
+  };
   const now = deps.now ?? (() => new Date());
   const newId = deps.newId ?? randomUUID;
   const identities = config.identities?.length

@@ -18,7 +18,7 @@ describe('gate.yaml', () => {
     const c = loadConfig(packagePath('examples', 'gate.yaml'), process.cwd());
     expect(c.mode).toBe('enforce');
     expect(c.sources.bundles).toEqual([packagePath('examples', 'attestations')]);
-    expect(c.ledger.path).toBe(packagePath('.gate', 'ledger.jsonl'));
+    expect(c.ledger).toMatchObject({ backend: 'sqlite', path: packagePath('.gate', 'ledger.db') });
     expect(c.policy.config).toHaveProperty('break_glass.environments.production.approvals', 1);
     expect(c.digest).toMatch(/^[0-9a-f]{64}$/);
   });
@@ -29,7 +29,7 @@ describe('gate.yaml', () => {
       mode: 'enforce',
       keys: [],
       sources: { bundles: [] },
-      ledger: { path: path.join(dir, '.gate/ledger.jsonl') },
+      ledger: { backend: 'sqlite', path: path.join(dir, '.gate/ledger.db') },
     });
   });
 

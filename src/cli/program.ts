@@ -1,4 +1,11 @@
 import { Command, CommanderError, Option } from 'commander';
+import {
+  auditExportCommand,
+  auditQueryCommand,
+  auditReplayCommand,
+  auditShowCommand,
+  auditVerifyCommand,
+} from './commands/audit.js';
 import { breakGlassRequestCommand } from './commands/break-glass.js';
 import { checkCommand } from './commands/check.js';
 import { demoCommand } from './commands/demo.js';
@@ -93,6 +100,62 @@ export function buildProgram(io: CommandIO, setExit: (code: number) => void): Co
     .option('--expires-in <minutes>', 'minutes until the request expires', '60')
     .requiredOption('--out <file>', 'where to write the statement')
     .action((opts) => setExit(breakGlassRequestCommand(opts, io)));
+
+  const audit = program.command('audit').description('query and verify the audit ledger');
+  const ledgerOpts = (c: Command) =>
+    c
+      .option('--config <file>', 'gate.yaml naming the ledger (default: .gate/ledger.db)')
+      .addOption(
+        new Option('--format <format>', 'output format')
+          .choices(['table', 'json', 'jsonl'])
+          .default('table'),
+      );
+  ledgerOpts(
+    audit
+      .command('query')
+      .description(
+        'decisions by subject, environment, outcome, time, requester or rule, newest first',
+      ),
+  )
+    .option('--subject <digest>', 'sha256:HEX')
+    .option('--env <name>', 'environment')
+    .addOption(
+      new Option('--outcome <outcome>', 'outcome').choices(['allow', 'deny', 'override', 'error']),
+    )
+    .option('--from <time>', 'rfc 3339, inclusive')
+    .option('--to <time>', 'rfc 3339, exclusive')
+    .option('--requester <identity>', 'break-glass requester')
+    .option('--rule <id>', 'a violated or overridden rule')
+    .option('--limit <n>', 'at most this many (default 100)')
+    .action(async (opts) => setExit(await auditQueryCommand(opts, io)));
+  ledgerOpts(
+    audit
+      .command('show')
+      .description('one decision in full, with its input')
+      .argument('<id>', 'decision id'),
+  ).action(async (id: string, opts) => setExit(await auditShowCommand(id, opts, io)));
+  ledgerOpts(
+    audit
+      .command('verify')
+      .description('check the hash chain and the signed checkpoints (exit 1 on tampering)'),
+  )
+    .option('--public-key <pem>', 'the ledger key that signs checkpoints')
+    .action(async (opts) => setExit(await auditVerifyCommand(opts, io)));
+  ledgerOpts(
+    audit
+      .command('replay')
+      .description('evaluate a recorded input again with the recorded policy')
+      .argument('<id>', 'decision id'),
+  )
+    .option('--policy <path>', 'replay with this policy instead of the recorded one')
+    .action(async (id: string, opts) => setExit(await auditReplayCommand(id, opts, io)));
+  ledgerOpts(
+    audit
+      .command('export')
+      .description('every record and checkpoint as json lines, in chain order'),
+  )
+    .option('--out <file>', 'write here instead of stdout')
+    .action(async (opts) => setExit(await auditExportCommand(opts, io)));
 
   program
     .command('evaluate')

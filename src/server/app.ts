@@ -60,7 +60,7 @@ export function createServer(opts: ServerOptions): FastifyInstance {
     opts.admissionEnvironment,
     Math.max(bodyLimit, ADMISSION_BODY_LIMIT),
   );
-  if (opts.config) registerAuditRoutes(app, opts.config.ledger.path);
+  if (opts.config) registerAuditRoutes(app, opts.config.ledger);
   installDraining(app);
   // Runs after fastify has stopped listening and the requests in flight have finished.
   app.addHook('onClose', async () => opts.gate.close());

@@ -1,4 +1,9 @@
+import { createPublicKey, type KeyObject } from 'node:crypto';
 import type { FastifyInstance } from 'fastify';
+import type { AuditLedger } from '../audit/ledger.js';
+import { openAuditLedger } from '../audit/open.js';
+import { recordedInput, verifyChain } from '../audit/record.js';
+import type { GateConfig } from '../config.js';
 import type { Outcome } from '../decision.js';
 import { GateError } from '../errors.js';
 import { parseDigest } from '../verify/statement.js';
@@ -12,6 +17,10 @@ interface AuditQuery {
   subject?: string;
   environment?: string;
   outcome?: Outcome;
+  from?: string;
+  to?: string;
+  requester?: string;
+  rule?: string;
   limit?: string;
 }
 
@@ -24,6 +33,10 @@ const QUERY_SCHEMA = {
     subject: { type: 'string', maxLength: 200 },
     environment: ENVIRONMENT_SCHEMA,
     outcome: { enum: ['allow', 'deny', 'override', 'error'] },
+    from: { type: 'string', format: 'date-time' },
+    to: { type: 'string', format: 'date-time' },
+    requester: { type: 'string', maxLength: 500 },
+    rule: { type: 'string', maxLength: 200 },
     limit: { type: 'string', pattern: '^[0-9]{1,7}$' },
   },
 } as const;
@@ -39,21 +52,82 @@ function limitOf(raw: string | undefined): number {
   return n;
 }
 
-/** GET /v1/audit/decisions: recorded decisions, newest first (bearer token: see auth.ts). */
-export function registerAuditRoutes(app: FastifyInstance, ledgerPath: string): void {
+/**
+ * The audit routes (bearer token: see auth.ts): recorded decisions newest first, one decision
+ * with its input, and a verification of the chain. Backed by the hash-chained ledger the gate
+ * writes (SQLite or PostgreSQL); the plain JSON Lines ledger only answers the list.
+ */
+export function registerAuditRoutes(app: FastifyInstance, ledger: GateConfig['ledger']): void {
+  let opened: Promise<AuditLedger> | undefined;
+  const audit = () => (opened ??= openAuditLedger(ledger));
+  app.addHook('onClose', async () => {
+    if (opened) await (await opened).close();
+  });
+
   app.get<{ Querystring: AuditQuery }>(
     `${AUDIT_PREFIX}/decisions`,
     { schema: { querystring: QUERY_SCHEMA } },
     async (request) => {
       const q = request.query;
-      const filter = {
-        ...(q.subject !== undefined ? { subject: parseDigest(q.subject) } : {}),
+      const limit = limitOf(q.limit);
+      if (ledger.backend === 'jsonl') {
+        const filter = {
+          ...(q.subject !== undefined ? { subject: parseDigest(q.subject) } : {}),
+          ...(q.environment !== undefined ? { environment: q.environment } : {}),
+          ...(q.outcome !== undefined ? { outcome: q.outcome } : {}),
+        };
+        const { decisions, skipped } = await readDecisions(ledger.path, filter, limit);
+        if (skipped > 0)
+          request.log.warn({ skipped }, 'ledger lines that do not parse were skipped');
+        return { decisions };
+      }
+      const subject = q.subject === undefined ? undefined : parseDigest(q.subject);
+      const records = await (
+        await audit()
+      ).query({
+        ...(subject ? { subject: `${subject.algorithm}:${subject.hex}` } : {}),
         ...(q.environment !== undefined ? { environment: q.environment } : {}),
         ...(q.outcome !== undefined ? { outcome: q.outcome } : {}),
-      };
-      const { decisions, skipped } = await readDecisions(ledgerPath, filter, limitOf(q.limit));
-      if (skipped > 0) request.log.warn({ skipped }, 'ledger lines that do not parse were skipped');
-      return { decisions };
+        ...(q.from !== undefined ? { from: q.from } : {}),
+        ...(q.to !== undefined ? { to: q.to } : {}),
+        ...(q.requester !== undefined ? { requester: q.requester } : {}),
+        ...(q.rule !== undefined ? { rule: q.rule } : {}),
+        limit,
+      });
+      return { decisions: records.map((r) => r.decision) };
     },
   );
+
+  app.get<{ Params: { id: string } }>(
+    `${AUDIT_PREFIX}/decisions/:id`,
+    {
+      schema: {
+        params: { type: 'object', properties: { id: { type: 'string', maxLength: 100 } } },
+      },
+    },
+    async (request, reply) => {
+      const r = await (await audit()).get(request.params.id);
+      if (!r)
+        return reply
+          .code(404)
+          .send({ error: { code: 'NOT_FOUND', message: `no decision ${request.params.id}` } });
+      return {
+        seq: r.seq,
+        hash: r.hash,
+        prevHash: r.prevHash,
+        decision: r.decision,
+        input: recordedInput(r),
+      };
+    },
+  );
+
+  app.get(`${AUDIT_PREFIX}/verify`, async () => {
+    const l = await audit();
+    return verifyChain(l.records(), await l.checkpoints(), publicKeyOf(ledger));
+  });
+}
+
+function publicKeyOf(ledger: GateConfig['ledger']): KeyObject | undefined {
+  const pem = ledger.publicKeyPem ?? ledger.checkpointKeyPem;
+  return pem ? createPublicKey(pem) : undefined;
 }

@@ -1,10 +1,11 @@
 import { execFile } from 'node:child_process';
 import { createHash, generateKeyPairSync, sign, type KeyObject } from 'node:crypto';
-import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createSqliteLedger } from '../../src/audit/sqlite.js';
 import { IN_TOTO_PAYLOAD_TYPE } from '../../src/verify/attestation.js';
 import { FIXTURES } from '../helpers.js';
 import { toPEM } from '../support/local-fulcio.js';
@@ -196,13 +197,16 @@ describe('gate check', () => {
     expect(cfg.stderr).toMatch(/^gate: CONFIG_INVALID: /);
   });
 
-  it('records every decision in the ledger', async () => {
-    const lines = readFileSync(path.join(dir, '.gate', 'ledger.jsonl'), 'utf8')
-      .trim()
-      .split('\n');
-    expect(lines.length).toBeGreaterThanOrEqual(4);
-    expect(lines.map((l) => JSON.parse(l).decision.outcome)).toEqual(
-      expect.arrayContaining(['allow', 'deny', 'error']),
-    );
+  it('records every decision in the chained ledger, which verifies', async () => {
+    const ledger = createSqliteLedger({ path: path.join(dir, '.gate', 'ledger.db') });
+    try {
+      const outcomes: string[] = [];
+      for await (const r of ledger.records()) outcomes.push(r.outcome);
+      expect(outcomes.length).toBeGreaterThanOrEqual(4);
+      expect(outcomes).toEqual(expect.arrayContaining(['allow', 'deny', 'error']));
+      expect((await ledger.verify()).ok).toBe(true);
+    } finally {
+      await ledger.close();
+    }
   });
 });

@@ -9,6 +9,7 @@
  *
  * Run from the repository root after `make build policies`: npx tsx test/demo/run.ts
  */
+import { generateKeyPairSync } from 'node:crypto';
 import { existsSync, mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -32,7 +33,7 @@ import {
 
 const ROOT = path.resolve(fileURLToPath(new URL('../..', import.meta.url)));
 const DEMO = '.gate/demo';
-const LEDGER = '.gate/ledger.jsonl';
+const LEDGER = '.gate/ledger.db';
 const CONFIG = `${DEMO}/gate.yaml`;
 const at = (p: string) => path.join(ROOT, p);
 
@@ -100,9 +101,15 @@ function freshWorkspace(): void {
   if (existsSync(at(LEDGER))) {
     const stamp = new Date().toISOString().replace(/[-:]/g, '').replace(/\.\d+/, '');
     const aside = `${LEDGER}.${stamp}.bak`;
-    renameSync(at(LEDGER), at(aside));
+    // the database with its write-ahead log and shared-memory files, if a crash left them
+    for (const suffix of ['', '-wal', '-shm']) {
+      if (existsSync(at(LEDGER + suffix))) renameSync(at(LEDGER + suffix), at(aside + suffix));
+    }
     out(`(moved the previous ledger aside to ${aside})`);
   }
+  // The key that signs the ledger's head (checkpoints), so a copy can be checked without the gate.
+  const { privateKey } = generateKeyPairSync('ed25519');
+  writeFileSync(at(`${DEMO}/ledger.key`), privateKey.export({ format: 'pem', type: 'pkcs8' }));
 }
 
 function gateYaml(): string {
@@ -114,7 +121,9 @@ trustedRoot: trusted_root.json
 sources:
   bundles: [evidence]
 ledger:
-  path: ../ledger.jsonl
+  path: ../ledger.db
+  checkpointKey: ledger.key
+  checkpointEvery: { records: 2 }
 # The built-in policy library with its default data (policies/data.json); this is merged over it.
 policy:
   config:
@@ -126,17 +135,6 @@ policy:
           approvals: 1
           max_expiry_minutes: 120
 `;
-}
-
-interface LedgerRecord {
-  decision: {
-    id: string;
-    time: string;
-    environment: string;
-    outcome: string;
-    override?: { requestId: string };
-    breakGlassRefused?: Array<{ code: string }>;
-  };
 }
 
 async function main(): Promise<void> {
@@ -240,22 +238,17 @@ async function main(): Promise<void> {
       what: 'a deny refusing the replay',
     });
 
-    heading(`4e. The audit ledger: ${LEDGER}`);
-    const records = readFileSync(at(LEDGER), 'utf8')
-      .split('\n')
-      .filter((l) => l.trim())
-      .map((l) => JSON.parse(l) as LedgerRecord);
-    for (const { decision: d } of records) {
-      const extra = d.override
-        ? `override ${d.override.requestId}`
-        : (d.breakGlassRefused ?? []).map((r) => r.code).join(' ');
-      out(`${d.time}  ${d.id}  ${d.environment.padEnd(10)} ${d.outcome.padEnd(8)} ${extra}`);
-    }
-    const outcomes = records.map((r) => `${r.decision.environment}:${r.decision.outcome}`);
-    const expected = ['dev:allow', 'production:deny', 'production:override', 'production:deny'];
-    if (outcomes.join() !== expected.join()) {
-      throw new DemoFailure(`expected ledger ${expected.join(', ')}, got ${outcomes.join(', ')}`);
-    }
+    heading(`4e. The audit ledger: ${LEDGER} (hash-chained, checkpoints signed)`);
+    await gate(['audit', 'query', '--config', CONFIG], subject, {
+      exit: 0,
+      says: ['override', 'deny', 'allow'],
+      what: 'the recorded decisions',
+    });
+    await gate(['audit', 'verify', '--config', CONFIG], subject, {
+      exit: 0,
+      says: ['ledger verified: 4 records'],
+      what: 'a verified chain',
+    });
   } finally {
     await svc.close();
   }

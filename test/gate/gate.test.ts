@@ -3,7 +3,8 @@ import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createJsonlLedger } from '../../src/audit/jsonl.js';
+import { createSqliteLedger } from '../../src/audit/sqlite.js';
+import type { LedgerRecord } from '../../src/audit/record.js';
 import { breakGlassStatement } from '../../src/breakglass/request.js';
 import { createFileSource } from '../../src/collect/files.js';
 import type { Source } from '../../src/collect/types.js';
@@ -89,7 +90,7 @@ function configFor(ledger: string, extra: Record<string, unknown> = {}) {
 
 async function gateWith(
   evidenceDir: string,
-  ledger = path.join(mkdtempSync(path.join(dir, 'l-')), 'ledger.jsonl'),
+  ledger = path.join(mkdtempSync(path.join(dir, 'l-')), 'ledger.db'),
   sources?: Source[],
 ) {
   const config = configFor(ledger);
@@ -125,6 +126,14 @@ async function breakGlass(
   return { source: `file:${file}`, bytes: readFileSync(file) };
 }
 
+async function readLedger(file: string): Promise<LedgerRecord[]> {
+  const ledger = createSqliteLedger({ path: file });
+  const out: LedgerRecord[] = [];
+  for await (const r of ledger.records()) out.push(r);
+  await ledger.close();
+  return out;
+}
+
 beforeAll(async () => {
   svc = await startLocalSigstore();
   trust = trustFromJSON(svc.trustedRoot, 'test', 'local');
@@ -139,7 +148,7 @@ describe('when the evidence satisfies the policy', () => {
     evidence = mkdtempSync(path.join(dir, 'ev-'));
     await writeBundle('provenance.sigstore.json', provenance(APP), DEFAULT_IDENTITY, evidence);
     await writeBundle('other.sigstore.json', provenance(OTHER), DEFAULT_IDENTITY, evidence);
-    gate = await gateWith(evidence, path.join(evidence, 'ledger.jsonl'));
+    gate = await gateWith(evidence, path.join(evidence, 'ledger.db'));
   });
 
   it('allows, reports the evidence used, and records the decision', async () => {
@@ -155,8 +164,8 @@ describe('when the evidence satisfies the policy', () => {
     });
     expect(d.evidence.find((e) => e.code === 'SUBJECT_MISMATCH')).toBeDefined();
     expect(d.digests).toMatchObject({ policy: gate.policy.digest, trustRoot: 'test' });
-    const ledger = readFileSync(path.join(evidence, 'ledger.jsonl'), 'utf8').trim().split('\n');
-    expect(JSON.parse(ledger.at(-1)!).decision.id).toBe(d.id);
+    const recorded = await readLedger(path.join(evidence, 'ledger.db'));
+    expect(recorded.at(-1)!.decision).toEqual(d);
   });
 
   it('denies a digest without evidence and says what would pass', async () => {
@@ -211,7 +220,7 @@ describe('when the gate cannot decide', () => {
   it('a ledger that cannot be written is "could not decide", even for an allow', async () => {
     const evidence = mkdtempSync(path.join(dir, 'ev-'));
     await writeBundle('provenance.sigstore.json', provenance(APP), DEFAULT_IDENTITY, evidence);
-    const ledgerFile = path.join(evidence, 'provenance.sigstore.json', 'ledger.jsonl'); // a file is not a folder
+    const ledgerFile = path.join(evidence, 'provenance.sigstore.json', 'ledger.db'); // a file is not a folder
     const gate = await gateWith(evidence, ledgerFile);
     const d = await gate.check(req(APP));
     expect(d).toMatchObject({
@@ -370,11 +379,12 @@ describe('break glass', () => {
   });
 
   it('keeps the ledger append-only: one record per decision', async () => {
-    const ledger = path.join(mkdtempSync(path.join(dir, 'l-')), 'ledger.jsonl');
+    const ledger = path.join(mkdtempSync(path.join(dir, 'l-')), 'ledger.db');
     const gate = await gateWith(empty, ledger);
     await gate.check(req(APP, 'dev'));
     await gate.check(req(APP, 'dev'));
-    expect(readFileSync(ledger, 'utf8').trim().split('\n')).toHaveLength(2);
-    expect(await createJsonlLedger(ledger).consumed('nothing')).toBe(false);
+    const records = await readLedger(ledger);
+    expect(records.map((r) => r.seq)).toEqual([1, 2]);
+    expect(records[1]!.prevHash).toBe(records[0]!.hash);
   });
 });

@@ -43,7 +43,7 @@ afterAll(() => rmSync(dir, { recursive: true, force: true }));
 const server = (opts: Partial<ServerOptions> = {}) =>
   createServer({
     gate: fakeGate(),
-    config: normalise({ ledger: { path: ledger } }, dir, 'x'),
+    config: normalise({ ledger: { backend: 'jsonl', path: ledger } }, dir, 'x'),
     ...opts,
   });
 const bearer = (t: string) => ({ authorization: `Bearer ${t}` });
@@ -184,7 +184,7 @@ describe('GET /v1/audit/decisions', () => {
   it('answers 503 LEDGER_UNAVAILABLE when the ledger cannot be read', async () => {
     const app = createServer({
       gate: fakeGate(),
-      config: normalise({ ledger: { path: dir } }, dir, 'x'),
+      config: normalise({ ledger: { backend: 'jsonl', path: dir } }, dir, 'x'),
       tokens: { audit: ['t'] },
     });
     const res = await app.inject({

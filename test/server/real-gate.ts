@@ -3,6 +3,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import type { Evidence, Source } from '../../src/collect/types.js';
+import { createSqliteLedger } from '../../src/audit/sqlite.js';
 import { normalise } from '../../src/config.js';
 import { createGate, type Gate } from '../../src/gate.js';
 import { trustFromJSON } from '../../src/verify/trust.js';
@@ -11,7 +12,7 @@ import { startLocalSigstore, type LocalSigstore } from '../support/sigstore-serv
 
 /**
  * A real gate for the server tests: the compiled default policy (dist/policy/bundle.tar.gz,
- * `make policies`), bundles minted by the local Sigstore services, a JSON Lines ledger in a temp
+ * `make policies`), bundles minted by the local Sigstore services, the SQLite ledger in a temp
  * dir. The dev environment is narrowed to the provenance rules so one minted attestation is
  * enough for an allow, and its absence is a deny.
  */
@@ -22,6 +23,8 @@ export const hex = (seed: string) => createHash('sha256').update(seed).digest('h
 export interface RealGate {
   gate: Gate;
   ledgerPath: string;
+  /** whether the ledger holds this decision (read through a second connection) */
+  recorded(id: string): Promise<boolean>;
   /** a digest with trusted provenance: allowed in dev */
   allowed: string;
   /** a digest with no evidence: denied in dev */
@@ -34,7 +37,7 @@ export interface RealGate {
 export async function startRealGate(): Promise<RealGate> {
   const svc = await startLocalSigstore();
   const dir = mkdtempSync(path.join(tmpdir(), 'gate-server-'));
-  const ledgerPath = path.join(dir, 'ledger.jsonl');
+  const ledgerPath = path.join(dir, 'ledger.db');
   const allowed = hex('allowed');
   const evidence = [await provenance(svc, allowed)];
   const unreachable = hex('unreachable');
@@ -50,6 +53,14 @@ export async function startRealGate(): Promise<RealGate> {
   return {
     gate,
     ledgerPath,
+    async recorded(id) {
+      const ledger = createSqliteLedger({ path: ledgerPath });
+      try {
+        return (await ledger.get(id)) !== undefined;
+      } finally {
+        await ledger.close();
+      }
+    },
     allowed,
     denied: hex('denied'),
     unreachable,

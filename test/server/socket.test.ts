@@ -1,4 +1,3 @@
-import { readFileSync } from 'node:fs';
 import type { AddressInfo } from 'node:net';
 import { Agent, request } from 'undici';
 import { afterAll, beforeAll, expect, it } from 'vitest';
@@ -73,7 +72,7 @@ it('serves over http and, on close, finishes the decision in flight before closi
   expect(await closing).toEqual({ forced: false });
   expect(closed).toBe(1);
   // Acknowledged means recorded.
-  expect(readFileSync(real.ledgerPath, 'utf8')).toContain(decision.id);
+  expect(await real.recorded(decision.id)).toBe(true);
   await Promise.all([agent.close(), fresh.close()]);
 });
 

@@ -45,7 +45,9 @@ export async function serveCommand(
     ready = true;
     // Break-glass announcements still pending (a webhook was down) are retried in the background.
     const outbox = gate.outbox;
-    const retry = outbox ? setInterval(() => void outbox.deliver().catch(() => undefined), 30_000) : undefined;
+    const retry = outbox
+      ? setInterval(() => void outbox.deliver().catch(() => undefined), 30_000)
+      : undefined;
     retry?.unref();
     const signal = await untilSignal(['SIGTERM', 'SIGINT']);
     clearInterval(retry);

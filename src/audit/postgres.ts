@@ -1,0 +1,194 @@
+import pg from 'pg';
+import type { PoolClient } from 'pg';
+import type { AuditLedger } from './ledger.js';
+import { createCheckpointer, type CheckpointOptions } from './checkpointer.js';
+import {
+  INSERT_RECORD,
+  chainState,
+  explainConflict,
+  insertCheckpoint,
+  insertValues,
+  type ChainState,
+} from './postgres-append.js';
+import {
+  SELECT_RECORD,
+  querySql,
+  toCheckpoint,
+  toRecord,
+  unavailable,
+  type CheckpointRow,
+  type RecordRow,
+} from './postgres-rows.js';
+import { APPEND_LOCK, LOCK_CLASS, migrate } from './postgres-schema.js';
+import { GENESIS, makeRecord, type LedgerRecord } from './record.js';
+
+export type { CheckpointOptions } from './checkpointer.js';
+
+export interface PostgresLedgerOptions {
+  /** postgres://user:password@host:port/database */
+  url: string;
+  /** sign the head with this key and schedule (src/audit/checkpointer.ts) */
+  checkpoint?: CheckpointOptions;
+  /** connections in this replica's pool (default 10) */
+  pool?: number;
+  /** the clock for checkpoints */
+  now?: () => Date;
+}
+
+/** Records are streamed from the database this many at a time. */
+const PAGE = 256;
+
+/**
+ * A hash-chained audit ledger in PostgreSQL, shared by any number of gate replicas. Appends take
+ * one advisory lock inside their transaction, read the head, insert the next record and commit
+ * (synchronous_commit on): the replicas' records form one unbroken chain, and a decision is
+ * acknowledged only once its record is committed. Whatever fails, no half record is left, and
+ * the error is LEDGER_UNAVAILABLE; a connection that dropped is discarded and the next call
+ * connects again.
+ */
+export async function createPostgresLedger(opts: PostgresLedgerOptions): Promise<AuditLedger> {
+  const now = opts.now ?? (() => new Date());
+  const checkpointer = opts.checkpoint ? createCheckpointer(opts.checkpoint, now) : undefined;
+  const pool = new pg.Pool({
+    connectionString: opts.url,
+    max: opts.pool ?? 10,
+    application_name: 'gate',
+    connectionTimeoutMillis: 10_000,
+    keepAlive: true,
+    statement_timeout: 30_000,
+    lock_timeout: 30_000,
+    idle_in_transaction_session_timeout: 60_000,
+  });
+  // An idle connection that drops is taken out of the pool; the next call connects again.
+  pool.on('error', () => undefined);
+
+  async function withClient<T>(fn: (client: PoolClient) => Promise<T>): Promise<T> {
+    const client = await pool.connect();
+    const onError = () => undefined; // reported to the query under way, or to the next one
+    client.on('error', onError);
+    let failed = false;
+    try {
+      return await fn(client);
+    } catch (err) {
+      failed = true;
+      throw err;
+    } finally {
+      client.removeListener('error', onError);
+      // after a failure the connection is closed rather than reused: no state can linger
+      client.release(failed);
+    }
+  }
+
+  async function read<R extends pg.QueryResultRow>(text: string, values: unknown[] = []) {
+    try {
+      return (await pool.query<R>(text, values)).rows;
+    } catch (err) {
+      throw unavailable('cannot read the ledger in postgresql', err);
+    }
+  }
+
+  /** Runs fn in a transaction holding the append lock. */
+  async function locked<T>(fn: (client: PoolClient, state: ChainState) => Promise<T>): Promise<T> {
+    return withClient(async (client) => {
+      await client.query(
+        `BEGIN; SET LOCAL synchronous_commit TO on; SELECT pg_advisory_xact_lock(${LOCK_CLASS}, ${APPEND_LOCK})`,
+      );
+      try {
+        const result = await fn(client, await chainState(client));
+        await client.query('COMMIT');
+        return result;
+      } catch (err) {
+        await client.query('ROLLBACK').catch(() => undefined);
+        throw err;
+      }
+    });
+  }
+
+  try {
+    await withClient(migrate);
+  } catch (err) {
+    await pool.end().catch(() => undefined);
+    throw unavailable('cannot prepare the ledger schema in postgresql', err);
+  }
+  // A quiet ledger's unsigned tail is signed after everySeconds; when the server is away, the
+  // next tick or append tries again.
+  let ticking: Promise<void> | undefined;
+  const stopTimer = checkpointer?.schedule(() => {
+    ticking ??= locked(async (client, { head, last }) => {
+      const checkpoint = checkpointer.due(head, last);
+      if (checkpoint) await insertCheckpoint(client, checkpoint);
+    })
+      .catch(() => undefined)
+      .finally(() => (ticking = undefined));
+  });
+  let closed = false;
+
+  return {
+    async append(decision, input) {
+      try {
+        await locked(async (client, { head, last }) => {
+          const record = makeRecord(head.size + 1, head.hash, decision, input);
+          await client.query(INSERT_RECORD, insertValues(record, decision)).catch((err) => {
+            throw explainConflict(err, record);
+          });
+          const checkpoint = checkpointer?.due({ size: record.seq, hash: record.hash }, last);
+          if (checkpoint) await insertCheckpoint(client, checkpoint);
+        });
+      } catch (err) {
+        throw unavailable('cannot record the decision in postgresql', err);
+      }
+    },
+
+    async consumed(requestId) {
+      const rows = await read('SELECT 1 FROM consumed_requests WHERE request_id = $1', [requestId]);
+      return rows.length > 0;
+    },
+
+    async query(q) {
+      const { text, values } = querySql(q);
+      return (await read<RecordRow>(text, values)).map(toRecord);
+    },
+
+    async get(id) {
+      const rows = await read<RecordRow>(`${SELECT_RECORD} WHERE r.id = $1`, [id]);
+      return rows[0] && toRecord(rows[0]);
+    },
+
+    async *records(): AsyncGenerator<LedgerRecord> {
+      let after = 0;
+      for (;;) {
+        const rows = await read<RecordRow>(
+          `${SELECT_RECORD} WHERE r.seq > $1 ORDER BY r.seq LIMIT $2`,
+          [after, PAGE],
+        );
+        for (const row of rows) yield toRecord(row);
+        if (rows.length < PAGE) return;
+        after = Number(rows[rows.length - 1]!.seq);
+      }
+    },
+
+    async checkpoints() {
+      const rows = await read<CheckpointRow>(
+        'SELECT size, head_hash, time, key_id, signature FROM checkpoints ORDER BY size',
+      );
+      return rows.map(toCheckpoint);
+    },
+
+    async head() {
+      const rows = await read<{ seq: string; hash: string }>(
+        'SELECT seq, hash FROM records ORDER BY seq DESC LIMIT 1',
+      );
+      return rows[0]
+        ? { size: Number(rows[0].seq), hash: rows[0].hash }
+        : { size: 0, hash: GENESIS };
+    },
+
+    async close() {
+      if (closed) return;
+      closed = true;
+      stopTimer?.();
+      await ticking;
+      await pool.end();
+    },
+  };
+}

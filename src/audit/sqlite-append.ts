@@ -1,0 +1,125 @@
+import type { Decision } from '../decision.js';
+import { GateError } from '../errors.js';
+import type { Checkpointer } from './checkpointer.js';
+import { GENESIS, makeRecordWithBody, type Checkpoint, type LedgerRecord } from './record.js';
+import { toRow } from './sqlite-rows.js';
+import { isBusy, isRecordFault, sql, type Db } from './sqlite-schema.js';
+
+/**
+ * Appends a batch in one IMMEDIATE transaction (one fsync at COMMIT): the head is read inside
+ * it, so processes sharing the file serialise and form one chain. A record that fails on its own
+ * (a duplicate id, a replayed break-glass request) is rolled back to its savepoint and reported
+ * in the returned map by its index in the batch; any other failure rolls back the whole batch and
+ * is thrown. Checkpoints that fall due are signed and stored in the same transaction. Returns
+ * undefined, having done nothing, when another connection holds the write lock: the caller
+ * retries without blocking its event loop in SQLite's sleeping busy handler.
+ */
+export function appendBatch(
+  d: Db,
+  batch: Array<{ decision: Decision; input: unknown }>,
+  checkpointer: Checkpointer | undefined,
+): Map<number, unknown> | undefined {
+  if (!tryBegin(d)) return undefined;
+  const failed = new Map<number, unknown>();
+  try {
+    let head = headOf(d);
+    let last = lastCheckpoint(d);
+    batch.forEach(({ decision, input }, i) => {
+      d.exec('SAVEPOINT record');
+      try {
+        const { record, body } = makeRecordWithBody(head.size + 1, head.hash, decision, input);
+        insertRecord(d, record, body);
+        const next = { size: record.seq, hash: record.hash };
+        const checkpoint = checkpointer?.due(next, last);
+        if (checkpoint) insertCheckpoint(d, checkpoint);
+        d.exec('RELEASE record');
+        head = next;
+        if (checkpoint) last = checkpoint;
+      } catch (err) {
+        if (!isRecordFault(err) || !d.inTransaction) throw err;
+        d.exec('ROLLBACK TO record');
+        d.exec('RELEASE record');
+        failed.set(i, err);
+      }
+    });
+    d.exec('COMMIT');
+    return failed;
+  } catch (err) {
+    try {
+      if (d.inTransaction) d.exec('ROLLBACK');
+    } catch {
+      // the caller drops the connection
+    }
+    throw err;
+  }
+}
+
+/** BEGIN IMMEDIATE without waiting: false when another connection holds the write lock. */
+function tryBegin(d: Db): boolean {
+  const timeout = d.pragma('busy_timeout', { simple: true }) as number;
+  d.pragma('busy_timeout = 0');
+  try {
+    d.exec('BEGIN IMMEDIATE');
+    return true;
+  } catch (err) {
+    if (isBusy(err)) return false;
+    throw err;
+  } finally {
+    d.pragma(`busy_timeout = ${timeout}`);
+  }
+}
+
+/** Signs the head now if a checkpoint is due (the timer's tick for a quiet ledger); skips when busy. */
+export function checkpointNow(d: Db, checkpointer: Checkpointer): void {
+  if (!tryBegin(d)) return; // busy: the next tick or append signs it
+  try {
+    const checkpoint = checkpointer.due(headOf(d), lastCheckpoint(d));
+    if (checkpoint) insertCheckpoint(d, checkpoint);
+    d.exec('COMMIT');
+  } catch (err) {
+    if (d.inTransaction) d.exec('ROLLBACK');
+    throw err;
+  }
+}
+
+export function headOf(d: Db): { size: number; hash: string } {
+  const row = sql(d, 'SELECT seq, hash FROM records ORDER BY seq DESC LIMIT 1').get() as
+    { seq: number; hash: string } | undefined;
+  return row ? { size: row.seq, hash: row.hash } : { size: 0, hash: GENESIS };
+}
+
+export function lastCheckpoint(d: Db): { size: number; time: string } | undefined {
+  return sql(d, 'SELECT size, time FROM checkpoints ORDER BY size DESC LIMIT 1').get() as
+    { size: number; time: string } | undefined;
+}
+
+export function insertCheckpoint(d: Db, c: Checkpoint): void {
+  sql(
+    d,
+    'INSERT INTO checkpoints (size, head_hash, time, key_id, signature) VALUES (?, ?, ?, ?, ?)',
+  ).run(c.size, c.headHash, c.time, c.keyId, c.signature);
+}
+
+export function insertRecord(d: Db, record: LedgerRecord, body?: string): void {
+  const row = toRow(record, body);
+  sql(
+    d,
+    `INSERT INTO records (seq, id, time, environment, outcome, requester, prev_hash, hash, body)
+     VALUES (@seq, @id, @time, @environment, @outcome, @requester, @prev_hash, @hash, @body)`,
+  ).run(row);
+  const subject = sql(d, 'INSERT OR IGNORE INTO subjects (subject, seq) VALUES (?, ?)');
+  for (const s of record.subjects) subject.run(s, record.seq);
+  const rule = sql(d, 'INSERT OR IGNORE INTO rules (rule, seq) VALUES (?, ?)');
+  for (const r of record.rules) rule.run(r, record.seq);
+  const requestId = record.outcome === 'override' ? record.decision.override?.requestId : undefined;
+  if (requestId !== undefined) {
+    const used = sql(d, 'SELECT seq FROM consumed WHERE request_id = ?').get(requestId) as
+      { seq: number } | undefined;
+    if (used)
+      throw new GateError(
+        'LEDGER_UNAVAILABLE',
+        `break-glass request ${requestId} was already used by record ${used.seq}`,
+      );
+    sql(d, 'INSERT INTO consumed (request_id, seq) VALUES (?, ?)').run(requestId, record.seq);
+  }
+}

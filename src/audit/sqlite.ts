@@ -1,0 +1,246 @@
+import type { KeyObject } from 'node:crypto';
+import path from 'node:path';
+import type { Decision } from '../decision.js';
+import { GateError } from '../errors.js';
+import { createCheckpointer, type CheckpointOptions } from './checkpointer.js';
+import type { AuditLedger } from './ledger.js';
+import type { ChainVerification, Checkpoint } from './record.js';
+import {
+  querySql,
+  RECORD_COLUMNS,
+  toCheckpoint,
+  toRecord,
+  type CheckpointRow,
+  type RecordRow,
+} from './sqlite-rows.js';
+import { isBusy, ledgerError, openLedgerDb, sql, type Db } from './sqlite-schema.js';
+import { verifyStoredChain } from './sqlite-verify.js';
+import { appendBatch, checkpointNow, headOf } from './sqlite-append.js';
+
+export const DEFAULT_SQLITE_LEDGER_PATH = path.join('.gate', 'ledger.db');
+
+export interface SqliteLedgerOptions {
+  /** the database file (default .gate/ledger.db); its directory is created when missing */
+  path?: string;
+  /** sign the head with this Ed25519 key every N records or S seconds */
+  checkpoint?: CheckpointOptions;
+  /** the clock for checkpoints */
+  now?: () => Date;
+  /** how long to wait for another process's write lock before LEDGER_UNAVAILABLE (default 5000) */
+  busyTimeoutMs?: number;
+}
+
+/** The SQLite ledger: an AuditLedger that can also verify its own chain fast. */
+export interface SqliteLedger extends AuditLedger {
+  /**
+   * The answer of verifyChain(records(), checkpoints(), publicKey), computed from the stored
+   * bytes without re-canonicalising each record (sqlite-verify.ts): for `gate audit verify`.
+   */
+  verify(publicKey?: KeyObject): Promise<ChainVerification>;
+}
+
+interface Pending {
+  decision: Decision;
+  input: unknown;
+  resolve: () => void;
+  reject: (err: unknown) => void;
+  /** when append was called: the busy timeout counts from here */
+  since: number;
+}
+
+/** Rows read per step when streaming the chain. */
+const PAGE = 2000;
+
+/**
+ * The hash-chained SQLite ledger. Appends issued together (concurrent decisions) are committed in
+ * one IMMEDIATE transaction with one fsync (group commit), each record chained to the head read
+ * inside that transaction, so several processes sharing the file form one chain. A decision is
+ * acknowledged (its append resolves) only after the commit is on disk. The connection is opened on
+ * first use and reopened after a failure: a ledger that cannot be used answers LEDGER_UNAVAILABLE,
+ * and recovers when the file does.
+ */
+export function createSqliteLedger(opts: SqliteLedgerOptions = {}): SqliteLedger {
+  const file = opts.path ?? DEFAULT_SQLITE_LEDGER_PATH;
+  const now = opts.now ?? (() => new Date());
+  const busyTimeoutMs = opts.busyTimeoutMs ?? 5000;
+  const checkpointer = opts.checkpoint ? createCheckpointer(opts.checkpoint, now) : undefined;
+  let conn: Db | undefined;
+  let closed = false;
+  let queue: Pending[] = [];
+  let flushing: Promise<void> | undefined;
+
+  function db(): Db {
+    if (closed) throw new GateError('LEDGER_UNAVAILABLE', `the ledger ${file} is closed`);
+    conn ??= openLedgerDb(file, busyTimeoutMs);
+    return conn;
+  }
+
+  /** After a fault that may concern the connection itself, the next call opens a fresh one. */
+  function fault(err: unknown, what: string): GateError {
+    if (!(err instanceof GateError) && !isBusy(err) && conn) {
+      try {
+        conn.close();
+      } catch {
+        // already unusable
+      }
+      conn = undefined;
+    }
+    return ledgerError(err, what);
+  }
+
+  /**
+   * Commits every queued append in one transaction (sqlite-append.ts). While another process
+   * holds the write lock the batch waits, polling every millisecond without blocking the event
+   * loop (appends arriving meanwhile join it), until busyTimeoutMs after its oldest append.
+   */
+  function flush(): void {
+    const batch = queue;
+    queue = [];
+    if (batch.length === 0) return;
+    const what = (p: Pending) => `cannot record decision ${p.decision.id} in ${file}`;
+    const whatAll = () =>
+      batch.length === 1 ? what(batch[0]!) : `cannot record ${batch.length} decisions in ${file}`;
+    let failed: Map<number, unknown> | undefined;
+    try {
+      failed = appendBatch(db(), batch, checkpointer);
+    } catch (err) {
+      const e = fault(err, whatAll());
+      for (const p of batch) p.reject(e);
+      return;
+    }
+    if (failed === undefined) {
+      if (Date.now() < batch[0]!.since + busyTimeoutMs) {
+        queue = [...batch, ...queue];
+        schedule(1);
+        return;
+      }
+      const e = new GateError(
+        'LEDGER_UNAVAILABLE',
+        `${whatAll()}: the database is locked (another process held the write lock for ${busyTimeoutMs} ms)`,
+      );
+      for (const p of batch) p.reject(e);
+      return;
+    }
+    batch.forEach((p, i) => {
+      const err = failed.get(i);
+      if (err) p.reject(ledgerError(err, what(p)));
+      else p.resolve();
+    });
+  }
+
+  function schedule(delayMs = 0): void {
+    flushing ??= new Promise<void>((done) => {
+      const go = () => {
+        flushing = undefined;
+        flush();
+        done();
+      };
+      if (delayMs > 0) setTimeout(go, delayMs);
+      else setImmediate(go);
+    });
+  }
+
+  /** A quiet ledger's unsigned tail gets a checkpoint after everySeconds (best effort: the next append retries). */
+  const stopTimer = checkpointer?.schedule(() => {
+    // only a ledger this process has opened (a timer never creates the file)
+    if (closed || !conn || queue.length > 0) return;
+    try {
+      checkpointNow(conn, checkpointer);
+    } catch (err) {
+      fault(err, 'checkpoint');
+    }
+  });
+
+  function read<T>(what: string, fn: (d: Db) => T): T {
+    try {
+      return fn(db());
+    } catch (err) {
+      throw fault(err, `cannot read the ledger ${file} (${what})`);
+    }
+  }
+
+  function checkpoints(): Checkpoint[] {
+    return read('checkpoints', (d) =>
+      (
+        sql(
+          d,
+          'SELECT size, head_hash, time, key_id, signature FROM checkpoints ORDER BY size',
+        ).all() as CheckpointRow[]
+      ).map(toCheckpoint),
+    );
+  }
+
+  return {
+    append(decision, input) {
+      if (closed)
+        return Promise.reject(new GateError('LEDGER_UNAVAILABLE', `the ledger ${file} is closed`));
+      return new Promise<void>((resolve, reject) => {
+        queue.push({ decision, input, resolve, reject, since: Date.now() });
+        schedule();
+      });
+    },
+
+    async consumed(requestId) {
+      return read(
+        'consumed',
+        (d) => sql(d, 'SELECT 1 FROM consumed WHERE request_id = ?').get(requestId) !== undefined,
+      );
+    },
+
+    async query(q) {
+      const { text, params } = querySql(q);
+      return read('query', (d) => (sql(d, text).all(...params) as RecordRow[]).map(toRecord));
+    },
+
+    async get(id) {
+      const row = read('get', (d) =>
+        sql(d, `SELECT ${RECORD_COLUMNS} FROM records r WHERE r.id = ?`).get(id),
+      ) as RecordRow | undefined;
+      return row ? toRecord(row) : undefined;
+    },
+
+    async *records() {
+      // Pages by seq on the shared connection: no statement stays open across awaits, and an
+      // append-only table read in seq order is consistent page to page.
+      let after = 0;
+      for (;;) {
+        const rows = read('records', (d) =>
+          sql(
+            d,
+            `SELECT ${RECORD_COLUMNS} FROM records r WHERE r.seq > ? ORDER BY r.seq LIMIT ?`,
+          ).all(after, PAGE),
+        ) as RecordRow[];
+        for (const row of rows) yield toRecord(row);
+        if (rows.length < PAGE) return;
+        after = rows[rows.length - 1]!.seq;
+      }
+    },
+
+    checkpoints: async () => checkpoints(),
+
+    async verify(publicKey) {
+      const stored = checkpoints();
+      try {
+        return await verifyStoredChain(file, busyTimeoutMs, stored, publicKey);
+      } catch (err) {
+        throw ledgerError(err, `cannot read the ledger ${file} (verify)`);
+      }
+    },
+
+    async head() {
+      return read('head', headOf);
+    },
+
+    async close() {
+      if (closed) return;
+      while (flushing) await flushing;
+      closed = true;
+      stopTimer?.();
+      try {
+        conn?.close();
+      } finally {
+        conn = undefined;
+      }
+    },
+  };
+}

@@ -1,0 +1,231 @@
+import { createPublicKey, type KeyObject } from 'node:crypto';
+import { writeFileSync } from 'node:fs';
+import path from 'node:path';
+import type { AuditLedger, LedgerQuery } from '../../audit/ledger.js';
+import { openAuditLedger } from '../../audit/open.js';
+import { loadStoredPolicy } from '../../audit/policy-store.js';
+import type { SqliteLedger } from '../../audit/sqlite.js';
+import { canonical, recordedInput, verifyChain, type LedgerRecord } from '../../audit/record.js';
+import { loadConfig, type GateConfig } from '../../config.js';
+import type { Outcome } from '../../decision.js';
+import { GateError } from '../../errors.js';
+import { loadCompiledPolicy } from '../../evaluate/policy.js';
+import { readBoundedFile } from '../../input.js';
+import { EXIT, type CommandIO } from '../io.js';
+import { reportError } from './verify-bundle.js';
+
+export interface AuditOptions {
+  config?: string;
+  format?: 'table' | 'json' | 'jsonl';
+}
+
+/** Opens the configured ledger, runs `fn`, closes it; every failure is one coded line, exit 2. */
+async function withLedger(
+  opts: AuditOptions,
+  io: CommandIO,
+  fn: (l: AuditLedger, c: GateConfig) => Promise<number>,
+) {
+  let ledger: AuditLedger | undefined;
+  try {
+    const config = loadConfig(opts.config, io.cwd);
+    ledger = await openAuditLedger(config.ledger);
+    return await fn(ledger, config);
+  } catch (err) {
+    reportError(err, io);
+    return EXIT.error;
+  } finally {
+    await ledger?.close().catch(() => undefined);
+  }
+}
+
+export interface QueryOptions extends AuditOptions {
+  subject?: string;
+  env?: string;
+  outcome?: Outcome;
+  from?: string;
+  to?: string;
+  requester?: string;
+  rule?: string;
+  limit?: string;
+}
+
+/** `gate audit query`: what was decided, where, on what evidence, newest first. */
+export function auditQueryCommand(opts: QueryOptions, io: CommandIO): Promise<number> {
+  return withLedger(opts, io, async (ledger) => {
+    const q: LedgerQuery = {
+      ...(opts.subject ? { subject: opts.subject } : {}),
+      ...(opts.env ? { environment: opts.env } : {}),
+      ...(opts.outcome ? { outcome: opts.outcome } : {}),
+      ...(opts.from ? { from: isoTime(opts.from, '--from') } : {}),
+      ...(opts.to ? { to: isoTime(opts.to, '--to') } : {}),
+      ...(opts.requester ? { requester: opts.requester } : {}),
+      ...(opts.rule ? { rule: opts.rule } : {}),
+      limit: opts.limit ? positive(opts.limit) : 100,
+    };
+    const records = await ledger.query(q);
+    if (opts.format === 'json') io.stdout(`${JSON.stringify(records.map(view), null, 2)}\n`);
+    else if (opts.format === 'jsonl')
+      io.stdout(records.map((r) => `${JSON.stringify(view(r))}\n`).join(''));
+    else io.stdout(table(records));
+    return EXIT.ok;
+  });
+}
+
+/** `gate audit show ID`: one decision in full, with the input it was made on. */
+export function auditShowCommand(id: string, opts: AuditOptions, io: CommandIO): Promise<number> {
+  return withLedger(opts, io, async (ledger) => {
+    const r = await found(ledger, id);
+    io.stdout(
+      `${JSON.stringify({ ...view(r), decision: r.decision, input: recordedInput(r) }, null, 2)}\n`,
+    );
+    return EXIT.ok;
+  });
+}
+
+/** `gate audit verify`: the chain and the checkpoints; exit 1 on any tampering, naming where. */
+export function auditVerifyCommand(
+  opts: AuditOptions & { publicKey?: string },
+  io: CommandIO,
+): Promise<number> {
+  return withLedger(opts, io, async (ledger, config) => {
+    const key = publicKey(
+      opts.publicKey ? path.resolve(io.cwd, opts.publicKey) : undefined,
+      config,
+    );
+    // The SQLite ledger verifies from its stored bytes, faster; the answer is the same.
+    const fast = (ledger as Partial<SqliteLedger>).verify;
+    const result = fast
+      ? await fast.call(ledger, key)
+      : await verifyChain(ledger.records(), await ledger.checkpoints(), key);
+    if (opts.format === 'json') io.stdout(`${JSON.stringify(result, null, 2)}\n`);
+    else if (result.ok)
+      io.stdout(
+        `ledger verified: ${result.records} records, ${result.checkpoints} checkpoints${key ? ' signed by the ledger key' : ' (no public key: signatures not checked)'}\n`,
+      );
+    else
+      io.stdout(
+        `LEDGER TAMPERED: record ${result.firstBroken!.seq}${result.firstBroken!.id ? ` (${result.firstBroken!.id})` : ''}: ${result.firstBroken!.reason}\n`,
+      );
+    return result.ok ? EXIT.ok : EXIT.failed;
+  });
+}
+
+/**
+ * `gate audit replay ID`: evaluates the recorded input again with the recorded policy (or
+ * --policy) and reports the same outcome or the difference. Exit 0 same, 1 different.
+ */
+export function auditReplayCommand(
+  id: string,
+  opts: AuditOptions & { policy?: string },
+  io: CommandIO,
+): Promise<number> {
+  return withLedger(opts, io, async (ledger, config) => {
+    const r = await found(ledger, id);
+    const policy = opts.policy
+      ? await loadCompiledPolicy(path.resolve(io.cwd, opts.policy))
+      : await loadStoredPolicy(
+          path.join(path.dirname(config.ledger.path), 'policies'),
+          r.decision.digests.policy ?? '',
+        );
+    const now = policy.evaluate(recordedInput(r));
+    // What the policy said then (an override or a dry-run changes the answer, not the verdict).
+    const then = {
+      allow: r.decision.violations.length === 0,
+      violations: r.decision.violations.map((v) => v.id).sort(),
+    };
+    const again = { allow: now.allow, violations: now.violations.map((v) => v.id).sort() };
+    const same = canonical(then) === canonical(again);
+    io.stdout(
+      same
+        ? `replay of ${id}: same result (${again.allow ? 'allow' : `deny: ${again.violations.join(', ')}`}) with policy ${policy.digest.slice(0, 12)}\n`
+        : `replay of ${id} DIFFERS with policy ${policy.digest.slice(0, 12)}:\n  recorded: ${describe(then)}\n  now:      ${describe(again)}\n`,
+    );
+    return same ? EXIT.ok : EXIT.failed;
+  });
+}
+
+/** `gate audit export`: every record as JSON Lines, in chain order, verifiable elsewhere. */
+export function auditExportCommand(
+  opts: AuditOptions & { out?: string },
+  io: CommandIO,
+): Promise<number> {
+  return withLedger(opts, io, async (ledger) => {
+    const lines: string[] = [];
+    for await (const r of ledger.records()) lines.push(`${JSON.stringify(r)}\n`);
+    for (const c of await ledger.checkpoints())
+      lines.push(`${JSON.stringify({ checkpoint: c })}\n`);
+    if (opts.out) writeFileSync(path.resolve(io.cwd, opts.out), lines.join(''));
+    else io.stdout(lines.join(''));
+    return EXIT.ok;
+  });
+}
+
+function view(r: LedgerRecord) {
+  return {
+    seq: r.seq,
+    id: r.id,
+    time: r.time,
+    environment: r.environment,
+    outcome: r.outcome,
+    subjects: r.subjects,
+    requester: r.requester,
+    rules: r.rules,
+    hash: r.hash,
+  };
+}
+
+function table(records: LedgerRecord[]): string {
+  if (records.length === 0) return 'no decisions match\n';
+  const rows = records.map((r) => [
+    String(r.seq),
+    r.time,
+    r.environment,
+    r.outcome,
+    r.subjects.map((s) => s.slice(0, 19)).join(' '),
+    r.requester ?? '',
+    r.rules.join(','),
+  ]);
+  const head = ['SEQ', 'TIME', 'ENV', 'OUTCOME', 'SUBJECTS', 'REQUESTER', 'RULES'];
+  const widths = head.map((h, i) => Math.max(h.length, ...rows.map((row) => row[i]!.length)));
+  const line = (cells: string[]) =>
+    cells
+      .map((c, i) => c.padEnd(widths[i]!))
+      .join('  ')
+      .trimEnd();
+  return `${[line(head), ...rows.map(line)].join('\n')}\n`;
+}
+
+async function found(ledger: AuditLedger, id: string): Promise<LedgerRecord> {
+  const r = await ledger.get(id);
+  if (!r) throw new GateError('USAGE_ERROR', `no decision ${id} in the ledger`);
+  return r;
+}
+
+function publicKey(file: string | undefined, config: GateConfig): KeyObject | undefined {
+  try {
+    if (file) return createPublicKey(readBoundedFile(file, 64 * 1024, 'public key'));
+    if (config.ledger.publicKeyPem) return createPublicKey(config.ledger.publicKeyPem);
+    if (config.ledger.checkpointKeyPem) return createPublicKey(config.ledger.checkpointKeyPem);
+    return undefined;
+  } catch (err) {
+    throw new GateError('CONFIG_INVALID', 'the ledger public key is not a pem key', { cause: err });
+  }
+}
+
+function describe(r: { allow: boolean; violations: string[] }): string {
+  return r.allow ? 'allow' : `deny: ${r.violations.join(', ') || '(none)'}`;
+}
+
+function isoTime(s: string, flag: string): string {
+  const t = Date.parse(s);
+  if (Number.isNaN(t))
+    throw new GateError('USAGE_ERROR', `${flag} takes an rfc 3339 time, got ${JSON.stringify(s)}`);
+  return new Date(t).toISOString();
+}
+
+function positive(s: string): number {
+  const n = Number(s);
+  if (!Number.isInteger(n) || n < 1 || n > 100_000)
+    throw new GateError('USAGE_ERROR', '--limit takes a whole number from 1 to 100000');
+  return n;
+}
