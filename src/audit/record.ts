@@ -170,6 +170,19 @@ export async function verifyChain(
     if (wanted.has(n)) heads.set(n, r.hash);
     prev = r.hash;
   }
+  return checkCheckpoints(checkpoints, heads, n, publicKey);
+}
+
+/**
+ * Every checkpoint must be signed by the ledger key and name a head hash the chain had at that
+ * size (`heads`: the hash at each size a checkpoint names; `n`: records in the chain).
+ */
+export function checkCheckpoints(
+  checkpoints: Checkpoint[],
+  heads: Map<number, string>,
+  n: number,
+  publicKey?: crypto.KeyObject,
+): ChainVerification {
   for (const c of checkpoints) {
     const bad = (reason: string): ChainVerification => ({
       ok: false,

@@ -1,5 +1,5 @@
 import { createHash, type KeyObject } from 'node:crypto';
-import { checkpointVerifies, GENESIS, type ChainVerification, type Checkpoint } from './record.js';
+import { checkCheckpoints, GENESIS, type ChainVerification, type Checkpoint } from './record.js';
 import Database from 'better-sqlite3';
 
 type Row = [number, string, string, string, string, string | null, string, string, string];
@@ -59,20 +59,7 @@ export async function verifyStoredChain(
   } finally {
     db.close();
   }
-  for (const c of checkpoints) {
-    const bad = (reason: string): ChainVerification => ({
-      ok: false,
-      records: n,
-      checkpoints: 0,
-      firstBroken: { seq: c.size, reason: `checkpoint at size ${c.size}: ${reason}` },
-    });
-    if (publicKey && !checkpointVerifies(c, publicKey)) return bad('signature does not verify');
-    if (c.size > n)
-      return bad(`names ${c.size} records, the ledger has ${n} (records were removed)`);
-    if (heads.get(c.size) !== c.headHash)
-      return bad('head hash differs from the chain (history was rewritten)');
-  }
-  return { ok: true, records: n, checkpoints: checkpoints.length };
+  return checkCheckpoints(checkpoints, heads, n, publicKey);
 }
 
 /**
