@@ -1,3 +1,4 @@
+import type { AcceptedBreakGlass, BreakGlassRefusal } from './breakglass/types.js';
 import type { SourceFailure } from './collect/types.js';
 import type { PolicySubject } from './evaluate/input.js';
 import type { RuleResult } from './evaluate/output.js';
@@ -35,17 +36,9 @@ export interface Decision {
   evidence: EvidenceReport[];
   sourceFailures: SourceFailure[];
   error?: { code: string; message: string };
-  override?: {
-    requestId: string;
-    requester: string;
-    justification: string;
-    ticket: string;
-    expiresAt: string;
-    signers: string[];
-    /** the violations the override set aside */
-    overridden: string[];
-  };
+  /** the break-glass request that turned a deny into an allow, and the violations it set aside */
+  override?: AcceptedBreakGlass & { overridden: string[] };
   /** break-glass requests that were presented and refused, with why */
-  breakGlassRefused?: Array<{ requestId?: string; source: string; code: string; message: string }>;
+  breakGlassRefused?: BreakGlassRefusal[];
   digests: { policy?: string; trustRoot: string; config: string; input?: string };
 }
