@@ -1,5 +1,4 @@
 import path from 'node:path';
-import { GateError } from '../../errors.js';
 import { checkPolicyInput } from '../../evaluate/input.js';
 import type { PolicyResult } from '../../evaluate/output.js';
 import { DEFAULT_POLICY_PATH, loadCompiledPolicy } from '../../evaluate/policy.js';
@@ -42,11 +41,9 @@ export async function evaluateCommand(opts: EvaluateOptions, io: CommandIO): Pro
     );
     return result.allow ? EXIT.ok : EXIT.failed;
   } catch (err) {
-    if (err instanceof GateError && err.code.startsWith('POLICY_')) {
-      io.stderr(`gate: ${err.code}: ${err.message}\n`);
-      return EXIT.error;
-    }
-    return reportError(err, io);
+    // Whatever kept the policy from answering, the answer is "could not decide".
+    reportError(err, io);
+    return EXIT.error;
   }
 }
 
