@@ -20,7 +20,7 @@ describe('gate evaluate', () => {
   it('exits 1 on a deny and says what would pass', async () => {
     const r = await cli(['evaluate', '--input', path.join(examples, 'deny-missing-tests.json')]);
     expect(r.code).toBe(1);
-    expect(r.stdout).toMatch(/^DENY\n  violation tests\./);
+    expect(r.stdout).toMatch(/^DENY\n {2}violation tests\./);
     expect(r.stdout).toContain('to pass:');
   });
 
