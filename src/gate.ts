@@ -76,10 +76,12 @@ export async function createGate(config: GateConfig, deps: GateDeps = {}): Promi
   // Replay needs the exact policy each decision was made with: it is stored beside the ledger
   // before the first record that names it, as part of making that record durable.
   const policies = path.join(path.dirname(config.ledger.path), 'policies');
+  let policyStored = false;
   const ledger: Ledger = {
     ...opened,
     append: async (decision, input) => {
-      savePolicy(policies, policy);
+      if (!policyStored) savePolicy(policies, policy);
+      policyStored = true;
       await opened.append(decision, input);
     },
     consumed: (id) => opened.consumed(id),

@@ -1,7 +1,7 @@
 import { GateError } from '../errors.js';
 import type { Outcome } from '../decision.js';
 import type { LedgerQuery } from './ledger.js';
-import type { Checkpoint, LedgerRecord } from './record.js';
+import type { LedgerRecord } from './record.js';
 
 /**
  * A record row with its subject and rule index entries, in order. The time is read as exact
@@ -83,23 +83,7 @@ function isoMicros(us: bigint): string {
   return `${seconds}.${String(us % 1_000_000n).padStart(6, '0')}Z`;
 }
 
-export interface CheckpointRow {
-  size: string;
-  head_hash: string;
-  time: string;
-  key_id: string;
-  signature: string;
-}
-
-export function toCheckpoint(row: CheckpointRow): Checkpoint {
-  return {
-    size: Number(row.size),
-    headHash: row.head_hash,
-    time: row.time,
-    keyId: row.key_id,
-    signature: row.signature,
-  };
-}
+export { toCheckpoint, type CheckpointRow } from './record.js';
 
 const OUTCOMES: readonly Outcome[] = ['allow', 'deny', 'override', 'error'];
 

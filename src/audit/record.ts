@@ -47,6 +47,25 @@ export interface Checkpoint {
   signature: string;
 }
 
+/** A stored checkpoint row (both backends; PostgreSQL returns BIGINT sizes as strings). */
+export interface CheckpointRow {
+  size: number | string;
+  head_hash: string;
+  time: string;
+  key_id: string;
+  signature: string;
+}
+
+export function toCheckpoint(row: CheckpointRow): Checkpoint {
+  return {
+    size: Number(row.size),
+    headHash: row.head_hash,
+    time: row.time,
+    keyId: row.key_id,
+    signature: row.signature,
+  };
+}
+
 export function canonical(value: unknown): string {
   const text = canonicalize(value);
   if (text === undefined)

@@ -1,6 +1,6 @@
 import { GateError } from '../errors.js';
 import type { LedgerQuery } from './ledger.js';
-import { canonical, type Checkpoint, type LedgerRecord } from './record.js';
+import { canonical, type LedgerRecord } from './record.js';
 
 /** A records row as stored. */
 export interface RecordRow {
@@ -75,23 +75,7 @@ export function toRecord(row: RecordRow): LedgerRecord {
   return record as unknown as LedgerRecord;
 }
 
-export interface CheckpointRow {
-  size: number;
-  head_hash: string;
-  time: string;
-  key_id: string;
-  signature: string;
-}
-
-export function toCheckpoint(row: CheckpointRow): Checkpoint {
-  return {
-    size: row.size,
-    headHash: row.head_hash,
-    time: row.time,
-    keyId: row.key_id,
-    signature: row.signature,
-  };
-}
+export { toCheckpoint, type CheckpointRow } from './record.js';
 
 export const DEFAULT_LIMIT = 100;
 export const MAX_LIMIT = 10_000;
