@@ -4,6 +4,7 @@ import { attestationOf } from '../verify/attestation.js';
 import { matchSubject } from '../verify/statement.js';
 import type { Trust } from '../verify/trust.js';
 import type { ArtifactDigest, Signer, TrustedKey, VerifiedAttestation } from '../verify/types.js';
+import { normaliseKeyId } from '../verify/key-id.js';
 import { verifyBundle } from '../verify/verifier.js';
 import {
   BREAK_GLASS_PREDICATE_TYPE,
@@ -150,8 +151,9 @@ function judge(group: Signed[], ctx: BreakGlassContext): BreakGlassRefusal | und
       `request expires ${Math.round((expires - signedAt) / 60_000)} minutes after signing; ${ctx.environment} allows ${rule.max_expiry_minutes}`,
     );
   }
+  const requesterId = normaliseKeyId(p.requester);
   const requester = group.find(
-    (s) => s.signer === p.requester && rule.requesters.some((id) => matches(id, s.raw)),
+    (s) => s.signer === requesterId && rule.requesters.some((id) => matches(id, s.raw)),
   );
   if (!requester)
     return refuse(
@@ -161,7 +163,7 @@ function judge(group: Signed[], ctx: BreakGlassContext): BreakGlassRefusal | und
   const approvers = new Set(
     group
       .filter(
-        (s) => s.signer !== p.requester && (rule.approvers ?? []).some((id) => matches(id, s.raw)),
+        (s) => s.signer !== requesterId && (rule.approvers ?? []).some((id) => matches(id, s.raw)),
       )
       .map((s) => s.signer),
   );
@@ -193,7 +195,7 @@ function signerName(s: Signer): string {
 }
 
 function matches(id: DataIdentity, s: Signer): boolean {
-  if (id.key_id !== undefined) return s.kind === 'key' && s.keyId === id.key_id;
+  if (id.key_id !== undefined) return s.kind === 'key' && s.keyId === normaliseKeyId(id.key_id);
   if (s.kind !== 'keyless' || s.issuer !== id.issuer || s.identity === undefined) return false;
   if (id.san !== undefined) return s.identity === id.san;
   return id.san_regexp !== undefined && new RegExp(`^(?:${id.san_regexp})$`, 'u').test(s.identity);

@@ -1,4 +1,5 @@
-import { createHash, createPublicKey, X509Certificate } from 'node:crypto';
+import { createPublicKey, X509Certificate } from 'node:crypto';
+import { keyIdOf } from '../verify/key-id.js';
 import { base64, malformed, sha256Field, type EntryBody, type RekorEntry } from './rekor-entry.js';
 
 /**
@@ -48,7 +49,8 @@ export function tlogEntryJSON(entry: RekorEntry, body: EntryBody): Record<string
 
 /**
  * Verification material from an entry's verifier (base64 of a PEM certificate or public key).
- * A key gets the hint the gate reports as its key id: hex SHA-256 of the DER SPKI.
+ * A key gets the hint the gate reports as its key id (key-id.ts): it only narrows which trusted
+ * keys are tried; the signer is the trusted key that verifies.
  */
 export function verificationMaterialJSON(verifier: unknown, what: string): Record<string, unknown> {
   const pem = base64(verifier, what).toString('utf8');
@@ -58,8 +60,7 @@ export function verificationMaterialJSON(verifier: unknown, what: string): Recor
       return { x509CertificateChain: { certificates: [{ rawBytes: der }] } };
     }
     if (pem.includes('-----BEGIN PUBLIC KEY-----')) {
-      const spki = createPublicKey(pem).export({ format: 'der', type: 'spki' });
-      return { publicKey: { hint: createHash('sha256').update(spki).digest('hex') } };
+      return { publicKey: { hint: keyIdOf(createPublicKey(pem)) } };
     }
   } catch (err) {
     throw malformed(`${what} is not a readable certificate or public key`, err);

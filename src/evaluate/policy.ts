@@ -9,6 +9,7 @@ import { GATE_BUILTINS } from './builtins.js';
 import { readWasmBundle, type WasmBundle } from './bundle.js';
 import { buildWasmBundle, ENTRYPOINT } from './opa-cli.js';
 import { checkPolicyOutput, type PolicyResult } from './output.js';
+import { normaliseKeyIds } from '../verify/key-id.js';
 
 /**
  * Builtins a policy may import from the host: those @open-policy-agent/opa-wasm 1.10 implements
@@ -45,7 +46,8 @@ export interface CompiledPolicy {
  */
 export async function loadCompiledPolicy(source: string, data?: unknown): Promise<CompiledPolicy> {
   const bundle = await readPolicySource(source);
-  return instantiate(bundle.wasm, data ?? bundle.data, source);
+  // Keys in policy data may be named in either id form; rules compare the reported one.
+  return instantiate(bundle.wasm, normaliseKeyIds(data ?? bundle.data), source);
 }
 
 async function readPolicySource(source: string): Promise<WasmBundle> {

@@ -3,6 +3,7 @@ import { dsse } from '@sigstore/core';
 import { VerifyError } from '../errors.js';
 import { isPlainObject, parseJSON, sha256Hex } from '../input.js';
 import { attestationOf } from './attestation.js';
+import { parseTrustedKey, type ParsedKey } from './key-id.js';
 import type { ArtifactInput, TrustedKey, VerifiedAttestation } from './types.js';
 
 const BASE64 = /^[A-Za-z0-9+/]*={0,2}$/;
@@ -33,7 +34,7 @@ export function verifyEnvelope(
     throw new VerifyError('PUBLIC_KEY_INVALID', 'a bare dsse envelope needs a trusted key');
   const payload = Buffer.from(env.payload, 'base64');
   const pae = dsse.preAuthEncoding(env.payloadType, payload);
-  const keyId = signingKey(pae, sigs, opts.keys);
+  const keyId = signingKey(pae, sigs, opts.keys.map(parseTrustedKey));
   const verified = {
     contentType: 'dsse' as const,
     signer: { kind: 'key' as const, keyId },
@@ -47,14 +48,13 @@ export function verifyEnvelope(
   return attestationOf(verified, opts.subject);
 }
 
-function signingKey(pae: Buffer, sigs: unknown[], keys: TrustedKey[]): string {
+function signingKey(pae: Buffer, sigs: unknown[], keys: ParsedKey[]): string {
   for (const s of sigs) {
     if (!isPlainObject(s) || typeof s.sig !== 'string' || !BASE64.test(s.sig)) continue;
     const sig = Buffer.from(s.sig, 'base64');
-    for (const k of keys) {
-      const key = crypto.createPublicKey(k.pem);
-      if (verifies(key, pae, sig)) return k.hint ?? spkiDigest(key);
-    }
+    // The envelope's keyid is unsigned: every trusted key is tried, the signer is the one
+    // that verifies.
+    for (const k of keys) if (verifies(k.publicKey, pae, sig)) return k.keyId;
   }
   throw new VerifyError(
     'SIGNATURE_INVALID',
@@ -74,8 +74,4 @@ function verifies(key: crypto.KeyObject, data: Buffer, sig: Buffer): boolean {
 function curveHash(key: crypto.KeyObject): string {
   const curve = key.asymmetricKeyDetails?.namedCurve;
   return curve === 'secp384r1' ? 'sha384' : curve === 'secp521r1' ? 'sha512' : 'sha256';
-}
-
-function spkiDigest(key: crypto.KeyObject): string {
-  return sha256Hex(key.export({ format: 'der', type: 'spki' }));
 }

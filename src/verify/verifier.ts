@@ -1,4 +1,3 @@
-import crypto from 'node:crypto';
 import type { TransparencyLogEntry } from '@sigstore/bundle';
 import { toSignedEntity, Verifier, type SignedEntity, type TrustMaterial } from '@sigstore/verify';
 import { GateError, VerifyError, type GateErrorCode } from '../errors.js';
@@ -10,6 +9,7 @@ import {
   keylessSigner,
   type CompiledIdentityRule,
 } from './identity.js';
+import { candidateKeys, parseTrustedKey, type ParsedKey } from './key-id.js';
 import type { Trust } from './trust.js';
 import type {
   ArtifactInput,
@@ -62,14 +62,9 @@ export function verifyBundle(
       'bundle is signed keyless but no identity was given to check',
     );
   }
-  const verifier = new Verifier(
-    { ...opts.trust.material, publicKey: keyFinder(opts.keys ?? []) } as TrustMaterial,
-    { tlogThreshold: opts.tlogThreshold ?? 1, ctlogThreshold: keyed ? 0 : 1 },
-  );
-  const libSigner = runVerifier(() => verifier.verify(entity));
   const signer: Signer = keyed
-    ? { kind: 'key', keyId: keyId(entity, opts.keys ?? []) }
-    : keylessSigner(libSigner);
+    ? { kind: 'key', keyId: verifyWithKeys(entity, opts).keyId }
+    : keylessSigner(verifyKeyless(entity, opts));
   if (!keyed && opts.identities !== 'any') checkIdentity(signer, compiled(opts.identities!));
   return describe(parsed, entity, signer);
 }
@@ -93,31 +88,44 @@ function signedEntity(parsed: ParsedBundle, artifact: ArtifactInput | undefined)
   return entity;
 }
 
-function keyFinder(keys: TrustedKey[]): TrustMaterial['publicKey'] {
-  return (hint: string) => {
-    const key = keys.find((k) => k.hint === undefined || k.hint === hint);
-    if (!key)
-      throw new VerifyError(
-        'PUBLIC_KEY_INVALID',
-        `no trusted key for hint ${JSON.stringify(hint)}`,
-      );
-    let publicKey: crypto.KeyObject;
-    try {
-      publicKey = crypto.createPublicKey(key.pem);
-    } catch (err) {
-      throw new GateError('PUBLIC_KEY_INVALID', 'trusted key is not a pem public key', {
-        cause: err,
-      });
-    }
-    return { publicKey, validFor: () => true };
+function verifyKeyless(entity: SignedEntity, opts: VerifyBundleOptions) {
+  const noKeys: TrustMaterial['publicKey'] = () => {
+    throw new VerifyError('PUBLIC_KEY_INVALID', 'a keyless bundle names no key');
   };
+  const verifier = new Verifier({ ...opts.trust.material, publicKey: noKeys } as TrustMaterial, {
+    tlogThreshold: opts.tlogThreshold ?? 1,
+    ctlogThreshold: 1,
+  });
+  return runVerifier(() => verifier.verify(entity));
 }
 
-function keyId(entity: SignedEntity, keys: TrustedKey[]): string {
-  const hint = entity.key.$case === 'public-key' ? entity.key.hint : '';
-  if (hint) return hint;
-  const der = crypto.createPublicKey(keys[0]!.pem).export({ format: 'der', type: 'spki' });
-  return crypto.createHash('sha256').update(der).digest('hex');
+/**
+ * A key-signed bundle's signer is the trusted key its signature verifies with. The bundle's
+ * publicKey.hint is not signed: it only narrows which keys are tried (key-id.ts), so a signature
+ * made with one key and labelled with another's hint is reported as the key that made it.
+ */
+function verifyWithKeys(entity: SignedEntity, opts: VerifyBundleOptions): ParsedKey {
+  const hint = entity.key.$case === 'public-key' ? entity.key.hint : undefined;
+  const candidates = candidateKeys(hint || undefined, (opts.keys ?? []).map(parseTrustedKey));
+  for (const key of candidates) {
+    const material = { publicKey: () => ({ publicKey: key.publicKey, validFor: () => true }) };
+    const verifier = new Verifier({ ...opts.trust.material, ...material } as TrustMaterial, {
+      tlogThreshold: opts.tlogThreshold ?? 1,
+      ctlogThreshold: 0,
+    });
+    try {
+      runVerifier(() => verifier.verify(entity));
+      return key;
+    } catch (err) {
+      // Only a signature that does not verify with this key sends us to the next one; a bad log
+      // entry or timestamp is the same whichever key is tried.
+      if ((err as GateError).code !== 'SIGNATURE_INVALID') throw err;
+    }
+  }
+  throw new VerifyError(
+    'SIGNATURE_INVALID',
+    `the signature verifies with none of the trusted keys (${candidates.length} tried)`,
+  );
 }
 
 function compiled(rules: IdentityRule[] | CompiledIdentityRule[]): CompiledIdentityRule[] {

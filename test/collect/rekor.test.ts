@@ -180,9 +180,9 @@ describe('rekor source against a local rekor v1 log', () => {
       subject: { digest: digest(artifact, 'sha512') },
     });
     expect(att.signer.kind).toBe('key');
-    expect(att.signer.keyId).toBe(
-      hex('sha256', createPublicKey(keyed.pem).export({ format: 'der', type: 'spki' })),
-    );
+    // one key id form everywhere: cosign's hint (base64 SHA-256 of the DER SPKI)
+    const spki = createPublicKey(keyed.pem).export({ format: 'der', type: 'spki' });
+    expect(att.signer.keyId).toBe(Buffer.from(hex('sha256', spki), 'hex').toString('base64'));
   });
 
   it('rejects attestation data that does not hash to the logged payload hash', async () => {

@@ -90,7 +90,11 @@ describe('when the bundle is valid', () => {
           keys: keyOf(m),
           subject: { bytes: ARTIFACT },
         });
-        expect(a.signer).toEqual({ kind: 'key', keyId: m.keyHint });
+        // the bundle's hint is the hex form; the gate reports cosign's hint form of the same key
+        expect(a.signer).toEqual({
+          kind: 'key',
+          keyId: Buffer.from(m.keyHint!, 'hex').toString('base64'),
+        });
         expect(a.matchedSubject.name).toBe('app.tar.gz');
         expect(a.predicateType).toBe('https://slsa.dev/provenance/v1');
         expect(a.logEntries[0]).toMatchObject({ kind: 'dsse', version: '0.0.1' });
@@ -337,17 +341,44 @@ describe('when one field of a valid bundle is changed', () => {
     );
   });
 
-  it('rejects a key hint no trusted key carries', () =>
+  it('tries the keys when the hint names none of them, and reports the one that verified', () => {
+    const other = generateKeyPairSync('ec', { namedCurve: 'P-256' })
+      .publicKey.export({ format: 'pem', type: 'spki' })
+      .toString();
+    const a = verifyAttestation(keyed.bundle, {
+      trust,
+      keys: [{ pem: other }, { pem: keyed.publicKeyPem!, hint: 'other' }],
+      subject: { bytes: ARTIFACT },
+    });
+    expect(a.signer.keyId).toBe(Buffer.from(keyed.keyHint!, 'hex').toString('base64'));
+  });
+
+  it('tries at most 16 keys when the hint names none of them', async () => {
+    const m = await mintDSSEBundle(svc, {
+      statement: statement(),
+      version: '0.3',
+      signer: 'key',
+      keyHint: 'unknown',
+    });
+    const others = Array.from({ length: 16 }, () => ({
+      pem: generateKeyPairSync('ec', { namedCurve: 'P-256' })
+        .publicKey.export({ format: 'pem', type: 'spki' })
+        .toString(),
+    }));
+    const keys = [...others, { pem: m.publicKeyPem! }];
     expectCode(
-      () =>
-        verifyAttestation(keyed.bundle, {
-          trust,
-          keys: [{ pem: keyed.publicKeyPem!, hint: 'other' }],
-          subject: { bytes: ARTIFACT },
-        }),
+      () => verifyAttestation(m.bundle, { trust, keys, subject: { bytes: ARTIFACT } }),
       'PUBLIC_KEY_INVALID',
-      /no trusted key for hint/,
-    ));
+      /more than the 16 the gate tries/,
+    );
+    // within the bound the key is found
+    const a = verifyAttestation(m.bundle, {
+      trust,
+      keys: keys.slice(1),
+      subject: { bytes: ARTIFACT },
+    });
+    expect(a.signer.kind).toBe('key');
+  });
 
   it('rejects a keyless bundle when only keys are given', () =>
     expectCode(
