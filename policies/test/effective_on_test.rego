@@ -8,7 +8,7 @@ decide_with_config(inp, cfg) := d if {
 
 effective(dates) := object.union(fx.config, {"rule_effective_on": dates})
 
-missing_suite := fx.replace("t1", fx.tests_run_with({"configuration": [{"name": "unit"}]}))
+missing_suite := fx.replace("t1", fx.tests_run_with({"passedTests": ["unit/cart_test.ts > adds"]}))
 
 test_future_rule_only_warns if {
 	d := decide_with_config(missing_suite, effective({"tests.required_suites": "2027-01-01T00:00:00Z"}))

@@ -30,6 +30,8 @@ ci_workflow := "https://github.com/acme/app/.github/workflows/ci.yml@refs/heads/
 
 review_bot := "https://github.com/acme/review-bot/.github/workflows/review.yml@refs/heads/main"
 
+change_bot := "https://github.com/acme/release-manager/.github/workflows/change.yml@refs/heads/main"
+
 config := {
 	"trusted_builders": [
 		{
@@ -47,6 +49,7 @@ config := {
 		"tests": [{"san_regexp": `https://github\.com/acme/[a-z]+/\.github/workflows/ci\.yml@refs/heads/main`, "issuer": gh}],
 		"vulnerabilities": [{"san_regexp": `https://github\.com/acme/[a-z]+/\.github/workflows/ci\.yml@refs/heads/main`, "issuer": gh}],
 		"review": [{"san": review_bot, "issuer": gh}],
+		"change": [{"san": change_bot, "issuer": gh}],
 	},
 	"review": {
 		"authorized_reviewers": ["alice@acme.example", "Bob@acme.example", "carol@acme.example", "erin@acme.example"],
@@ -71,7 +74,7 @@ config := {
 			"tests": {"required_suites": ["unit", "integration"]},
 			"vulnerabilities": {"severity_threshold": "high", "max_scan_age_hours": 24},
 			"review": {"min_approvals": 2},
-			"promotion": {"requires_vsa_from": ["staging"]},
+			"promotion": {"requires_vsa_from": ["staging"], "max_age_hours": 72},
 			"change_kinds": {
 				"routine": ["metadata", "docs"],
 				"routine_required_rules": ["provenance.trusted_builder", "provenance.signer"],
@@ -142,7 +145,7 @@ provenance_signed_by(by) := att("p1", "https://slsa.dev/provenance/v1", provenan
 tests_predicate := {
 	"result": "PASSED",
 	"configuration": [{"name": "unit"}, {"name": "integration"}],
-	"passedTests": ["a", "b"],
+	"passedTests": ["unit/cart_test.ts > adds", "integration/db_test.ts > migrates"],
 	"warnedTests": [],
 	"failedTests": [],
 }
@@ -191,6 +194,13 @@ vsa := att("s1", "https://slsa.dev/verification_summary/v1", vsa_predicate, key_
 
 vsa_with(patch) := att("s1", "https://slsa.dev/verification_summary/v1", object.union(vsa_predicate, patch), key_signer("gate-key"))
 
+change_type := "https://gate.dev/attestation/change/v1"
+
+# A change statement about subject_app, signed by the trusted change attestor.
+change_statement(predicate) := att("c1", change_type, predicate, signer(change_bot))
+
+change_statement_for(subject, id, predicate) := att_for(subject, id, change_type, predicate, signer(change_bot))
+
 attestations := [provenance, tests_run, scan, review, vsa]
 
 # A production input that passes every rule of the test configuration.
@@ -200,7 +210,7 @@ input_ok := {
 	"effectiveTime": now,
 	"attestations": attestations,
 	"rejected": [],
-	"context": {"changeKinds": ["content"]},
+	"context": {},
 	"breakGlass": [],
 }
 

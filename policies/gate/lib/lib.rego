@@ -8,6 +8,8 @@
 #   argument is a rule, computed once per evaluation; functions are recomputed on every call.
 package gate.lib
 
+import data.gate.lib.changes
+
 # Rules every environment evaluates; they cannot be disabled or postponed.
 always_rules := {"config.invalid", "environment.unknown", "input.attestations", "input.effective_time", "input.subjects"}
 
@@ -71,22 +73,18 @@ now_ns := time.parse_rfc3339_ns(input.effectiveTime)
 
 # Change kinds -------------------------------------------------------------------------------
 
-default change_kinds := []
-
-change_kinds := k if {
-	k := input.context.changeKinds
-	is_array(k)
-}
-
-# A change is routine when it declares at least one kind and every kind is one of the
-# environment's routine kinds, and the environment names a routine rule set.
+# A change is routine when the environment names a routine rule set, trusted change statements
+# (data.gate.lib.changes) state kinds for every subject, and every kind stated, or declared in
+# the unsigned context, is one of the environment's routine kinds. The context can thus make a
+# change non-routine, never routine.
 routine_change if {
-	count(change_kinds) > 0
+	is_array(env.change_kinds.routine_required_rules)
+	changes.every_subject_stated
 	routine := env_setting(["change_kinds", "routine"], [])
-	every k in change_kinds {
+	kinds := changes.verified_kinds | changes.declared_kinds
+	every k in kinds {
 		k in routine
 	}
-	is_array(env.change_kinds.routine_required_rules)
 }
 
 configured_rules := {id | some id in env.change_kinds.routine_required_rules; is_string(id)} if routine_change

@@ -134,6 +134,13 @@ config_problems contains concat("", ["environment ", input.environment, "'s test
 	not string_list(suites)
 }
 
+config_problems contains concat("", [
+	"environment ", input.environment, "'s tests.match is ", lib.quote(m), ", not \"passed_tests\" or \"configuration\"",
+]) if {
+	m := lib.env_setting(["tests", "match"], "passed_tests")
+	not m in {"passed_tests", "configuration"}
+}
+
 string_list(l) if {
 	is_array(l)
 	every x in l {
@@ -172,6 +179,14 @@ config_problems contains concat("", [
 ]) if {
 	"promotion.vsa" in lib.required
 	not non_empty_string_list(lib.env_setting(["promotion", "requires_vsa_from"], []))
+}
+
+config_problems contains concat("", [
+	"environment ", input.environment,
+	" requires promotion.vsa but promotion.max_age_hours is not a positive number",
+]) if {
+	"promotion.vsa" in lib.required
+	not positive(lib.env_setting(["promotion", "max_age_hours"], null))
 }
 
 non_empty_string_list(l) if {

@@ -6,7 +6,9 @@
 #   (https://slsa.dev/verification_summary/v1) issued by the gate itself: verifier.id equal to
 #   config.vsa.verifier_id, signed by one of config.vsa.signers, verificationResult PASSED, a
 #   resourceUri ending with the subject's "sha256:<hex>" and a policy.uri ending with
-#   "/environments/<environment>".
+#   "/environments/<environment>". Its age is bounded: every time it carries (the verified
+#   transparency-log and timestamp-authority times, and its timeVerified) must lie within the
+#   environment's promotion.max_age_hours before input.effectiveTime, and at least one must.
 package gate.rules.promotion
 
 import data.gate.lib
@@ -88,6 +90,79 @@ problems contains [s.key, e, a.id, message] if {
 }
 
 passed(a) if a.predicate.verificationResult == "PASSED"
+
+# Age ------------------------------------------------------------------------------------------
+
+max_age_hours := lib.env_setting(["promotion", "max_age_hours"], null)
+
+oldest_allowed_ns := lib.now_ns - (max_age_hours * 3600000000000) if is_number(max_age_hours)
+
+# Clocks of the gate that issued a summary, of the log and of the gate deciding now differ by
+# seconds; a summary from further in the future did not exist at the decision time (a decision
+# replayed as of an earlier time must not count it).
+latest_allowed_ns := lib.now_ns + 300000000000
+
+# [ns, text] of every time a summary carries: the verified log and timestamp-authority times
+# (from verification, not from the statement) and the gate's own signed timeVerified.
+summary_times(a) := {[ns, x.time] |
+	some x in a.timestamps
+	is_string(x.time)
+	ns := time.parse_rfc3339_ns(x.time)
+} | {[ns, t] |
+	t := a.predicate.timeVerified
+	is_string(t)
+	ns := time.parse_rfc3339_ns(t)
+}
+
+# Per subject, computed once: the times of each of its summaries, by position.
+times_of[s] := [summary_times(a) | some a in summaries(s)] if {
+	some s in lib.subjects
+}
+
+not_stale(times) if min(times)[0] >= oldest_allowed_ns
+
+not_future(times) if max(times)[0] <= latest_allowed_ns
+
+max_age_text := lib.plural(max_age_hours, "hour") if {
+	is_number(max_age_hours)
+} else := "promotion.max_age_hours"
+
+problems contains [s.key, e, a.id, message] if {
+	some s in lib.subjects
+	some e in from_environments
+	some j, a in summaries(s)
+	count(times_of[s][j]) == 0
+	message := concat("", [
+		"verification summary ", lib.short(a.id),
+		" has no verified time and no readable timeVerified to measure its age",
+	])
+}
+
+problems contains [s.key, e, a.id, message] if {
+	some s in lib.subjects
+	some e in from_environments
+	some j, a in summaries(s)
+	times := times_of[s][j]
+	count(times) > 0
+	not not_stale(times)
+	message := concat("", [
+		"verification summary ", lib.short(a.id), " was verified at ", min(times)[1],
+		", more than ", max_age_text, " before ", lib.text(input.effectiveTime),
+	])
+}
+
+problems contains [s.key, e, a.id, message] if {
+	some s in lib.subjects
+	some e in from_environments
+	some j, a in summaries(s)
+	times := times_of[s][j]
+	not_stale(times)
+	not not_future(times)
+	message := concat("", [
+		"verification summary ", lib.short(a.id), " was verified at ", max(times)[1],
+		", after the decision time ", input.effectiveTime,
+	])
+}
 
 names_digest(a, s) if {
 	is_string(a.predicate.resourceUri)

@@ -43,9 +43,49 @@ run_passed(a) if {
 	count(object.get(a, ["predicate", "failedTests"], [])) == 0
 }
 
-covers(a, suite) if {
-	some c in a.predicate.configuration
-	c.name == suite
+# "passed_tests" (the default) or "configuration"; anything else is config.invalid (core.rego)
+match := lib.env_setting(["tests", "match"], "passed_tests")
+
+by_configuration if match == "configuration"
+
+# The names a passing run gives the suites or tests it passed.
+passed_names(a) := {c.name | some c in a.predicate.configuration; is_string(c.name)} if by_configuration
+
+passed_names(a) := {n | some field in passed_fields; some n in a.predicate[field]; is_string(n)} if {
+	match == "passed_tests"
+}
+
+passed_fields := ["passedTests", "warnedTests"] if {
+	"WARNED" in accepted_results
+} else := ["passedTests"]
+
+# A test name names the suite itself or a test inside it ("integration/db_test.ts > migrates").
+in_suite(name, suite) if name == suite
+
+in_suite(name, suite) if startswith(name, concat("", [suite, "/"]))
+
+# Per subject, computed once: the required suites some passing trusted run covers.
+suites_passed_of[s] := {suite |
+	some suite in required_suites
+	some a in atts
+	run_passed(a)
+	some n in passed_names(a)
+	in_suite(n, suite)
+} if {
+	"tests.required_suites" in lib.required
+	some s, atts in runs_of
+}
+
+# Per subject: [suite, run id, test] for each required suite a trusted run lists as failed.
+suites_failed_of[s] := [[suite, a.id, t] |
+	some a in atts
+	some t in failed_tests(a)
+	some suite in required_suites
+	in_suite(t, suite)
+] if {
+	"tests.required_suites" in lib.required
+	match == "passed_tests"
+	some s, atts in runs_of
 }
 
 results contains lib.subject_result("tests.present", s.key, message, remediation, ignored(s)) if {
@@ -79,24 +119,45 @@ outcome(a) := concat("", [lib.quote(object.get(a, ["predicate", "result"], null)
 	count(failed_tests(a)) > 0
 } else := lib.quote(object.get(a, ["predicate", "result"], null))
 
-results contains lib.subject_result("tests.required_suites", s.key, message, remediation, lib.ids(runs(s))) if {
+results contains lib.subject_result("tests.required_suites", s.key, message, suite_remediation(suite), lib.ids(runs(s))) if {
 	"tests.required_suites" in lib.required
 	some s in lib.subjects
 	count(runs(s)) > 0
 	some suite in required_suites
-	not suite_passed(s, suite)
-	message := concat("", ["required test suite ", suite, " has no passing test-result attestation for ", s.label])
-	remediation := concat("", [
-		"run the ", suite, " suite and attest a passing run whose predicate.configuration has a resource descriptor named ",
-		lib.quote(suite),
+	not suite in suites_passed_of[s]
+	not failed_suite(s, suite)
+	message := concat("", ["required test suite ", suite, " ", not_passed_text, " for ", s.label])
+}
+
+results contains lib.subject_result("tests.required_suites", s.key, message, suite_remediation(suite), [f[1]]) if {
+	"tests.required_suites" in lib.required
+	some s, failures in suites_failed_of
+	some suite in required_suites
+	f := min({x | some x in failures; x[0] == suite})
+	message := concat("", [
+		"required test suite ", suite, " failed for ", s.label, ": test run ", lib.short(f[1]),
+		" lists ", f[2], " in failedTests",
 	])
 }
 
-suite_passed(s, suite) if {
-	some a in runs(s)
-	run_passed(a)
-	covers(a, suite)
+failed_suite(s, suite) if {
+	some f in suites_failed_of[s]
+	f[0] == suite
 }
+
+not_passed_text := "has no passing test-result attestation whose configuration names it" if {
+	by_configuration
+} else := "is not among the passed tests of a passing test-result attestation"
+
+suite_remediation(suite) := concat("", [
+	"run the ", suite, " suite and attest a passing run whose predicate.configuration has a resource descriptor named ",
+	lib.quote(suite),
+]) if {
+	by_configuration
+} else := concat("", [
+	"run the ", suite, " suite and attest a passing run whose passedTests lists ", lib.quote(suite),
+	" or its tests as ", suite, "/<test>",
+])
 
 violations := lib.violations_of(results)
 
