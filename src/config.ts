@@ -22,6 +22,8 @@ export interface GateConfig {
   sources: { bundles: string[]; rekor?: HttpSourceConfig; store?: HttpSourceConfig };
   policy: { path?: string; config: Record<string, unknown> };
   mode: 'enforce' | 'dry-run';
+  /** one deadline per decision (ms): bounds every source, retries and Retry-After waits included */
+  deadlineMs: number;
   ledger: {
     backend: 'sqlite' | 'postgres' | 'jsonl';
     path: string;
@@ -32,11 +34,18 @@ export interface GateConfig {
     checkpointEvery?: { records?: number; seconds?: number };
   };
   notify: { webhooks: Array<{ url: string; token?: string }>; outbox: string };
+  /** gate serve: dry-run over http, decisions without a token beyond loopback */
+  server: { allowDryRun: boolean; openDecisions: boolean };
+  /** the admission webhook: kinds that may carry no pod spec, the decision deadline */
+  admission: { exemptKinds: string[]; deadlineMs?: number };
   /** signs verification summaries for allowed decisions (promotion evidence) */
   vsa?: { keyPem: string; policyUri: string };
   /** sha256 hex of the configuration as written (or of the defaults): recorded in decisions */
   digest: string;
 }
+
+/** Below Kubernetes' default webhook timeout (10 s), with room to verify, decide and record. */
+export const DEFAULT_DEADLINE_MS = 8_000;
 
 const schema = JSON.parse(
   readFileSync(packagePath('schemas', 'gate-config.schema.json'), 'utf8'),
@@ -88,6 +97,7 @@ export function normalise(doc: unknown, base: string, digest: string, name = 'co
       config: c.policy?.config ?? {},
     },
     mode: c.mode ?? 'enforce',
+    deadlineMs: c.deadlineMs ?? DEFAULT_DEADLINE_MS,
     ledger: ledgerConfig(c.ledger ?? {}, at),
     ...(c.vsa
       ? {
@@ -105,6 +115,14 @@ export function normalise(doc: unknown, base: string, digest: string, name = 'co
         ...(w.tokenEnv && process.env[w.tokenEnv] ? { token: process.env[w.tokenEnv] } : {}),
       })),
       outbox: at(c.notify?.outbox ?? '.gate/outbox.jsonl'),
+    },
+    server: {
+      allowDryRun: c.server?.allowDryRun === true,
+      openDecisions: c.server?.openDecisions === true,
+    },
+    admission: {
+      exemptKinds: c.admission?.exemptKinds ?? [],
+      ...(c.admission?.deadlineMs ? { deadlineMs: c.admission.deadlineMs } : {}),
     },
     digest,
   };

@@ -8,9 +8,21 @@ export type GateErrorCode =
   | 'INPUT_TOO_LARGE'
   | 'INPUT_UNREADABLE'
   | 'INPUT_MALFORMED_JSON'
+  | 'INPUT_TOO_DEEP'
   | 'USAGE_ERROR'
+  // gate serve would expose a route without its protection (token, tls)
+  | 'SERVE_UNPROTECTED'
   | 'CONFIG_INVALID'
   | 'LEDGER_UNAVAILABLE'
+  // audit ledger verification (gate audit verify): what an auditor's check found
+  | 'LEDGER_CHAIN_BROKEN'
+  | 'LEDGER_INDEX_MISMATCH'
+  | 'LEDGER_CHECKPOINT_INVALID'
+  | 'LEDGER_CHECKPOINT_MISSING'
+  | 'LEDGER_FORKED'
+  | 'LEDGER_TRUNCATED'
+  // a break-glass request already used by a recorded override (single use)
+  | 'BREAK_GLASS_REPLAYED'
   | 'NOTIFY_UNAVAILABLE'
   // bundle shape
   | 'BUNDLE_INVALID'

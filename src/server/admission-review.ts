@@ -1,11 +1,15 @@
 import { isPlainObject } from '../input.js';
 
 /**
- * Reading Kubernetes objects for the admission webhook: where each kind keeps its pod spec,
- * which images the pod runs, whether each is pinned by digest, and the review envelope itself.
+ * The AdmissionReview envelope, read by hand rather than by a schema: a schema failure is an
+ * HTTP 400, which `failurePolicy: Ignore` turns into an allow. Whatever the server could parse is
+ * answered with an AdmissionReview that denies with the reason (admission.ts).
  */
 
-/** The parts of an admission.k8s.io/v1 AdmissionReview the webhook reads. */
+export const REVIEW_V1 = 'admission.k8s.io/v1';
+export const REVIEW_V1BETA1 = 'admission.k8s.io/v1beta1';
+
+/** The parts of an admission.k8s.io/v1 AdmissionRequest the webhook reads. */
 export interface AdmissionRequest {
   uid: string;
   kind: { kind: string };
@@ -16,12 +20,6 @@ export interface AdmissionRequest {
   object?: unknown;
 }
 
-export interface AdmissionReview {
-  apiVersion: string;
-  kind: string;
-  request: AdmissionRequest;
-}
-
 export interface AdmissionResult {
   allowed: boolean;
   status?: { code: number; message: string };
@@ -29,99 +27,106 @@ export interface AdmissionResult {
   auditAnnotations?: Record<string, string>;
 }
 
-/** The envelope only: the object inside is read leniently, kind by kind, below. */
-export const REVIEW_SCHEMA = {
-  type: 'object',
-  required: ['apiVersion', 'kind', 'request'],
-  properties: {
-    apiVersion: { const: 'admission.k8s.io/v1' },
-    kind: { const: 'AdmissionReview' },
-    request: {
-      type: 'object',
-      required: ['uid', 'kind', 'operation'],
-      properties: {
-        uid: { type: 'string', minLength: 1, maxLength: 128 },
-        kind: { type: 'object', required: ['kind'], properties: { kind: { type: 'string' } } },
-        operation: { type: 'string' },
-        subResource: { type: 'string' },
-        namespace: { type: 'string' },
-        name: { type: 'string' },
-      },
-    },
-  },
-} as const;
+export type ParsedReview =
+  | { ok: true; apiVersion: string; request: AdmissionRequest }
+  /** answered as a denial: apiVersion and uid are echoed where the body had them */
+  | { ok: false; apiVersion: string; uid: string; message: string };
 
-/** Where the pod spec lives, by the object's kind (request.kind.kind). */
-const POD_SPEC_PATHS: Record<string, string[]> = {
-  Pod: ['spec'],
-  Deployment: ['spec', 'template', 'spec'],
-  StatefulSet: ['spec', 'template', 'spec'],
-  DaemonSet: ['spec', 'template', 'spec'],
-  ReplicaSet: ['spec', 'template', 'spec'],
-  ReplicationController: ['spec', 'template', 'spec'],
-  Job: ['spec', 'template', 'spec'],
-  CronJob: ['spec', 'jobTemplate', 'spec', 'template', 'spec'],
-};
+const UNSUPPORTED_V1BETA1 = `${REVIEW_V1BETA1} reviews are not supported: set admissionReviewVersions: ["v1"] in the webhook configuration`;
 
-export type PodSpecLookup =
-  | { kind: 'found'; spec: Record<string, unknown> }
-  | { kind: 'missing'; path: string }
-  | { kind: 'not-a-workload' };
-
-export function podSpecOf(kind: string, object: unknown): PodSpecLookup {
-  const path = Object.hasOwn(POD_SPEC_PATHS, kind) ? POD_SPEC_PATHS[kind] : undefined;
-  if (!path) return { kind: 'not-a-workload' };
-  let at: unknown = object;
-  for (const key of path) at = isPlainObject(at) ? at[key] : undefined;
-  return isPlainObject(at)
-    ? { kind: 'found', spec: at }
-    : { kind: 'missing', path: path.join('.') };
-}
-
-export interface ContainerImage {
-  /** e.g. "app", "init container migrate", "ephemeral container debugger" */
-  container: string;
-  image: string;
-}
-
-const CONTAINER_LISTS = [
-  ['containers', 'container'],
-  ['initContainers', 'init container'],
-  ['ephemeralContainers', 'ephemeral container'],
-] as const;
-
-/** Every image the pod would run, init and ephemeral containers included. */
-export function imagesOf(spec: Record<string, unknown>): ContainerImage[] {
-  const out: ContainerImage[] = [];
-  for (const [field, label] of CONTAINER_LISTS) {
-    const list = spec[field];
-    if (!Array.isArray(list)) continue;
-    list.forEach((c: unknown, i) => {
-      const name = isPlainObject(c) && typeof c.name === 'string' ? c.name : `#${i}`;
-      const image = isPlainObject(c) && typeof c.image === 'string' ? c.image : '';
-      out.push({ container: `${label} ${name}`, image });
-    });
+export function parseReview(body: unknown): ParsedReview {
+  const uid = uidOf(body);
+  const malformed = (why: string): ParsedReview => ({
+    ok: false,
+    apiVersion: REVIEW_V1,
+    uid,
+    message: `malformed admission review: ${why}`,
+  });
+  if (!isPlainObject(body)) return malformed('the body is not a json object');
+  if (body.apiVersion === REVIEW_V1BETA1) {
+    return { ok: false, apiVersion: REVIEW_V1BETA1, uid, message: UNSUPPORTED_V1BETA1 };
   }
-  return out;
+  if (body.apiVersion !== REVIEW_V1) {
+    return malformed(`apiVersion must be ${REVIEW_V1}, got ${shown(body.apiVersion)}`);
+  }
+  if (body.kind !== 'AdmissionReview') {
+    return malformed(`kind must be AdmissionReview, got ${shown(body.kind)}`);
+  }
+  const r = body.request;
+  if (!isPlainObject(r)) return malformed('it has no request');
+  if (uid === '') return malformed('request.uid must be a string of 1 to 128 characters');
+  const kind = isPlainObject(r.kind) ? r.kind.kind : undefined;
+  if (typeof kind !== 'string') return malformed('request.kind.kind must be a string');
+  if (typeof r.operation !== 'string') return malformed('request.operation must be a string');
+  for (const field of ['subResource', 'namespace', 'name'] as const) {
+    if (r[field] !== undefined && typeof r[field] !== 'string') {
+      return malformed(`request.${field} must be a string`);
+    }
+  }
+  const request: AdmissionRequest = {
+    uid,
+    kind: { kind },
+    operation: r.operation,
+    object: r.object,
+    ...pick(r, 'subResource'),
+    ...pick(r, 'namespace'),
+    ...pick(r, 'name'),
+  };
+  return { ok: true, apiVersion: REVIEW_V1, request };
 }
 
-export interface PinnedImage {
-  /** the repository without tag or digest, e.g. "registry.example:5000/team/app" */
-  repository: string;
-  /** lowercase sha256 hex */
-  hex: string;
+/** The uid to echo: the API server matches the response to its request by it. */
+function uidOf(body: unknown): string {
+  const r = isPlainObject(body) ? body.request : undefined;
+  const uid = isPlainObject(r) ? r.uid : undefined;
+  return typeof uid === 'string' && uid.length >= 1 && uid.length <= 128 ? uid : '';
 }
+
+function pick(r: Record<string, unknown>, field: 'subResource' | 'namespace' | 'name') {
+  return typeof r[field] === 'string' ? { [field]: r[field] as string } : {};
+}
+
+function shown(v: unknown): string {
+  return v === undefined ? 'nothing' : JSON.stringify(v).slice(0, 80);
+}
+
+/** What the API server waits when the webhook configuration names no timeoutSeconds. */
+export const DEFAULT_WEBHOOK_TIMEOUT_MS = 10_000;
 
 /**
- * `repo[:tag]@sha256:<64 hex>`. The tag, if any, is ignored: the runtime pulls by digest, so the
- * digest is what runs and what the gate decides on. Anything else is not pinned (null).
+ * The API server appends `?timeout=10s` (a Go duration) to every webhook call and gives up after
+ * it, following the failure policy. The decision must be answered before that, with room for the
+ * ledger write and the response: 80% of the timeout, or less if the configuration says so. A
+ * timeout that cannot be read counts as the API server's default.
  */
-export function parsePinnedImage(image: string): PinnedImage | null {
-  const m = /^([^@\s]+)@sha256:([0-9a-f]{64})$/.exec(image);
-  if (!m) return null;
-  const named = m[1]!;
-  // A colon after the last slash starts a tag; one before it is a registry port.
-  const colon = named.lastIndexOf(':');
-  const repository = colon > named.lastIndexOf('/') ? named.slice(0, colon) : named;
-  return repository ? { repository, hex: m[2]! } : null;
+export function admissionDeadlineMs(timeout: unknown, configuredMs?: number): number {
+  const webhookMs = typeof timeout === 'string' ? goDurationMs(timeout) : undefined;
+  const budget = Math.floor((webhookMs ?? DEFAULT_WEBHOOK_TIMEOUT_MS) * 0.8);
+  return configuredMs === undefined ? budget : Math.min(configuredMs, budget);
+}
+
+const UNIT_MS: Record<string, number> = {
+  ns: 1e-6,
+  us: 1e-3,
+  µs: 1e-3,
+  ms: 1,
+  s: 1000,
+  m: 60_000,
+  h: 3_600_000,
+};
+
+/** "10s", "1m30s", "500ms" as Go's time.Duration.String() writes them; undefined otherwise. */
+export function goDurationMs(s: string): number | undefined {
+  if (
+    s.length === 0 ||
+    s.length > 32 ||
+    !/^(?:[0-9]+(?:\.[0-9]+)?(?:ns|us|µs|ms|s|m|h))+$/.test(s)
+  ) {
+    return undefined;
+  }
+  let ms = 0;
+  for (const [, n, unit] of s.matchAll(/([0-9]+(?:\.[0-9]+)?)(ns|us|µs|ms|s|m|h)/g)) {
+    ms += Number(n) * UNIT_MS[unit!]!;
+  }
+  return ms > 0 ? ms : undefined;
 }

@@ -1,33 +1,32 @@
-import type { FastifyBaseLogger, FastifyInstance } from 'fastify';
+import type { FastifyInstance, FastifyRequest } from 'fastify';
 import type { Decision } from '../decision.js';
 import type { CheckRequest } from '../gate.js';
+import { decide, deny, nameOf, notPinned, releaseSet } from './admission-answer.js';
 import {
-  imagesOf,
-  parsePinnedImage,
-  podSpecOf,
-  REVIEW_SCHEMA,
+  admissionDeadlineMs,
+  parseReview,
   type AdmissionRequest,
   type AdmissionResult,
-  type AdmissionReview,
-  type ContainerImage,
 } from './admission-review.js';
 import { ENVIRONMENT_SCHEMA } from './decisions.js';
-import { toHttpError } from './errors.js';
+import { ADMISSION_MAX_DEPTH } from './json-limits.js';
+import { imagesOf, parsePinnedImage, podSpecsOf, type ContainerImage } from './pod-specs.js';
 
 /**
- * POST /v1/admission: a Kubernetes validating admission webhook (admission.k8s.io/v1). Every
- * image of the pod must be pinned by digest; all of them are then decided together as one
- * release set, each named after its repository.
+ * POST /v1/admission/NAME: a Kubernetes validating admission webhook (admission.k8s.io/v1). Every
+ * image of every pod spec the object carries must be pinned by digest; all of them are then
+ * decided together as one release set, each named after its repository.
  *
- * The environment is the webhook URL's `?env=NAME`, else the server's --env-default. A review
- * carries no namespace labels, so the convention is one webhook entry per environment in the
- * ValidatingWebhookConfiguration, selecting namespaces by their `gate.dev/environment` label
- * (namespaceSelector) and naming that environment in its URL, e.g. `.../v1/admission?env=
- * production`. Labels on the object itself are ignored on purpose: whoever deploys sets those
- * and could pick a laxer environment.
+ * The environment is the last path segment (Kubernetes allows no query in a webhook's
+ * service.path or url), else `?env=NAME`, else the server's --env-default. A review carries no
+ * namespace labels, so the convention is one webhook entry per environment, selecting namespaces
+ * by a label (namespaceSelector) and naming that environment in its path (docs/kubernetes.md).
+ * Labels on the object itself are ignored on purpose: whoever deploys sets those and could pick a
+ * laxer environment.
  *
- * Anything that keeps the gate from deciding is answered as a denial (allowed: false, code
- * 503), never as an HTTP error, which failurePolicy: Ignore would turn into an allow.
+ * Every review the server could parse is answered with an AdmissionReview, a denial when anything
+ * is wrong (allowed: false, with the reason), never with an HTTP error, which failurePolicy:
+ * Ignore would turn into an allow.
  */
 
 /** An UPDATE carries object and oldObject, each up to etcd's 1.5 MiB. */
@@ -35,55 +34,65 @@ export const ADMISSION_BODY_LIMIT = 4 * 1024 * 1024;
 
 type Check = (req: CheckRequest) => Promise<Decision>;
 
+export interface AdmissionOptions {
+  /** the environment when the url names none */
+  defaultEnvironment?: string;
+  /** kinds that may carry no pod spec (ConfigMap, ...); their images are still checked if any */
+  exemptKinds?: readonly string[];
+  /** the longest a decision may take, capped further below the webhook's own timeout */
+  deadlineMs?: number;
+  bodyLimit?: number;
+}
+
+interface Route {
+  Params: { env?: string };
+  Querystring: { env?: unknown; timeout?: unknown };
+}
+
 const NO_ENVIRONMENT =
-  'the gate webhook names no environment: add ?env=NAME to its url or start the server with --env-default';
+  'the gate webhook names no environment: end its path with /NAME or start the server with --env-default';
 
 export function registerAdmissionRoute(
   app: FastifyInstance,
   check: Check,
-  defaultEnvironment?: string,
-  bodyLimit = ADMISSION_BODY_LIMIT,
+  opts: AdmissionOptions = {},
 ): void {
-  app.post<{ Body: AdmissionReview; Querystring: { env?: string } }>(
-    '/v1/admission',
-    {
-      bodyLimit,
-      schema: {
-        body: REVIEW_SCHEMA,
-        querystring: { type: 'object', properties: { env: ENVIRONMENT_SCHEMA } },
-      },
-    },
-    async (request) => {
-      const req = request.body.request;
-      const env = request.query.env ?? defaultEnvironment;
-      const response = await admit(req, env, check, request.log);
-      return {
-        apiVersion: request.body.apiVersion,
-        kind: 'AdmissionReview',
-        response: { uid: req.uid, ...response },
-      };
-    },
-  );
+  const handler = async (request: FastifyRequest<Route>) => {
+    const parsed = parseReview(request.body);
+    const response = parsed.ok
+      ? await admit(parsed.request, request, check, opts)
+      : deny(400, parsed.message);
+    const uid = parsed.ok ? parsed.request.uid : parsed.uid;
+    return {
+      apiVersion: parsed.apiVersion,
+      kind: 'AdmissionReview',
+      response: { uid, ...response },
+    };
+  };
+  const options = {
+    bodyLimit: opts.bodyLimit ?? ADMISSION_BODY_LIMIT,
+    config: { maxJsonDepth: ADMISSION_MAX_DEPTH },
+  };
+  app.post<Route>('/v1/admission', options, handler);
+  app.post<Route>('/v1/admission/:env', options, handler);
 }
 
 async function admit(
   req: AdmissionRequest,
-  env: string | undefined,
+  http: FastifyRequest<Route>,
   check: Check,
-  log: FastifyBaseLogger,
+  opts: AdmissionOptions,
 ): Promise<AdmissionResult> {
-  if (!deploysSomething(req)) return { allowed: true };
-  const lookup = podSpecOf(req.kind.kind, req.object);
-  if (lookup.kind === 'not-a-workload') return { allowed: true };
-  if (lookup.kind === 'missing') {
-    return deny(400, `${req.kind.kind} ${nameOf(req)} has no pod spec at ${lookup.path}`);
-  }
-  const images = imagesOf(lookup.spec);
-  const unpinned = images.filter((i) => parsePinnedImage(i.image) === null);
+  const env = environmentOf(http, opts.defaultEnvironment);
+  if (env.invalid) return deny(400, env.invalid);
+  const op = deploysSomething(req);
+  if (op !== 'deploys') return op === 'nothing' ? { allowed: true } : deny(400, op.unknown);
+  const found = findImages(req, opts.exemptKinds ?? []);
+  if ('denied' in found) return found.denied;
+  if (found.images.length === 0) return { allowed: true };
+  const unpinned = found.images.filter((i) => parsePinnedImage(i.image) === null);
   if (unpinned.length > 0) return deny(403, unpinned.map(notPinned).join('; '));
-  if (env === undefined) return deny(500, NO_ENVIRONMENT);
-  const subjects = releaseSet(images);
-  if (subjects.length === 0) return { allowed: true };
+  if (env.name === undefined) return deny(500, NO_ENVIRONMENT);
   const context = {
     admission: {
       namespace: req.namespace,
@@ -93,87 +102,62 @@ async function admit(
       uid: req.uid,
     },
   };
-  return decide(check, { subjects, environment: env, context }, log);
+  const deadlineMs = admissionDeadlineMs(http.query.timeout, opts.deadlineMs);
+  const checkRequest: CheckRequest & { deadlineMs: number } = {
+    subjects: releaseSet(found.images),
+    environment: env.name,
+    context,
+    deadlineMs,
+  };
+  return decide(check, checkRequest, http.log);
 }
+
+function environmentOf(
+  http: FastifyRequest<Route>,
+  fallback: string | undefined,
+): { name?: string; invalid?: string } {
+  const fromPath = http.params.env;
+  const fromQuery = http.query.env;
+  if (fromQuery !== undefined && typeof fromQuery !== 'string') {
+    return { invalid: 'the webhook url names ?env= more than once' };
+  }
+  if (fromPath !== undefined && fromQuery !== undefined && fromPath !== fromQuery) {
+    return { invalid: `the webhook url names two environments: ${fromPath} and ${fromQuery}` };
+  }
+  const name = fromPath ?? fromQuery;
+  if (name === undefined) return fallback === undefined ? {} : { name: fallback };
+  return validEnvironment(name)
+    ? { name }
+    : { invalid: `the webhook's environment ${JSON.stringify(name)} is not a valid name` };
+}
+
+const ENV_PATTERN = new RegExp(ENVIRONMENT_SCHEMA.pattern);
+const validEnvironment = (s: string) =>
+  s.length <= ENVIRONMENT_SCHEMA.maxLength && ENV_PATTERN.test(s);
 
 /**
- * Only creating or changing a workload deploys images. Status and scale updates re-send the pod
- * spec unchanged and must not be blocked; `kubectl debug` adds ephemeral containers, which run.
+ * Only creating or changing an object deploys images. Deletes and connects (exec, attach) do
+ * not, nor do status and scale updates, which re-send the pod spec unchanged; `kubectl debug`
+ * adds ephemeral containers, which run. An operation the webhook does not know is denied.
  */
-function deploysSomething(req: AdmissionRequest): boolean {
-  if (req.operation !== 'CREATE' && req.operation !== 'UPDATE') return false;
-  return (
-    req.subResource === undefined ||
-    req.subResource === '' ||
-    req.subResource === 'ephemeralcontainers'
-  );
-}
-
-async function decide(
-  check: Check,
-  req: CheckRequest,
-  log: FastifyBaseLogger,
-): Promise<AdmissionResult> {
-  let decision: Decision;
-  try {
-    decision = await check(req);
-  } catch (err) {
-    // A denial, not an HTTP error (see above).
-    log.error({ err }, 'admission check failed');
-    const { error } = toHttpError(err).body;
-    return deny(503, `the gate could not decide: ${error.code}: ${error.message}`);
+function deploysSomething(req: AdmissionRequest): 'deploys' | 'nothing' | { unknown: string } {
+  if (req.operation === 'DELETE' || req.operation === 'CONNECT') return 'nothing';
+  if (req.operation !== 'CREATE' && req.operation !== 'UPDATE') {
+    return { unknown: `unknown admission operation ${JSON.stringify(req.operation.slice(0, 40))}` };
   }
-  const auditAnnotations = { decision: decision.id };
-  if (decision.outcome === 'error') {
-    const e = decision.error ?? { code: 'POLICY_EVAL_FAILED', message: 'no reason given' };
-    return {
-      ...deny(503, `the gate could not decide (decision ${decision.id}): ${e.code}: ${e.message}`),
-      auditAnnotations,
-    };
-  }
-  const violations = decision.violations.map((v) => `${v.id}: ${v.message}`);
-  if (!decision.allow) {
-    return {
-      ...deny(
-        403,
-        `denied for ${decision.environment} (decision ${decision.id}): ${violations.join('; ')}`,
-      ),
-      auditAnnotations,
-    };
-  }
-  // A dry-run allows a would-deny: kubectl shows warnings, so the deployer still sees why.
-  const warnings =
-    decision.outcome === 'deny'
-      ? violations.map((v) => `gate dry-run would deny: ${v}`.slice(0, 256))
-      : [];
-  return { allowed: true, auditAnnotations, ...(warnings.length > 0 ? { warnings } : {}) };
+  const sub = req.subResource;
+  return sub === undefined || sub === '' || sub === 'ephemeralcontainers' ? 'deploys' : 'nothing';
 }
 
-/** One subject per distinct digest, named after the first repository that uses it. */
-function releaseSet(images: ContainerImage[]): CheckRequest['subjects'] {
-  const byHex = new Map<string, string>();
-  for (const i of images) {
-    const p = parsePinnedImage(i.image)!;
-    if (!byHex.has(p.hex)) byHex.set(p.hex, p.repository);
-  }
-  return [...byHex].map(([hex, name]) => ({ digest: { algorithm: 'sha256', hex }, name }));
-}
-
-function notPinned(i: ContainerImage): string {
-  const shown = i.image === '' ? 'no image' : `image ${JSON.stringify(i.image)}`;
-  return `${i.container}: ${shown} is not pinned by digest (use NAME@sha256:<64 hex>)`;
-}
-
-function nameOf(req: AdmissionRequest): string {
-  const meta = (req.object as { metadata?: { name?: unknown; generateName?: unknown } } | undefined)
-    ?.metadata;
-  const name = req.name || meta?.name || meta?.generateName;
-  return typeof name === 'string' && name !== '' ? name : '(unnamed)';
-}
-
-function deny(code: number, message: string): AdmissionResult {
-  return {
-    allowed: false,
-    status: { code, message: message.replace(/\s*\n\s*/g, ' ').slice(0, 4000) },
-  };
+/** The images of every pod spec; an object with none is denied unless its kind is exempt. */
+function findImages(
+  req: AdmissionRequest,
+  exemptKinds: readonly string[],
+): { images: ContainerImage[] } | { denied: AdmissionResult } {
+  const specs = podSpecsOf(req.object);
+  const images = specs.flatMap((s) => imagesOf(s.spec));
+  if (images.length > 0 || exemptKinds.includes(req.kind.kind)) return { images };
+  const what = specs.length === 0 ? 'carries no pod spec' : 'has no containers';
+  const message = `${req.kind.kind} ${nameOf(req)} ${what}: the gate cannot see its images; if it runs none, list its kind in admission.exemptKinds`;
+  return { denied: deny(403, message) };
 }

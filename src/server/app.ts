@@ -6,6 +6,7 @@ import { AUDIT_PREFIX, registerAuditRoutes } from './audit.js';
 import { installGuards, type GuardRule } from './auth.js';
 import { registerDecisionRoutes } from './decisions.js';
 import { installErrorHandling } from './errors.js';
+import { installBoundedJson } from './json-limits.js';
 import { countedCheck, createMetrics, installMetrics } from './metrics.js';
 import { installDraining } from './shutdown.js';
 
@@ -27,8 +28,19 @@ export interface ServerOptions {
   logger?: FastifyServerOptions['logger'];
   /** false while the server should get no traffic (starting, draining); default always ready */
   ready?: () => boolean;
-  /** the admission webhook's environment when its url has no ?env= */
+  /** the admission webhook's environment when its url names none */
   admissionEnvironment?: string;
+  /** the admission webhook: kinds that may carry no pod spec, the longest a decision may take */
+  admission?: { exemptKinds?: readonly string[]; deadlineMs?: number };
+  /** honour `dryRun: true` on POST /v1/decisions (default: refused, 403 DRY_RUN_FORBIDDEN) */
+  allowDryRun?: boolean;
+  /** serve https with this certificate and key (PEM); tls.ts swaps them when the files change */
+  tls?: { cert: Buffer | string; key: Buffer | string };
+  /**
+   * The server listens beyond loopback. Without `tls`, token-guarded routes are then refused
+   * (403 TLS_REQUIRED): a bearer token sent there has crossed the network in clear.
+   */
+  exposed?: boolean;
 }
 
 export const DEFAULT_BODY_LIMIT = 1024 * 1024;
@@ -36,7 +48,9 @@ export const DEFAULT_BODY_LIMIT = 1024 * 1024;
 /** The HTTP adapter over one gate: builds the routes, does not listen. */
 export function createServer(opts: ServerOptions): FastifyInstance {
   const bodyLimit = opts.bodyLimit ?? DEFAULT_BODY_LIMIT;
+  // Typed as the default (http) instance: the routes do not care which one serves them.
   const app = Fastify({
+    ...(opts.tls ? { https: { cert: opts.tls.cert, key: opts.tls.key } } : {}),
     logger: opts.logger ?? false,
     bodyLimit,
     requestTimeout: opts.requestTimeoutMs ?? 30_000,
@@ -44,22 +58,22 @@ export function createServer(opts: ServerOptions): FastifyInstance {
     // Strict validation: no type coercion ("true" is not true, a string is not a one-item list)
     // and unknown properties are refused rather than silently dropped.
     ajv: { customOptions: { coerceTypes: false, removeAdditional: false, allErrors: false } },
-  });
+  }) as unknown as FastifyInstance;
   installErrorHandling(app);
+  installBoundedJson(app);
   // JSON only: a text/plain body would reach the schema as a string and fail less clearly.
   app.removeContentTypeParser('text/plain');
-  installGuards(app, guardRules(opts.tokens));
+  installGuards(app, guardRules(opts.tokens), { requireTls: opts.exposed === true && !opts.tls });
   const metrics = createMetrics();
   installMetrics(app, metrics);
   registerHealth(app, opts.ready ?? (() => true));
   const check = countedCheck(opts.gate, metrics);
-  registerDecisionRoutes(app, check);
-  registerAdmissionRoute(
-    app,
-    check,
-    opts.admissionEnvironment,
-    Math.max(bodyLimit, ADMISSION_BODY_LIMIT),
-  );
+  registerDecisionRoutes(app, check, { allowDryRun: opts.allowDryRun === true });
+  registerAdmissionRoute(app, check, {
+    ...opts.admission,
+    ...(opts.admissionEnvironment ? { defaultEnvironment: opts.admissionEnvironment } : {}),
+    bodyLimit: Math.max(bodyLimit, ADMISSION_BODY_LIMIT),
+  });
   if (opts.config) registerAuditRoutes(app, opts.config.ledger);
   installDraining(app);
   // Runs after fastify has stopped listening and the requests in flight have finished.

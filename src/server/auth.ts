@@ -48,11 +48,25 @@ export function checkBearer(request: FastifyRequest, rule: GuardRule): void {
  * registered it: a break-glass or audit route added anywhere later is guarded without anyone
  * remembering to. Unknown URLs stay 404 (the guard sees no route).
  */
-export function installGuards(app: FastifyInstance, rules: GuardRule[]): void {
+export function installGuards(
+  app: FastifyInstance,
+  rules: GuardRule[],
+  opts: { requireTls?: boolean } = {},
+): void {
   app.addHook('onRequest', async (request) => {
     const url = request.routeOptions.url;
     if (url === undefined) return;
     const rule = rules.find((r) => url === r.prefix || url.startsWith(`${r.prefix}/`));
-    if (rule) checkBearer(request, rule);
+    if (!rule) return;
+    // Refused even with a valid token: it has crossed the network in clear, and accepting it
+    // would teach clients that this is fine. The token's owner should rotate it.
+    if (opts.requireTls) {
+      throw new HttpError(
+        403,
+        'TLS_REQUIRED',
+        `${rule.scope} needs https when the server listens beyond loopback: start it with --tls-cert and --tls-key`,
+      );
+    }
+    checkBearer(request, rule);
   });
 }

@@ -1,8 +1,9 @@
 import type { FastifyInstance } from 'fastify';
 import type { Decision } from '../decision.js';
 import type { CheckRequest } from '../gate.js';
+import { GateError } from '../errors.js';
 import { parseDigest } from '../verify/statement.js';
-import { statusForCode } from './errors.js';
+import { HttpError, statusForCode } from './errors.js';
 
 /** Environment names as the policy data keys them; also used by the admission route's ?env=. */
 export const ENVIRONMENT_SCHEMA = {
@@ -13,6 +14,11 @@ export const ENVIRONMENT_SCHEMA = {
 } as const;
 
 const DIGEST = { type: 'string', maxLength: 200 } as const;
+
+/** A release set larger than this is a mistake or an attack: each subject is its own lookups. */
+export const MAX_SUBJECTS = 64;
+/** `context` is information for the policy, not a payload: 64 KiB of JSON is plenty. */
+export const MAX_CONTEXT_BYTES = 64 * 1024;
 const LABEL = { type: 'string', minLength: 1, maxLength: 256 } as const;
 
 /**
@@ -27,7 +33,7 @@ const BODY_SCHEMA = {
     subjects: {
       type: 'array',
       minItems: 1,
-      maxItems: 100,
+      maxItems: MAX_SUBJECTS,
       items: {
         oneOf: [
           DIGEST,
@@ -75,14 +81,37 @@ export function statusOfDecision(decision: Decision): number {
   return statusForCode(decision.error?.code ?? 'POLICY_EVAL_FAILED');
 }
 
+/**
+ * Refused before deciding: a dry-run the configuration does not allow over http (a caller must
+ * not turn enforcement off for itself), and a context over the size limit.
+ */
+function checkBody(body: DecisionBody, allowDryRun: boolean): void {
+  if (body.dryRun === true && !allowDryRun) {
+    throw new HttpError(
+      403,
+      'DRY_RUN_FORBIDDEN',
+      'dryRun is not allowed over http: the configuration must set server.allowDryRun: true',
+    );
+  }
+  const size = body.context === undefined ? 0 : Buffer.byteLength(JSON.stringify(body.context));
+  if (size > MAX_CONTEXT_BYTES) {
+    throw new GateError(
+      'INPUT_TOO_LARGE',
+      `context is ${size} bytes of json, over the limit of ${MAX_CONTEXT_BYTES}`,
+    );
+  }
+}
+
 export function registerDecisionRoutes(
   app: FastifyInstance,
   check: (req: CheckRequest) => Promise<Decision>,
+  opts: { allowDryRun?: boolean } = {},
 ): void {
   app.post<{ Body: DecisionBody }>(
     '/v1/decisions',
     { schema: { body: BODY_SCHEMA } },
     async (request, reply) => {
+      checkBody(request.body, opts.allowDryRun === true);
       const decision = await check(toCheckRequest(request.body));
       return reply.code(statusOfDecision(decision)).send(decision);
     },

@@ -3,7 +3,15 @@ import { isGateError, type GateErrorCode } from '../errors.js';
 
 /** Codes the HTTP layer adds to the gate's own: authentication, routing, the unexpected. */
 export type HttpErrorCode =
-  'UNAUTHORIZED' | 'FORBIDDEN' | 'NOT_FOUND' | 'UNSUPPORTED_MEDIA_TYPE' | 'INTERNAL_ERROR';
+  | 'UNAUTHORIZED'
+  | 'FORBIDDEN'
+  /** a token-guarded route asked over plain http while the server listens beyond loopback */
+  | 'TLS_REQUIRED'
+  /** `dryRun: true` over http without `server.allowDryRun` in the configuration */
+  | 'DRY_RUN_FORBIDDEN'
+  | 'NOT_FOUND'
+  | 'UNSUPPORTED_MEDIA_TYPE'
+  | 'INTERNAL_ERROR';
 
 export type ErrorBody = { error: { code: GateErrorCode | HttpErrorCode; message: string } };
 
@@ -26,6 +34,7 @@ const CLIENT_CODES = new Set<string>([
   'CONFIG_INVALID',
   'POLICY_INPUT_INVALID',
   'INPUT_MALFORMED_JSON',
+  'INPUT_TOO_DEEP',
 ]);
 
 /**

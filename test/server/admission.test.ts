@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { GateError } from '../../src/errors.js';
-import { parsePinnedImage } from '../../src/server/admission-review.js';
+import { parsePinnedImage } from '../../src/server/pod-specs.js';
 import { createServer, type ServerOptions } from '../../src/server/app.js';
 import { decisionFor, fakeGate, type Answer } from './fake-gate.js';
 
@@ -130,10 +130,10 @@ describe('POST /v1/admission', () => {
         { name: 'web', digest: { algorithm: 'sha256', hex: A } },
       ]);
     }
-    const broken = await admit(review('Deployment', { spec: {} }));
+    const broken = await admit(review('Deployment', { metadata: { name: 'web' }, spec: {} }));
     expect(broken.response).toMatchObject({
       allowed: false,
-      status: { code: 400, message: expect.stringMatching(/no pod spec at spec.template.spec/) },
+      status: { code: 403, message: expect.stringMatching(/^Deployment web carries no pod spec/) },
     });
   });
 
@@ -189,14 +189,18 @@ describe('POST /v1/admission', () => {
     const none = await admit(object, undefined, '/v1/admission');
     expect(none.response).toMatchObject({
       allowed: false,
-      status: { code: 500, message: expect.stringMatching(/\?env=/) },
+      status: { code: 500, message: expect.stringMatching(/end its path with \/NAME/) },
     });
-    expect((await admit(object, undefined, '/v1/admission?env=bad%20env')).res.statusCode).toBe(
-      400,
-    );
+    const bad = await admit(object, undefined, '/v1/admission?env=bad%20env');
+    expect([bad.res.statusCode, bad.response.allowed]).toEqual([200, false]);
+    const two = await admit(object, undefined, '/v1/admission/staging?env=production');
+    expect(two.response).toMatchObject({
+      allowed: false,
+      status: { message: 'the webhook url names two environments: staging and production' },
+    });
   });
 
-  it('lets through what deploys nothing: deletes, status updates, other kinds', async () => {
+  it('lets through what deploys nothing: deletes, status updates, exempt kinds', async () => {
     const object = pod({ containers: containers('nginx:latest') });
     for (const extra of [
       { operation: 'DELETE', object: null },
@@ -206,7 +210,9 @@ describe('POST /v1/admission', () => {
       expect(response.allowed).toBe(true);
       expect(gate.calls).toHaveLength(0);
     }
-    expect((await admit(review('ConfigMap', { data: {} }))).response.allowed).toBe(true);
+    const configMap = review('ConfigMap', { data: {} });
+    const exempt = { admission: { exemptKinds: ['ConfigMap'] } };
+    expect((await admit(configMap, undefined, undefined, exempt)).response.allowed).toBe(true);
     const debug = await admit(
       review('Pod', object, { operation: 'UPDATE', subResource: 'ephemeralcontainers' }),
     );
@@ -214,14 +220,23 @@ describe('POST /v1/admission', () => {
   });
 
   it.each([
-    ['not an object', []],
-    ['another api version', { ...review('Pod', {}), apiVersion: 'admission.k8s.io/v1beta1' }],
-    ['no request', { apiVersion: 'admission.k8s.io/v1', kind: 'AdmissionReview' }],
-    ['no uid', { ...review('Pod', {}), request: { kind: { kind: 'Pod' }, operation: 'CREATE' } }],
-  ])('refuses a malformed review (%s) with 400', async (_what, payload) => {
-    const { res, body } = await admit(payload);
+    ['not json', '{"apiVersion": ', 'INPUT_MALFORMED_JSON'],
+    ['nested too deep', `${'['.repeat(200)}${']'.repeat(200)}`, 'INPUT_TOO_DEEP'],
+  ])('answers a body it cannot parse (%s) with a coded 400', async (_what, payload, code) => {
+    const app = createServer({ gate: fakeGate() });
+    const headers = { 'content-type': 'application/json' };
+    const res = await app.inject({ method: 'POST', url: '/v1/admission/dev', headers, payload });
+    await app.close();
     expect(res.statusCode).toBe(400);
-    expect(body.error.code).toBe('USAGE_ERROR');
+    expect(res.json().error.code).toBe(code);
+  });
+
+  it('parses a custom resource nested 100 levels deep', async () => {
+    let deep: object = { spec: { containers: containers(`web@sha256:${A}`) } };
+    for (let i = 0; i < 95; i++) deep = { nested: deep };
+    const { res, response } = await admit(review('DeepThing', deep));
+    expect(res.statusCode).toBe(200);
+    expect(response.allowed).toBe(true);
   });
 });
 

@@ -64,7 +64,7 @@ describe('POST /v1/decisions', () => {
     expect(res.statusCode).toBe(400);
   });
 
-  it('passes a release set with names, versions, context and dryRun', async () => {
+  it('passes a release set with names, versions, context and dryRun (when allowed)', async () => {
     const payload = {
       subjects: [
         { digest: DIGEST, name: 'api', version: '2.1.0' },
@@ -74,7 +74,7 @@ describe('POST /v1/decisions', () => {
       context: { changeKinds: ['metadata'] },
       dryRun: true,
     };
-    const { res, gate } = await post(undefined, payload);
+    const { res, gate } = await post(undefined, payload, { allowDryRun: true });
     expect(res.statusCode).toBe(200);
     expect(gate.calls[0]).toMatchObject({
       subjects: [
