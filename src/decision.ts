@@ -22,7 +22,10 @@ export interface EvidenceReport {
 /** The gate's answer (schemas/decision.schema.json). */
 export interface Decision {
   id: string;
+  /** when the decision was made */
   time: string;
+  /** the time it was decided as of, when not `time` (`gate check --at`) */
+  asOf?: string;
   gateVersion: string;
   environment: string;
   subjects: PolicySubject[];
@@ -41,4 +44,6 @@ export interface Decision {
   /** break-glass requests that were presented and refused, with why */
   breakGlassRefused?: BreakGlassRefusal[];
   digests: { policy?: string; trustRoot: string; config: string; input?: string };
+  /** the caller's context: its keys, and that nobody signed it (policies never relax on it) */
+  context?: { verified: false; keys: string[] };
 }

@@ -5,7 +5,7 @@ import type { Ledger } from './audit/ledger.js';
 import { openLedger } from './audit/open.js';
 import { savePolicy } from './audit/policy-store.js';
 import { checkBreakGlass, type BreakGlassContext } from './breakglass/check.js';
-import type { BreakGlassRule } from './breakglass/types.js';
+import type { AcceptedBreakGlass, BreakGlassRefusal, BreakGlassRule } from './breakglass/types.js';
 import type { Source } from './collect/types.js';
 import { mergeData, type GateConfig } from './config.js';
 import { decide } from './decide.js';
@@ -14,7 +14,7 @@ import { toGateError } from './errors.js';
 import { readWasmBundle } from './evaluate/bundle.js';
 import { checkPolicyInput, type PolicyInput, type PolicySubject } from './evaluate/input.js';
 import { DEFAULT_POLICY_PATH, loadCompiledPolicy, type CompiledPolicy } from './evaluate/policy.js';
-import { collectAll, rejectedReport, verifyAll } from './evidence.js';
+import { collectAll, rejectedReport, verifyAll, type Deadline } from './evidence.js';
 import { sha256Hex } from './input.js';
 import { breakGlassMessage } from './notify/message.js';
 import { createOutbox, type Outbox } from './notify/outbox.js';
@@ -32,6 +32,10 @@ export interface CheckRequest {
   /** signed break-glass requests (bundles), with where each came from */
   breakGlass?: Array<{ source: string; bytes: Buffer }>;
   dryRun?: boolean;
+  /** the time budget of this decision in ms; the configured deadline when longer or absent */
+  deadlineMs?: number;
+  /** decide as of this time instead of now (recorded as such, as `asOf`) */
+  at?: Date;
 }
 
 export interface Gate {
@@ -94,9 +98,13 @@ export async function createGate(config: GateConfig, deps: GateDeps = {}): Promi
     : ('any' as const);
   const sourcesFor = deps.sources ?? (() => []);
 
-  async function check(req: CheckRequest): Promise<Decision> {
-    const time = now();
-    const collected = await collectAll(sourcesFor(req), req);
+  async function check(asked: CheckRequest): Promise<Decision> {
+    const req = withUniqueSubjects(asked);
+    const decidedAt = now();
+    // `at` decides as of another time (an auditor's question); the record says so.
+    const time = req.at ?? decidedAt;
+    const deadline = deadlineOf(config.deadlineMs, req.deadlineMs);
+    const collected = await collectAll(sourcesFor(req), req, deadline);
     const verified = verifyAll(collected.evidence, req, { trust, identities, keys: config.keys });
     const bg = checkRequests(req, { trust, keys: config.keys, now: time, rules: breakGlassRules });
     const input: PolicyInput = {
@@ -110,31 +118,44 @@ export async function createGate(config: GateConfig, deps: GateDeps = {}): Promi
     };
     const result = evaluate(policy, input);
     const mode = req.dryRun ? 'dry-run' : config.mode;
+    const base = {
+      id: newId(),
+      time: decidedAt.toISOString(),
+      ...(req.at ? { asOf: input.effectiveTime } : {}),
+      gateVersion: VERSION,
+      environment: req.environment,
+      subjects: input.subjects,
+      mode,
+      evidence: [...collected.rejected.map(rejectedReport), ...verified.reports],
+      sourceFailures: collected.failures,
+      digests: {
+        policy: policy.digest,
+        trustRoot: trust.digest,
+        config: config.digest,
+        input: sha256Hex(JSON.stringify(input)),
+      },
+      ...contextMark(req.context),
+    };
+    const verdict = (override: AcceptedBreakGlass | undefined, refused: BreakGlassRefusal[]) => ({
+      ...base,
+      ...decide({ policy: result, failures: collected.failures, mode, override }),
+      ...(refused.length ? { breakGlassRefused: refused } : {}),
+    });
     // Checking single use and recording the override happen under one lock, so one request
     // cannot override twice even when two decisions race.
     const release = bg.accepted ? await lock() : () => {};
     try {
       const { accepted: override, refused } = await unused(ledger, bg);
-      const verdict = decide({ policy: result, failures: collected.failures, mode, override });
-      const decision: Decision = {
-        id: newId(),
-        time: input.effectiveTime,
-        gateVersion: VERSION,
-        environment: req.environment,
-        subjects: input.subjects,
-        mode,
-        ...verdict,
-        evidence: [...collected.rejected.map(rejectedReport), ...verified.reports],
-        sourceFailures: collected.failures,
-        digests: {
-          policy: policy.digest,
-          trustRoot: trust.digest,
-          config: config.digest,
-          input: sha256Hex(JSON.stringify(input)),
-        },
-        ...(refused.length ? { breakGlassRefused: refused } : {}),
-      };
-      const recorded = await record(ledger, announce(outbox, decision), input);
+      let recorded = await record(ledger, announce(outbox, verdict(override, refused)), input);
+      if (override && recorded.error?.code === 'BREAK_GLASS_REPLAYED') {
+        // Another process (a second CLI on the same file, another replica) recorded an override
+        // with this request first: this decision is made again without it.
+        const replay = replayed(
+          override.requestId,
+          'used by an override another process recorded first',
+        );
+        recorded = await record(ledger, verdict(undefined, [...refused, replay]), input);
+      }
       if (recorded.outcome === 'override') void outbox?.deliver().catch(() => undefined);
       return recorded;
     } finally {
@@ -171,14 +192,45 @@ function checkRequests(
 /** A request already used by a recorded override is refused: break-glass is single-use. */
 async function unused(ledger: Ledger, bg: BreakGlassResult): Promise<BreakGlassResult> {
   if (!bg.accepted || !(await ledger.consumed(bg.accepted.requestId))) return bg;
-  const { requestId } = bg.accepted;
-  const replay = {
+  const replay = replayed(bg.accepted.requestId, 'was already used');
+  return { accepted: undefined, refused: [...bg.refused, replay] };
+}
+
+function replayed(requestId: string, why: string): BreakGlassRefusal {
+  return {
     requestId,
     source: 'ledger',
     code: 'BREAK_GLASS_REPLAYED',
-    message: `request ${requestId} was already used`,
+    message: `request ${requestId} ${why}`,
   };
-  return { accepted: undefined, refused: [...bg.refused, replay] };
+}
+
+/**
+ * The decision's one deadline: the configured one, or the caller's when shorter (admission
+ * passes what is left of the webhook's timeout).
+ */
+function deadlineOf(configured: number, asked: number | undefined): Deadline {
+  const ms = Math.max(1, Math.min(configured, asked ?? Infinity));
+  return { signal: AbortSignal.timeout(ms), ms };
+}
+
+/** A subject named twice is decided on once (and recorded once). */
+function withUniqueSubjects(req: CheckRequest): CheckRequest {
+  const seen = new Set<string>();
+  const subjects = req.subjects.filter((s) => {
+    const key = `${s.digest.algorithm}:${s.digest.hex.toLowerCase()}`;
+    return !seen.has(key) && seen.add(key);
+  });
+  return subjects.length === req.subjects.length ? req : { ...req, subjects };
+}
+
+/**
+ * The caller's context is not signed by anyone: policies may read it as information, never as
+ * a reason to relax a rule, and the decision says which keys it held and that none is verified.
+ */
+function contextMark(context: Record<string, unknown> | undefined) {
+  const keys = Object.keys(context ?? {});
+  return keys.length ? { context: { verified: false as const, keys: keys.sort() } } : {};
 }
 
 function breakGlassRulesOf(data: unknown): Record<string, BreakGlassRule> | undefined {
