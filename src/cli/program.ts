@@ -70,9 +70,13 @@ export function buildProgram(io: CommandIO, setExit: (code: number) => void): Co
     .option('--break-glass <file>', 'a signed break-glass request bundle (repeatable)', collect)
     .option(
       '--context <file>',
-      'change context as json (for example {"changeKinds": ["metadata"]})',
+      'unsigned context as json, information for policies (it never relaxes a rule)',
     )
     .option('--dry-run', 'record a would-deny and allow')
+    .option(
+      '--at <time>',
+      'decide as of this rfc 3339 time instead of now (recorded as such; for auditors)',
+    )
     .option('--vsa <file>', 'on an enforced allow, write a signed slsa verification summary here')
     .option(
       '--summary <file>',
@@ -192,7 +196,9 @@ export function buildProgram(io: CommandIO, setExit: (code: number) => void): Co
     .option('--config <file>', 'gate.yaml (schemas/gate-config.schema.json)')
     .option('--host <host>', 'address to listen on', '127.0.0.1')
     .option('--port <port>', 'port to listen on (0: any free port)', '8080')
-    .option('--env-default <name>', 'the admission webhook environment when its url has no ?env=')
+    .option('--env-default <name>', 'the admission webhook environment when its url names none')
+    .option('--tls-cert <file>', 'serve https with this PEM certificate chain (reloaded on change)')
+    .option('--tls-key <file>', 'the PEM private key of --tls-cert (reloaded on change)')
     .action(async (opts) => setExit(await serveCommand(opts, io)));
 
   program

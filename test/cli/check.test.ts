@@ -123,6 +123,37 @@ describe('gate check', () => {
     expect(r.stdout).toContain('would pass: attach a slsa provenance attestation');
   });
 
+  it('decides as of --at, records it as such, and refuses --at with --vsa or --break-glass', async () => {
+    const subject = `sha256:${sha('as of')}`;
+    const r = await gate([
+      '--subject',
+      subject,
+      '--env',
+      'production',
+      '--at',
+      '2026-01-02T03:04:05Z',
+    ]);
+    expect(r.code).toBe(1);
+    expect(r.stdout).toMatch(
+      /^DENY: sha256:[0-9a-f]+ for production as of 2026-01-02T03:04:05.000Z/,
+    );
+    const json = await gate([
+      ...['--subject', subject, '--env', 'production', '--at', '2026-01-02T03:04:05+01:00'],
+      ...['--format', 'json'],
+    ]);
+    expect(JSON.parse(json.stdout).asOf).toBe('2026-01-02T02:04:05.000Z');
+    for (const bad of [
+      ['--at', 'yesterday'],
+      ['--at', '2026-01-02'],
+      ['--at', '2026-01-02T03:04:05Z', '--vsa', 'vsa.json'],
+      ['--at', '2026-01-02T03:04:05Z', '--break-glass', 'request.json'],
+    ]) {
+      const refused = await gate(['--subject', subject, '--env', 'production', ...bad]);
+      expect(refused.code).toBe(2);
+      expect(refused.stderr).toMatch(/USAGE_ERROR: --at/);
+    }
+  });
+
   it('exits 0 on evidence found in the rekor log by digest', async () => {
     const hex = sha('from rekor');
     await upload(rekor.url, intotoProposal(envelope(provenance(hex)), signer.pem));

@@ -25,6 +25,8 @@ export interface CheckOptions {
   breakGlass?: string[];
   context?: string;
   dryRun?: boolean;
+  /** decide as of this RFC 3339 time */
+  at?: string;
   format?: 'text' | 'json';
   /** where to write the signed verification summary when the decision is an enforced allow */
   vsa?: string;
@@ -39,7 +41,9 @@ export interface CheckOptions {
 export async function checkCommand(opts: CheckOptions, io: CommandIO): Promise<number> {
   try {
     const config = withFlags(loadConfig(opts.config, io.cwd), opts, io.cwd);
+    const at = opts.at === undefined ? undefined : parseAt(opts);
     const req: CheckRequest = {
+      ...(at ? { at } : {}),
       subjects: opts.subject.map(parseSubject),
       environment: opts.env,
       context: opts.context ? readContext(path.resolve(io.cwd, opts.context)) : {},
@@ -78,6 +82,21 @@ export async function checkCommand(opts: CheckOptions, io: CommandIO): Promise<n
     // Before a decision exists, every failure means the gate could not decide.
     return EXIT.error;
   }
+}
+
+/**
+ * `--at` answers an auditor's question (what would the gate have said then?): it neither signs
+ * a summary nor spends a break-glass request, which are acts of now.
+ */
+function parseAt(opts: CheckOptions): Date {
+  const raw = opts.at!;
+  const RFC3339 = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?(Z|[+-]\d{2}:\d{2})$/i;
+  const at = new Date(raw);
+  if (!RFC3339.test(raw) || Number.isNaN(at.getTime()))
+    throw new GateError('USAGE_ERROR', `--at ${JSON.stringify(raw)} is not an rfc 3339 time`);
+  if (opts.vsa || opts.breakGlass?.length)
+    throw new GateError('USAGE_ERROR', '--at cannot be combined with --vsa or --break-glass');
+  return at;
 }
 
 function appendSummary(file: string, markdown: string): void {
@@ -146,7 +165,8 @@ export function renderDecision(d: Decision): string {
   const subjects = d.subjects.map(
     (s) => `${s.name ? `${s.name} ` : ''}${Object.entries(s.digest)[0]!.join(':')}`,
   );
-  const lines = [`${head}: ${subjects.join(', ')} for ${d.environment}`];
+  const asOf = d.asOf ? ` as of ${d.asOf}` : '';
+  const lines = [`${head}: ${subjects.join(', ')} for ${d.environment}${asOf}`];
   if (d.error) lines.push(`  ${d.error.code}: ${d.error.message}`);
   for (const v of d.violations) {
     lines.push(`  x ${v.id}: ${v.message}`);
