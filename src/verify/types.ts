@@ -26,7 +26,10 @@ export interface IdentityRule {
 export interface TrustedKey {
   /** PEM SubjectPublicKeyInfo */
   pem: string;
-  /** the bundle's publicKey.hint that selects it; when absent the key matches any hint */
+  /**
+   * a name a bundle's publicKey.hint may use for it (besides its key ids): hints are unsigned,
+   * so they only order which keys are tried; the signer is always the key that verifies
+   */
   hint?: string;
 }
 
@@ -55,7 +58,7 @@ export interface Signer {
   issuer?: string;
   /** keyless: every Fulcio extension present, by name */
   extensions?: Partial<Record<FulcioExtensionName, string>>;
-  /** key: the bundle's key hint, or the SHA-256 of the key's DER SPKI (hex) */
+  /** key: the trusted key that verified, as cosign names it: base64 SHA-256 of its DER SPKI */
   keyId?: string;
 }
 
