@@ -104,6 +104,7 @@ test_a_statement_without_change_kinds_is_not_routine if {
 	decide(provenance_with_changes([fx.change_statement({"ticket": "CHG-1"})], {})).allow == false
 	decide(provenance_with_changes([fx.change_statement({"changeKinds": []})], {})).allow == false
 	decide(provenance_with_changes([fx.change_statement({"changeKinds": "metadata"})], {})).allow == false
+	decide(provenance_with_changes([fx.change_statement({"changeKinds": {"kind": "metadata"}})], {})).allow == false
 }
 
 test_no_change_attestors_trusts_nobody if {

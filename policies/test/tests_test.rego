@@ -142,3 +142,8 @@ test_an_unknown_match_setting_is_config_invalid if {
 	d.violations[0].id == "config.invalid"
 	contains(d.violations[0].message, `tests.match is "names"`)
 }
+
+test_passed_tests_must_be_a_list if {
+	d := decide(fx.replace("t1", workflow_run({"passedTests": {"unit": "unit", "integration": "integration"}})))
+	fx.ids(d.violations) == ["tests.required_suites", "tests.required_suites"]
+}

@@ -31,7 +31,8 @@ statements_of[s] := [a | some a in atts; trusted(a)] if {
 
 ignored(s) := lib.ids(all_statements_of[s]) - lib.ids(statements_of[s])
 
-kinds_of(a) := {k | some k in a.predicate.changeKinds; is_string(k)}
+# (a list only: iterating an object would count its values)
+kinds_of(a) := {k | is_array(a.predicate.changeKinds); some k in a.predicate.changeKinds; is_string(k)}
 
 # Subjects no trusted statement gives a change kind.
 unstated contains s if {

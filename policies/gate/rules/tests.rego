@@ -4,7 +4,10 @@
 #   in-toto test-result v0.1. Attestations from signers outside config.attestors.tests are
 #   ignored. Every trusted run must pass (result PASSED, or WARNED where the environment allows
 #   it, and no failedTests), and every required suite must have a passing run. A suite is
-#   identified by the name of one of the run's configuration resource descriptors.
+#   identified as the predicate names it (tests.match "passed_tests", the default): an entry of
+#   passedTests (or warnedTests where WARNED is accepted) equal to the suite or starting with
+#   "<suite>/"; a suite so named in any trusted run's failedTests has failed. With tests.match
+#   "configuration", a suite is the name of one of a passing run's configuration descriptors.
 package gate.rules.tests
 
 import data.gate.lib
@@ -51,7 +54,7 @@ by_configuration if match == "configuration"
 # The names a passing run gives the suites or tests it passed.
 passed_names(a) := {c.name | some c in a.predicate.configuration; is_string(c.name)} if by_configuration
 
-passed_names(a) := {n | some field in passed_fields; some n in a.predicate[field]; is_string(n)} if {
+passed_names(a) := {n | some field in passed_fields; is_array(a.predicate[field]); some n in a.predicate[field]; is_string(n)} if {
 	match == "passed_tests"
 }
 
@@ -65,11 +68,12 @@ in_suite(name, suite) if name == suite
 in_suite(name, suite) if startswith(name, concat("", [suite, "/"]))
 
 # Per subject, computed once: the required suites some passing trusted run covers.
+# (names first: passed_names is a function, computed once per run this way)
 suites_passed_of[s] := {suite |
-	some suite in required_suites
 	some a in atts
 	run_passed(a)
 	some n in passed_names(a)
+	some suite in required_suites
 	in_suite(n, suite)
 } if {
 	"tests.required_suites" in lib.required
