@@ -144,6 +144,8 @@ export function buildProgram(io: CommandIO, setExit: (code: number) => void): Co
       .description('check the hash chain and the signed checkpoints (exit 1 on tampering)'),
   )
     .option('--public-key <pem>', 'the ledger key that signs checkpoints')
+    .option('--checkpoint <file>', 'signed checkpoints held outside the ledger (checkpoint log)')
+    .option('--expect-size <n>', 'the ledger must hold at least this many records')
     .action(async (opts) => setExit(await auditVerifyCommand(opts, io)));
   ledgerOpts(
     audit

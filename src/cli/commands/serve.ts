@@ -1,10 +1,18 @@
 import type { FastifyInstance } from 'fastify';
 import { defaultSources } from '../../collect/sources.js';
-import { loadConfig } from '../../config.js';
+import { loadConfig, type GateConfig } from '../../config.js';
 import { GateError } from '../../errors.js';
-import { createGate } from '../../gate.js';
+import { createGate, type Gate } from '../../gate.js';
 import { createServer, type ServerOptions } from '../../server/app.js';
+import { checkExposure, isLoopback } from '../../server/exposure.js';
 import { closeGracefully } from '../../server/shutdown.js';
+import {
+  readTlsPair,
+  reloadTlsOnChange,
+  type TlsFiles,
+  type TlsPair,
+  type TlsReloader,
+} from '../../server/tls.js';
 import { EXIT, type CommandIO } from '../io.js';
 import { reportError } from './verify-bundle.js';
 
@@ -13,10 +21,12 @@ export interface ServeOptions {
   host?: string;
   port?: string;
   envDefault?: string;
+  tlsCert?: string;
+  tlsKey?: string;
 }
 
 /**
- * `gate serve`: the HTTP server until SIGTERM or SIGINT, then a graceful shutdown. Logs (JSON
+ * `gate serve`: the HTTP(S) server until SIGTERM or SIGINT, then a graceful shutdown. Logs (JSON
  * lines) go to stderr. Tokens come from the environment, never from flags, which other users
  * of the machine can read in the process list.
  */
@@ -26,45 +36,104 @@ export async function serveCommand(
   env = process.env,
 ): Promise<number> {
   let server: FastifyInstance | undefined;
+  let reloader: TlsReloader | undefined;
   try {
     const config = loadConfig(opts.config, io.cwd);
+    const host = opts.host ?? '127.0.0.1';
     const port = parsePort(opts.port ?? '8080');
-    const gate = await createGate(config, {
-      sources: (r) => defaultSources(config, r.bundles ?? []),
+    const tlsFiles = tlsFilesOf(opts);
+    const tokens = tokensFrom(env);
+    // Before anything is opened: a server that must not start should say so at once.
+    checkExposure({
+      host,
+      tls: tlsFiles !== undefined,
+      decisionsToken: tokens.decisions.length > 0,
+      openDecisions: config.server.openDecisions,
     });
+    const tls = tlsFiles ? readTlsPair(tlsFiles) : undefined;
     let ready = false;
-    server = createServer({
-      gate,
-      config,
-      tokens: tokensFrom(env),
-      logger: { level: 'info', stream: { write: (line: string) => io.stderr(line) } },
-      ready: () => ready,
-      ...(opts.envDefault ? { admissionEnvironment: opts.envDefault } : {}),
-    });
-    await server.listen({ host: opts.host ?? '127.0.0.1', port });
+    const built = await build(config, opts, io, { tokens, tls, host, ready: () => ready });
+    server = built.server;
+    await server.listen({ host, port });
+    if (tlsFiles && tls) reloader = watchTls(server, tlsFiles, tls);
     ready = true;
-    // Break-glass announcements still pending (a webhook was down) are retried in the background.
-    const outbox = gate.outbox;
-    const retry = outbox
-      ? setInterval(() => void outbox.deliver().catch(() => undefined), 30_000)
-      : undefined;
-    retry?.unref();
-    const signal = await untilSignal(['SIGTERM', 'SIGINT']);
-    clearInterval(retry);
-    // Not ready first, so a load balancer stops sending while the requests in flight finish.
-    ready = false;
-    server.log.info({ signal }, 'shutting down');
-    const { forced } = await closeGracefully(server);
-    return forced ? EXIT.error : EXIT.ok;
+    return await serveUntilSignal(server, built.gate, { set: (v) => (ready = v) });
   } catch (err) {
     reportError(err, io);
     await server?.close().catch(() => undefined);
     return EXIT.error;
+  } finally {
+    reloader?.stop();
   }
 }
 
+async function build(
+  config: GateConfig,
+  opts: ServeOptions,
+  io: CommandIO,
+  s: { tokens: ServerOptions['tokens']; tls?: TlsPair; host: string; ready: () => boolean },
+): Promise<{ server: FastifyInstance; gate: Gate }> {
+  const gate = await createGate(config, {
+    sources: (r) => defaultSources(config, r.bundles ?? []),
+  });
+  const server = createServer({
+    gate,
+    config,
+    tokens: s.tokens,
+    logger: { level: 'info', stream: { write: (line: string) => io.stderr(line) } },
+    ready: s.ready,
+    ...(opts.envDefault ? { admissionEnvironment: opts.envDefault } : {}),
+    admission: config.admission,
+    allowDryRun: config.server.allowDryRun,
+    ...(s.tls ? { tls: s.tls } : {}),
+    exposed: !isLoopback(s.host),
+  });
+  return { server, gate };
+}
+
+function watchTls(server: FastifyInstance, files: TlsFiles, initial: TlsPair): TlsReloader {
+  return reloadTlsOnChange(server, files, initial, {
+    onError: (err) => server.log.warn({ code: err.code }, `tls reload skipped: ${err.message}`),
+  });
+}
+
+/** Serves until SIGTERM or SIGINT, then drains; exit 2 when the drain had to cut connections. */
+async function serveUntilSignal(
+  server: FastifyInstance,
+  gate: Gate,
+  ready: { set(v: boolean): void },
+) {
+  // Break-glass announcements still pending (a webhook was down) are retried in the background.
+  const outbox = gate.outbox;
+  const retry = outbox
+    ? setInterval(() => void outbox.deliver().catch(() => undefined), 30_000)
+    : undefined;
+  retry?.unref();
+  const signal = await untilSignal(['SIGTERM', 'SIGINT']);
+  clearInterval(retry);
+  // Not ready first, so a load balancer stops sending while the requests in flight finish.
+  ready.set(false);
+  server.log.info({ signal }, 'shutting down');
+  const { forced } = await closeGracefully(server);
+  return forced ? EXIT.error : EXIT.ok;
+}
+
+/** TLS needs both files; one alone is a mistake, not a request for plain http. */
+function tlsFilesOf(opts: ServeOptions): TlsFiles | undefined {
+  if (opts.tlsCert === undefined && opts.tlsKey === undefined) return undefined;
+  if (opts.tlsCert === undefined || opts.tlsKey === undefined) {
+    throw new GateError(
+      'USAGE_ERROR',
+      '--tls-cert and --tls-key go together: give both or neither',
+    );
+  }
+  return { cert: opts.tlsCert, key: opts.tlsKey };
+}
+
 /** GATE_TOKEN_BREAK_GLASS, GATE_TOKEN_AUDIT, GATE_TOKEN_DECISIONS: comma-separated tokens. */
-export function tokensFrom(env: NodeJS.ProcessEnv): NonNullable<ServerOptions['tokens']> {
+export function tokensFrom(env: NodeJS.ProcessEnv): NonNullable<ServerOptions['tokens']> & {
+  decisions: string[];
+} {
   const list = (name: string) =>
     (env[name] ?? '')
       .split(',')
