@@ -32,6 +32,8 @@ export interface GateConfig {
     checkpointKeyPem?: string;
     publicKeyPem?: string;
     checkpointEvery?: { records?: number; seconds?: number };
+    /** JSON Lines file each signed checkpoint is appended to as it is committed */
+    checkpointLog?: string;
   };
   notify: { webhooks: Array<{ url: string; token?: string }>; outbox: string };
   /** gate serve: dry-run over http, decisions without a token beyond loopback */
@@ -147,6 +149,7 @@ function ledgerConfig(l: Record<string, any>, at: (p: string) => string): GateCo
     ...(l.checkpointKey ? { checkpointKeyPem: pem(l.checkpointKey, 'checkpoint key') } : {}),
     ...(l.publicKey ? { publicKeyPem: pem(l.publicKey, 'ledger public key') } : {}),
     ...(l.checkpointEvery ? { checkpointEvery: l.checkpointEvery } : {}),
+    ...(l.checkpointLog ? { checkpointLog: at(l.checkpointLog) } : {}),
   };
 }
 

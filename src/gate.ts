@@ -76,7 +76,8 @@ export async function createGate(config: GateConfig, deps: GateDeps = {}): Promi
   );
   const lock = createLock();
   const outbox = deps.outbox ?? outboxFor(config);
-  const opened = deps.ledger ?? (await openLedger(config.ledger));
+  // each signed ledger checkpoint is also announced through the outbox (truncation evidence)
+  const opened = deps.ledger ?? (await openLedger(config.ledger, outbox ? { outbox } : {}));
   // Replay needs the exact policy each decision was made with: it is stored beside the ledger
   // before the first record that names it, as part of making that record durable.
   const policies = path.join(path.dirname(config.ledger.path), 'policies');

@@ -11,8 +11,16 @@ export type { Ledger } from './ledger.js';
  * returned. The hash-chained SQLite/PostgreSQL ledger replaces it (issue 5).
  */
 export function createJsonlLedger(file: string): Ledger {
-  return {
+  const ledger: Ledger = {
     async append(decision, input) {
+      // single use, by the records themselves (one process: the gate's lock serialises this
+      // check and the write; this plain file has no lock between processes)
+      const requestId = decision.outcome === 'override' ? decision.override?.requestId : undefined;
+      if (requestId !== undefined && (await ledger.consumed(requestId)))
+        throw new GateError(
+          'BREAK_GLASS_REPLAYED',
+          `break-glass request ${requestId} was already used (${file})`,
+        );
       try {
         appendLinesDurably(file, [{ decision, input }]);
       } catch (err) {
@@ -38,6 +46,7 @@ export function createJsonlLedger(file: string): Ledger {
     },
     async close() {},
   };
+  return ledger;
 }
 
 function usedBy(line: string, requestId: string): boolean {

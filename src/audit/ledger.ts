@@ -1,10 +1,14 @@
 import type { Decision, Outcome } from '../decision.js';
+import type { IndexTables } from './index-audit.js';
 import type { Checkpoint, LedgerRecord } from './record.js';
 
 /** Where decisions are recorded. A decision is acknowledged only after append resolves. */
 export interface Ledger {
   append(decision: Decision, input: unknown): Promise<void>;
-  /** true when a recorded override already used this break-glass request */
+  /**
+   * true when a recorded override already used this break-glass request. `append` refuses a
+   * second override of one request with BREAK_GLASS_REPLAYED, decided under its write lock.
+   */
   consumed(requestId: string): Promise<boolean>;
   close(): Promise<void>;
 }
@@ -33,4 +37,6 @@ export interface AuditLedger extends Ledger {
   records(): AsyncIterable<LedgerRecord>;
   checkpoints(): Promise<Checkpoint[]>;
   head(): Promise<{ size: number; hash: string }>;
+  /** the derived index tables, for verification to prove them equal to the records */
+  indexTables(): IndexTables;
 }

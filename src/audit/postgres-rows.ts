@@ -32,16 +32,17 @@ export interface RecordRow {
 }
 
 /**
- * The record as stored: its canonical body with every indexed column laid over it. A column
- * edited behind the ledger's back thus changes the record and breaks its hash, exactly like an
- * edit of the body; an index that disagrees with its record cannot go unnoticed.
+ * The record as stored: its canonical body with every indexed column and index row laid over it.
+ * A column or index row edited behind the ledger's back thus changes the record and breaks its
+ * hash, exactly like an edit of the body; where they differ, the record also carries what the
+ * body said (`bodyDiffers`) and where each copy lives (`indexTables`), so verification can tell
+ * an edited index from an edited record and name the table.
  */
 export function toRecord(row: RecordRow): LedgerRecord {
   const body = parseBody(row.body);
   const timeUs = BigInt(row.time_us);
   const bodyTime = typeof body.time === 'string' ? body.time : undefined;
-  const record: Record<string, unknown> = {
-    ...body,
+  const columns: Record<string, unknown> = {
     seq: Number(row.seq),
     id: row.id,
     time:
@@ -51,12 +52,23 @@ export function toRecord(row: RecordRow): LedgerRecord {
     subjects: row.subjects,
     rules: row.rules,
     prevHash: row.prev_hash,
-    hash: row.hash,
+    requester: row.requester ?? undefined,
   };
+  const record: Record<string, unknown> = { ...body, ...columns, hash: row.hash };
   if (row.requester === null) delete record.requester;
-  else record.requester = row.requester;
+  const differs = Object.keys(columns).filter(
+    (k) => JSON.stringify(body[k]) !== JSON.stringify(columns[k]),
+  );
+  if (differs.length === 0) return record as unknown as LedgerRecord;
+  record.bodyDiffers = Object.fromEntries(differs.map((k) => [k, body[k] ?? null]));
+  record.indexTables = Object.fromEntries(differs.map((k) => [k, INDEX_TABLES[k] ?? 'records']));
   return record as unknown as LedgerRecord;
 }
+
+const INDEX_TABLES: Record<string, string> = {
+  subjects: 'record_subjects',
+  rules: 'record_rules',
+};
 
 function parseBody(text: string): Record<string, unknown> {
   try {

@@ -160,3 +160,18 @@ export async function migrate(client: PoolClient): Promise<void> {
     throw err;
   }
 }
+
+/** For a read-only ledger: the schema this gate reads must already be there; nothing is created. */
+export async function schemaPresent(client: PoolClient): Promise<void> {
+  const exists = await client.query(`SELECT to_regclass('ledger_migrations') AS t`);
+  const { rows } = exists.rows[0]?.t
+    ? await client.query<{ version: number | null }>(
+        'SELECT max(version) AS version FROM ledger_migrations',
+      )
+    : { rows: [] };
+  const version = rows[0]?.version ?? 0;
+  if (version !== MIGRATIONS.length)
+    throw new Error(
+      `the ledger schema is version ${version}, this gate reads version ${MIGRATIONS.length}`,
+    );
+}

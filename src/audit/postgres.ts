@@ -19,8 +19,10 @@ import {
   type CheckpointRow,
   type RecordRow,
 } from './postgres-rows.js';
-import { APPEND_LOCK, LOCK_CLASS, migrate } from './postgres-schema.js';
-import { GENESIS, makeRecord, type LedgerRecord } from './record.js';
+import { APPEND_LOCK, LOCK_CLASS, migrate, schemaPresent } from './postgres-schema.js';
+import { GateError } from '../errors.js';
+import { OVERRIDE_OF, postgresIndexTables, refuseReplay } from './postgres-index.js';
+import { GENESIS, makeRecord, type Checkpoint, type LedgerRecord } from './record.js';
 
 export type { CheckpointOptions } from './checkpointer.js';
 
@@ -33,6 +35,10 @@ export interface PostgresLedgerOptions {
   pool?: number;
   /** the clock for checkpoints */
   now?: () => Date;
+  /** called with the checkpoints an append (or the timer) signed, once they are committed */
+  publish?: (signed: Checkpoint[]) => void;
+  /** only read (gate audit): no migration, no checkpoints, appends refused */
+  readOnly?: boolean;
 }
 
 /** Records are streamed from the database this many at a time. */
@@ -48,7 +54,8 @@ const PAGE = 256;
  */
 export async function createPostgresLedger(opts: PostgresLedgerOptions): Promise<AuditLedger> {
   const now = opts.now ?? (() => new Date());
-  const checkpointer = opts.checkpoint ? createCheckpointer(opts.checkpoint, now) : undefined;
+  const checkpointer =
+    opts.checkpoint && !opts.readOnly ? createCheckpointer(opts.checkpoint, now) : undefined;
   const pool = new pg.Pool({
     connectionString: opts.url,
     max: opts.pool ?? 10,
@@ -105,7 +112,7 @@ export async function createPostgresLedger(opts: PostgresLedgerOptions): Promise
   }
 
   try {
-    await withClient(migrate);
+    await withClient(opts.readOnly ? schemaPresent : migrate);
   } catch (err) {
     await pool.end().catch(() => undefined);
     throw unavailable('cannot prepare the ledger schema in postgresql', err);
@@ -117,7 +124,9 @@ export async function createPostgresLedger(opts: PostgresLedgerOptions): Promise
     ticking ??= locked(async (client, { head, last }) => {
       const checkpoint = checkpointer.due(head, last);
       if (checkpoint) await insertCheckpoint(client, checkpoint);
+      return checkpoint;
     })
+      .then((signed) => opts.publish?.(signed ? [signed] : []))
       .catch(() => undefined)
       .finally(() => (ticking = undefined));
   });
@@ -125,24 +134,33 @@ export async function createPostgresLedger(opts: PostgresLedgerOptions): Promise
 
   return {
     async append(decision, input) {
+      if (closed || opts.readOnly)
+        throw new GateError('LEDGER_UNAVAILABLE', 'the postgresql ledger is open read-only');
+      let signed: Checkpoint | undefined;
       try {
-        await locked(async (client, { head, last }) => {
+        signed = await locked(async (client, { head, last }) => {
           const record = makeRecord(head.size + 1, head.hash, decision, input);
+          const requestId =
+            decision.outcome === 'override' ? decision.override?.requestId : undefined;
+          if (requestId !== undefined) await refuseReplay(client, requestId);
           await client.query(INSERT_RECORD, insertValues(record, decision)).catch((err) => {
             throw explainConflict(err, record);
           });
           const checkpoint = checkpointer?.due({ size: record.seq, hash: record.hash }, last);
           if (checkpoint) await insertCheckpoint(client, checkpoint);
+          return checkpoint;
         });
       } catch (err) {
         throw unavailable('cannot record the decision in postgresql', err);
       }
+      if (signed) opts.publish?.([signed]);
     },
 
     async consumed(requestId) {
-      const rows = await read('SELECT 1 FROM consumed_requests WHERE request_id = $1', [requestId]);
-      return rows.length > 0;
+      return (await read(OVERRIDE_OF, [requestId])).length > 0;
     },
+
+    indexTables: () => postgresIndexTables(read),
 
     async query(q) {
       const { text, values } = querySql(q);

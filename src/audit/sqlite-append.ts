@@ -2,6 +2,7 @@ import type { Decision } from '../decision.js';
 import { GateError } from '../errors.js';
 import type { Checkpointer } from './checkpointer.js';
 import { GENESIS, makeRecordWithBody, type Checkpoint, type LedgerRecord } from './record.js';
+import { overrideOf } from './sqlite-index.js';
 import { toRow } from './sqlite-rows.js';
 import { isBusy, isRecordFault, sql, type Db } from './sqlite-schema.js';
 
@@ -12,18 +13,21 @@ import { isBusy, isRecordFault, sql, type Db } from './sqlite-schema.js';
  * in the returned map by its index in the batch; any other failure rolls back the whole batch and
  * is thrown. Checkpoints that fall due are signed and stored in the same transaction. Returns
  * undefined, having done nothing, when another connection holds the write lock: the caller
- * retries without blocking its event loop in SQLite's sleeping busy handler.
+ * retries without blocking its event loop in SQLite's sleeping busy handler. The checkpoints
+ * signed are added to `signed` once committed, to be published.
  */
 export function appendBatch(
   d: Db,
   batch: Array<{ decision: Decision; input: unknown }>,
   checkpointer: Checkpointer | undefined,
+  signed?: Checkpoint[],
 ): Map<number, unknown> | undefined {
   if (!tryBegin(d)) return undefined;
   const failed = new Map<number, unknown>();
   try {
     let head = headOf(d);
     let last = lastCheckpoint(d);
+    const made: Checkpoint[] = [];
     batch.forEach(({ decision, input }, i) => {
       d.exec('SAVEPOINT record');
       try {
@@ -34,7 +38,7 @@ export function appendBatch(
         if (checkpoint) insertCheckpoint(d, checkpoint);
         d.exec('RELEASE record');
         head = next;
-        if (checkpoint) last = checkpoint;
+        if (checkpoint) made.push((last = checkpoint));
       } catch (err) {
         if (!isRecordFault(err) || !d.inTransaction) throw err;
         d.exec('ROLLBACK TO record');
@@ -43,6 +47,7 @@ export function appendBatch(
       }
     });
     d.exec('COMMIT');
+    signed?.push(...made);
     return failed;
   } catch (err) {
     try {
@@ -70,12 +75,13 @@ function tryBegin(d: Db): boolean {
 }
 
 /** Signs the head now if a checkpoint is due (the timer's tick for a quiet ledger); skips when busy. */
-export function checkpointNow(d: Db, checkpointer: Checkpointer): void {
-  if (!tryBegin(d)) return; // busy: the next tick or append signs it
+export function checkpointNow(d: Db, checkpointer: Checkpointer): Checkpoint | undefined {
+  if (!tryBegin(d)) return undefined; // busy: the next tick or append signs it
   try {
     const checkpoint = checkpointer.due(headOf(d), lastCheckpoint(d));
     if (checkpoint) insertCheckpoint(d, checkpoint);
     d.exec('COMMIT');
+    return checkpoint;
   } catch (err) {
     if (d.inTransaction) d.exec('ROLLBACK');
     throw err;
@@ -101,6 +107,8 @@ export function insertCheckpoint(d: Db, c: Checkpoint): void {
 }
 
 export function insertRecord(d: Db, record: LedgerRecord, body?: string): void {
+  const requestId = record.outcome === 'override' ? record.decision.override?.requestId : undefined;
+  if (requestId !== undefined) refuseReplay(d, requestId);
   const row = toRow(record, body);
   sql(
     d,
@@ -111,15 +119,28 @@ export function insertRecord(d: Db, record: LedgerRecord, body?: string): void {
   for (const s of record.subjects) subject.run(s, record.seq);
   const rule = sql(d, 'INSERT OR IGNORE INTO rules (rule, seq) VALUES (?, ?)');
   for (const r of record.rules) rule.run(r, record.seq);
-  const requestId = record.outcome === 'override' ? record.decision.override?.requestId : undefined;
-  if (requestId !== undefined) {
-    const used = sql(d, 'SELECT seq FROM consumed WHERE request_id = ?').get(requestId) as
-      { seq: number } | undefined;
-    if (used)
-      throw new GateError(
-        'LEDGER_UNAVAILABLE',
-        `break-glass request ${requestId} was already used by record ${used.seq}`,
-      );
+  if (requestId !== undefined)
     sql(d, 'INSERT INTO consumed (request_id, seq) VALUES (?, ?)').run(requestId, record.seq);
-  }
+}
+
+/**
+ * Single use, decided inside the append's write transaction (so a second process racing with
+ * the same request loses here) by the chained records themselves; the consumed table is an
+ * index of them that verification proves equal, and a row there that no record explains means
+ * the file was edited: the gate cannot decide rather than guess.
+ */
+function refuseReplay(d: Db, requestId: string): void {
+  const used = overrideOf(d, requestId);
+  if (used !== undefined)
+    throw new GateError(
+      'BREAK_GLASS_REPLAYED',
+      `break-glass request ${requestId} was already used by record ${used}`,
+    );
+  const indexed = sql(d, 'SELECT seq FROM consumed WHERE request_id = ?').get(requestId) as
+    { seq: number } | undefined;
+  if (indexed)
+    throw new GateError(
+      'LEDGER_UNAVAILABLE',
+      `the consumed index names break-glass request ${requestId} for record ${indexed.seq}, which did not use it (run gate audit verify)`,
+    );
 }

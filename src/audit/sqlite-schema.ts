@@ -1,7 +1,12 @@
-import { mkdirSync } from 'node:fs';
+import { existsSync, mkdirSync, statSync } from 'node:fs';
 import path from 'node:path';
 import Database from 'better-sqlite3';
 import { GateError } from '../errors.js';
+
+// A copy of the ledger on read-only media can only be opened as `file:...?immutable=1` (see
+// openReadOnly), and better-sqlite3 reads `file:` names as URIs only when this is set before its
+// first connection. Paths the gate opens are absolute, so no other name changes meaning.
+process.env.SQLITE_USE_URI ??= '1';
 
 export type Db = Database.Database;
 export type Statement = Database.Statement;
@@ -118,6 +123,64 @@ function tryOpen(file: string, busyTimeoutMs: number): Db {
   } catch (err) {
     db.close();
     throw err;
+  }
+}
+
+/**
+ * Opens a ledger only to read it (gate audit): never creates, migrates or writes anything. A
+ * WAL database needs its -shm file beside it, which cannot be created on read-only media; there
+ * the file is opened immutable (no locks, no -shm), which is sound only when no write-ahead log
+ * holds committed records the file lacks, so a copy with a non-empty -wal is refused instead.
+ */
+export function openReadOnly(file: string, busyTimeoutMs: number): Db {
+  const full = path.resolve(file);
+  if (!existsSync(full))
+    throw new GateError('LEDGER_UNAVAILABLE', `cannot open the ledger ${file}: it does not exist`);
+  try {
+    return checkedReadOnly(
+      new Database(full, { readonly: true, fileMustExist: true, timeout: busyTimeoutMs }),
+      file,
+    );
+  } catch (err) {
+    if (sqliteCode(err) !== 'SQLITE_CANTOPEN')
+      throw ledgerError(err, `cannot open the ledger ${file}`);
+    if (walSize(full) > 0)
+      throw new GateError(
+        'LEDGER_UNAVAILABLE',
+        `cannot open the ledger ${file} read-only: its write-ahead log ${path.basename(full)}-wal cannot be read here (copy the ledger with sqlite3 .backup, or from a stopped gate)`,
+      );
+  }
+  const uri = `file:${full.replace(/[%?#]/g, (c) => encodeURIComponent(c))}?immutable=1`;
+  try {
+    return checkedReadOnly(new Database(uri, { readonly: true, fileMustExist: true }), file);
+  } catch (err) {
+    throw ledgerError(err, `cannot open the ledger ${file} read-only`);
+  }
+}
+
+function checkedReadOnly(db: Db, file: string): Db {
+  try {
+    const appId = db.pragma('application_id', { simple: true }) as number;
+    const version = db.pragma('user_version', { simple: true }) as number;
+    if (appId !== APPLICATION_ID)
+      throw new GateError('LEDGER_UNAVAILABLE', `${file} is a database, but not a gate ledger`);
+    if (version !== SCHEMA_VERSION)
+      throw new GateError(
+        'LEDGER_UNAVAILABLE',
+        `${file} has ledger schema ${version}, this gate reads ${SCHEMA_VERSION}`,
+      );
+    return db;
+  } catch (err) {
+    db.close();
+    throw err;
+  }
+}
+
+function walSize(file: string): number {
+  try {
+    return statSync(`${file}-wal`).size;
+  } catch {
+    return 0;
   }
 }
 

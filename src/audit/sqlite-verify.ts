@@ -1,6 +1,16 @@
 import { createHash, type KeyObject } from 'node:crypto';
-import { checkCheckpoints, GENESIS, type ChainVerification, type Checkpoint } from './record.js';
-import Database from 'better-sqlite3';
+import { createIndexAudit, type IndexAudit } from './index-audit.js';
+import { GENESIS, toCheckpoint, type CheckpointRow } from './record.js';
+import { sqliteIndexTables } from './sqlite-index.js';
+import { openReadOnly, type Db } from './sqlite-schema.js';
+import {
+  conclude,
+  failed,
+  wantedSizes,
+  type ChainVerification,
+  type LedgerFailureCode,
+  type VerifyOptions,
+} from './verify-chain.js';
 
 type Row = [number, string, string, string, string, string | null, string, string, string];
 
@@ -10,56 +20,85 @@ const HEAD = '{"decision":{';
 const TAIL = ',"environment":';
 
 /**
- * verifyChain (record.ts) over the stored rows instead of parsed records, with the same checks in
- * the same order and the same answers: each row's seq is the next number, its prev_hash the
- * previous row's hash, its hash the SHA-256 of its body (the canonical JSON the hash was made
- * over, so no re-canonicalisation is needed), its indexed columns equal to the body's fields, its
- * id the decision's; then every checkpoint. Several times faster than parsing and
- * re-canonicalising each record, which is what an auditor's generic check does.
+ * verifyChain (verify-chain.ts) over the stored rows instead of parsed records, with the same
+ * checks in the same order and the same answers: each row's seq is the next number, its
+ * prev_hash the previous row's hash, its hash the SHA-256 of its body (the canonical JSON the
+ * hash was made over, so no re-canonicalisation is needed), its indexed columns equal to the
+ * body's fields, its id the decision's, its index rows present; then the indexes' leftovers and
+ * the checkpoints. Several times faster than parsing and re-canonicalising each record.
  */
 export async function verifyStoredChain(
   file: string,
   busyTimeoutMs: number,
-  checkpoints: Checkpoint[],
-  publicKey?: KeyObject,
+  publicKey: KeyObject | undefined,
+  opts: Omit<VerifyOptions, 'indexes'> = {},
 ): Promise<ChainVerification> {
-  const wanted = new Set(checkpoints.map((c) => c.size));
-  const heads = new Map<number, string>();
-  let prev = GENESIS;
-  let n = 0;
-  // Its own connection: one read transaction (a consistent snapshot) streams every row while the
-  // ledger's connection goes on appending between steps.
-  const db = new Database(file, { fileMustExist: true, timeout: busyTimeoutMs });
+  // Its own read-only connection in one read transaction: the checkpoints, the records and the
+  // indexes are one consistent snapshot while the ledger's connection goes on appending.
+  const db = openReadOnly(file, busyTimeoutMs);
   try {
-    const rows = db
-      .prepare(
-        'SELECT seq, id, time, environment, outcome, requester, prev_hash, hash, body FROM records ORDER BY seq',
-      )
-      .raw(true)
-      .iterate() as IterableIterator<Row>;
-    for (const row of rows) {
-      n++;
-      const [seq, id, , , , , prevHash, hash, body] = row;
-      const broken = (reason: string): ChainVerification => ({
-        ok: false,
-        records: n - 1,
-        checkpoints: 0,
-        firstBroken: { seq, id, reason },
-      });
-      if (seq !== n) return broken(`expected record ${n}, found ${seq}`);
-      if (prevHash !== prev) return broken('its previous hash does not match the record before it');
-      if (createHash('sha256').update(body).digest('hex') !== hash)
-        return broken('its content does not match its hash (edited)');
-      if (!columnsMatch(row))
-        return broken('its indexed columns do not match its content (edited)');
-      if (wanted.has(n)) heads.set(n, hash);
-      prev = hash;
-      if (n % STEP === 0) await new Promise((resolve) => setImmediate(resolve));
-    }
+    db.exec('BEGIN');
+    const checkpoints = (
+      db
+        .prepare('SELECT size, head_hash, time, key_id, signature FROM checkpoints ORDER BY size')
+        .all() as CheckpointRow[]
+    ).map(toCheckpoint);
+    const indexes = createIndexAudit(sqliteIndexTables(db));
+    const wanted = wantedSizes(checkpoints, opts);
+    const walked = await walk(db, indexes, wanted);
+    if ('ok' in walked) return walked;
+    return await conclude(walked.n, walked.heads, checkpoints, publicKey, { ...opts, indexes });
   } finally {
     db.close();
   }
-  return checkCheckpoints(checkpoints, heads, n, publicKey);
+}
+
+async function walk(
+  db: Db,
+  indexes: IndexAudit,
+  wanted: Set<number>,
+): Promise<ChainVerification | { n: number; heads: Map<number, string> }> {
+  const heads = new Map<number, string>();
+  let prev = GENESIS;
+  let n = 0;
+  const rows = db
+    .prepare(
+      'SELECT seq, id, time, environment, outcome, requester, prev_hash, hash, body FROM records ORDER BY seq',
+    )
+    .raw(true)
+    .iterate() as IterableIterator<Row>;
+  for (const row of rows) {
+    n++;
+    const [seq, id, , , , , prevHash, hash, body] = row;
+    const broken = (code: LedgerFailureCode, reason: string, table?: string) =>
+      failed(n - 1, { seq, id, code, reason, ...(table ? { table } : {}) });
+    if (seq !== n) return broken('LEDGER_CHAIN_BROKEN', `expected record ${n}, found ${seq}`);
+    if (prevHash !== prev)
+      return broken('LEDGER_CHAIN_BROKEN', 'its previous hash does not match the record before it');
+    if (createHash('sha256').update(body).digest('hex') !== hash)
+      return broken('LEDGER_CHAIN_BROKEN', 'its content does not match its hash (edited)');
+    const parsed = parseBody(body);
+    const drift = parsed && columnsDrift(row, parsed.tail);
+    if (!parsed || drift)
+      return broken(
+        'LEDGER_INDEX_MISMATCH',
+        `its ${drift ?? 'columns'} in records differ from its content (edited)`,
+        'records',
+      );
+    if (parsed.decision.id !== id)
+      return broken('LEDGER_CHAIN_BROKEN', 'its indexed fields do not match its decision');
+    const index = indexes.record(indexed(row, parsed));
+    if (index) return failed(n - 1, index);
+    if (wanted.has(n)) heads.set(n, hash);
+    prev = hash;
+    if (n % STEP === 0) await new Promise((resolve) => setImmediate(resolve));
+  }
+  return { n, heads };
+}
+
+interface Parsed {
+  tail: Record<string, unknown>;
+  decision: { id?: unknown; override?: { requestId?: unknown } };
 }
 
 /**
@@ -67,24 +106,46 @@ export async function verifyStoredChain(
  * input, outcome, prevHash, requester, rules, seq, subjects, time, which hold no objects, so the
  * last `,"environment":` (a key: quotes inside strings are escaped) ends the decision.
  */
-function columnsMatch([seq, id, time, environment, outcome, requester, prevHash, , body]: Row) {
-  if (!body.startsWith(HEAD)) return false;
+function parseBody(body: string): Parsed | undefined {
+  if (!body.startsWith(HEAD)) return undefined;
   const at = body.lastIndexOf(TAIL);
-  if (at < 0) return false;
+  if (at < 0) return undefined;
   try {
-    const tail = JSON.parse(`{${body.slice(at + 1)}`) as Record<string, unknown>;
-    const decision = JSON.parse(body.slice(HEAD.length - 1, at)) as { id?: unknown };
-    return (
-      tail.seq === seq &&
-      tail.id === id &&
-      tail.time === time &&
-      tail.environment === environment &&
-      tail.outcome === outcome &&
-      tail.requester === (requester ?? undefined) &&
-      tail.prevHash === prevHash &&
-      decision.id === id
-    );
+    return {
+      tail: JSON.parse(`{${body.slice(at + 1)}`) as Record<string, unknown>,
+      decision: JSON.parse(body.slice(HEAD.length - 1, at)) as Parsed['decision'],
+    };
   } catch {
-    return false;
+    return undefined;
   }
+}
+
+/** The columns that differ from the body's fields, if any (the generic check names them too). */
+function columnsDrift(row: Row, tail: Record<string, unknown>): string | undefined {
+  const [seq, id, time, environment, outcome, requester, prevHash] = row;
+  const columns = {
+    seq,
+    id,
+    time,
+    environment,
+    outcome,
+    requester: requester ?? undefined,
+    prevHash,
+  };
+  const differ = Object.entries(columns).filter(([k, v]) => tail[k] !== v);
+  return differ.length ? differ.map(([k]) => k).join(', ') : undefined;
+}
+
+function indexed(row: Row, { tail, decision }: Parsed) {
+  const strings = (v: unknown) =>
+    Array.isArray(v) ? v.filter((x): x is string => typeof x === 'string') : [];
+  const requestId = decision.override?.requestId;
+  return {
+    seq: row[0],
+    id: row[1],
+    outcome: row[4],
+    subjects: strings(tail.subjects),
+    rules: strings(tail.rules),
+    requestId: typeof requestId === 'string' ? requestId : undefined,
+  };
 }

@@ -4,7 +4,9 @@ import type { Decision } from '../decision.js';
 import { GateError } from '../errors.js';
 import { createCheckpointer, type CheckpointOptions } from './checkpointer.js';
 import type { AuditLedger } from './ledger.js';
+import type { IndexTables } from './index-audit.js';
 import type { ChainVerification, Checkpoint } from './record.js';
+import { overrideOf, sqliteIndexTables } from './sqlite-index.js';
 import {
   querySql,
   RECORD_COLUMNS,
@@ -13,8 +15,9 @@ import {
   type CheckpointRow,
   type RecordRow,
 } from './sqlite-rows.js';
-import { isBusy, ledgerError, openLedgerDb, sql, type Db } from './sqlite-schema.js';
+import { isBusy, ledgerError, openLedgerDb, openReadOnly, sql, type Db } from './sqlite-schema.js';
 import { verifyStoredChain } from './sqlite-verify.js';
+import type { VerifyOptions } from './verify-chain.js';
 import { appendBatch, checkpointNow, headOf } from './sqlite-append.js';
 
 export const DEFAULT_SQLITE_LEDGER_PATH = path.join('.gate', 'ledger.db');
@@ -28,6 +31,10 @@ export interface SqliteLedgerOptions {
   now?: () => Date;
   /** how long to wait for another process's write lock before LEDGER_UNAVAILABLE (default 5000) */
   busyTimeoutMs?: number;
+  /** called with the checkpoints an append (or the timer) signed, once they are committed */
+  publish?: (signed: Checkpoint[]) => void;
+  /** only read (gate audit): never create, migrate or write the file; works on read-only media */
+  readOnly?: boolean;
 }
 
 /** The SQLite ledger: an AuditLedger that can also verify its own chain fast. */
@@ -36,7 +43,7 @@ export interface SqliteLedger extends AuditLedger {
    * The answer of verifyChain(records(), checkpoints(), publicKey), computed from the stored
    * bytes without re-canonicalising each record (sqlite-verify.ts): for `gate audit verify`.
    */
-  verify(publicKey?: KeyObject): Promise<ChainVerification>;
+  verify(publicKey?: KeyObject, opts?: Omit<VerifyOptions, 'indexes'>): Promise<ChainVerification>;
 }
 
 interface Pending {
@@ -63,7 +70,8 @@ export function createSqliteLedger(opts: SqliteLedgerOptions = {}): SqliteLedger
   const file = opts.path ?? DEFAULT_SQLITE_LEDGER_PATH;
   const now = opts.now ?? (() => new Date());
   const busyTimeoutMs = opts.busyTimeoutMs ?? 5000;
-  const checkpointer = opts.checkpoint ? createCheckpointer(opts.checkpoint, now) : undefined;
+  const checkpointer =
+    opts.checkpoint && !opts.readOnly ? createCheckpointer(opts.checkpoint, now) : undefined;
   let conn: Db | undefined;
   let closed = false;
   let queue: Pending[] = [];
@@ -71,7 +79,7 @@ export function createSqliteLedger(opts: SqliteLedgerOptions = {}): SqliteLedger
 
   function db(): Db {
     if (closed) throw new GateError('LEDGER_UNAVAILABLE', `the ledger ${file} is closed`);
-    conn ??= openLedgerDb(file, busyTimeoutMs);
+    conn ??= opts.readOnly ? openReadOnly(file, busyTimeoutMs) : openLedgerDb(file, busyTimeoutMs);
     return conn;
   }
 
@@ -101,8 +109,10 @@ export function createSqliteLedger(opts: SqliteLedgerOptions = {}): SqliteLedger
     const whatAll = () =>
       batch.length === 1 ? what(batch[0]!) : `cannot record ${batch.length} decisions in ${file}`;
     let failed: Map<number, unknown> | undefined;
+    const signed: Checkpoint[] = [];
     try {
-      failed = appendBatch(db(), batch, checkpointer);
+      failed = appendBatch(db(), batch, checkpointer, signed);
+      if (signed.length) opts.publish?.(signed);
     } catch (err) {
       const e = fault(err, whatAll());
       for (const p of batch) p.reject(e);
@@ -145,7 +155,8 @@ export function createSqliteLedger(opts: SqliteLedgerOptions = {}): SqliteLedger
     // only a ledger this process has opened (a timer never creates the file)
     if (closed || !conn || queue.length > 0) return;
     try {
-      checkpointNow(conn, checkpointer);
+      const signed = checkpointNow(conn, checkpointer);
+      opts.publish?.(signed ? [signed] : []);
     } catch (err) {
       fault(err, 'checkpoint');
     }
@@ -172,8 +183,13 @@ export function createSqliteLedger(opts: SqliteLedgerOptions = {}): SqliteLedger
 
   return {
     append(decision, input) {
-      if (closed)
-        return Promise.reject(new GateError('LEDGER_UNAVAILABLE', `the ledger ${file} is closed`));
+      if (closed || opts.readOnly)
+        return Promise.reject(
+          new GateError(
+            'LEDGER_UNAVAILABLE',
+            `the ledger ${file} is ${closed ? 'closed' : 'open read-only'}`,
+          ),
+        );
       return new Promise<void>((resolve, reject) => {
         queue.push({ decision, input, resolve, reject, since: Date.now() });
         schedule();
@@ -181,10 +197,7 @@ export function createSqliteLedger(opts: SqliteLedgerOptions = {}): SqliteLedger
     },
 
     async consumed(requestId) {
-      return read(
-        'consumed',
-        (d) => sql(d, 'SELECT 1 FROM consumed WHERE request_id = ?').get(requestId) !== undefined,
-      );
+      return read('consumed', (d) => overrideOf(d, requestId) !== undefined);
     },
 
     async query(q) {
@@ -218,10 +231,11 @@ export function createSqliteLedger(opts: SqliteLedgerOptions = {}): SqliteLedger
 
     checkpoints: async () => checkpoints(),
 
-    async verify(publicKey) {
-      const stored = checkpoints();
+    indexTables: (): IndexTables => read('indexes', sqliteIndexTables),
+
+    async verify(publicKey, verifyOpts) {
       try {
-        return await verifyStoredChain(file, busyTimeoutMs, stored, publicKey);
+        return await verifyStoredChain(file, busyTimeoutMs, publicKey, verifyOpts);
       } catch (err) {
         throw ledgerError(err, `cannot read the ledger ${file} (verify)`);
       }

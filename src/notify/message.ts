@@ -1,4 +1,5 @@
 import type { Decision } from '../decision.js';
+import type { Checkpoint } from '../audit/record.js';
 
 /** A Slack-compatible announcement of a break-glass override (`text` plus mrkdwn blocks). */
 export function breakGlassMessage(d: Decision): {
@@ -31,5 +32,32 @@ export function breakGlassMessage(d: Decision): {
       subjects: d.subjects,
       override: o,
     },
+  };
+}
+
+/**
+ * A Slack-compatible announcement of a signed ledger checkpoint: a chat channel or a witness that
+ * keeps these holds the ledger's head outside the gate, so a ledger later cut short or rewritten
+ * below it fails `gate audit verify --checkpoint` (the `checkpoint` field is the file it takes).
+ */
+export function checkpointMessage(c: Checkpoint): {
+  text: string;
+  blocks: unknown[];
+  checkpoint: Checkpoint;
+} {
+  const text = `:ledger: audit ledger checkpoint: ${c.size} records, head ${c.headHash.slice(0, 16)}… signed at ${c.time}`;
+  const detail = [
+    `*size:* ${c.size}`,
+    `*head:* ${c.headHash}`,
+    `*key:* ${c.keyId}`,
+    `*signature:* ${c.signature}`,
+  ].join('\n');
+  return {
+    text,
+    blocks: [
+      { type: 'section', text: { type: 'mrkdwn', text } },
+      { type: 'section', text: { type: 'mrkdwn', text: detail } },
+    ],
+    checkpoint: c,
   };
 }

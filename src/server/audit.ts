@@ -2,7 +2,8 @@ import { createPublicKey, type KeyObject } from 'node:crypto';
 import type { FastifyInstance } from 'fastify';
 import type { AuditLedger } from '../audit/ledger.js';
 import { openAuditLedger } from '../audit/open.js';
-import { recordedInput, verifyChain } from '../audit/record.js';
+import { recordedInput } from '../audit/record.js';
+import { verifyLedger } from '../audit/verify-ledger.js';
 import type { GateConfig } from '../config.js';
 import type { Outcome } from '../decision.js';
 import { GateError } from '../errors.js';
@@ -122,8 +123,9 @@ export function registerAuditRoutes(app: FastifyInstance, ledger: GateConfig['le
   );
 
   app.get(`${AUDIT_PREFIX}/verify`, async () => {
-    const l = await audit();
-    return verifyChain(l.records(), await l.checkpoints(), publicKeyOf(ledger));
+    const key = publicKeyOf(ledger);
+    const everyRecords = key ? (ledger.checkpointEvery?.records ?? 100) : undefined;
+    return verifyLedger(await audit(), key, everyRecords ? { everyRecords } : {});
   });
 }
 

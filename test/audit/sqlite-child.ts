@@ -11,6 +11,9 @@ import type { Decision } from '../../src/decision.js';
  *   node --import tsx test/audit/sqlite-child.ts append DB COUNT TAG [INFLIGHT]
  *     appends COUNT decisions with ids TAG-0..TAG-(COUNT-1), INFLIGHT at a time (default: one to
  *     four), then prints "done START END" (epoch ms of the first and last append)
+ *   node --import tsx test/audit/sqlite-child.ts override DB COUNT TAG
+ *     records an override of each of req-0..req-(COUNT-1), one after another, and prints
+ *     "req-J ok" or "req-J CODE" for each (the break-glass race between processes)
  *   node --import tsx test/audit/sqlite-child.ts gate DB POLICY EVIDENCE_DIR COUNT TAG
  *     runs the real gate (createGate, the SQLite ledger, the compiled POLICY, file evidence),
  *     CONCURRENCY decisions in flight, and prints each decision id only once gate.check resolved
@@ -197,6 +200,21 @@ async function appendChild(db: string, count: number, tag: string, inflight?: nu
   process.stdout.write(`done ${start} ${end}\n`);
 }
 
+/** Overrides of req-0..req-(COUNT-1), one after another, racing a sibling doing the same. */
+async function overrideChild(db: string, count: number, tag: string) {
+  const ledger = createSqliteLedger({ path: db, busyTimeoutMs: 30_000 });
+  for (let j = 0; j < count; j++) {
+    const override = { requestId: `req-${j}`, requester: 'oncall@acme.example' };
+    const { decision } = sampleDecision(j, { id: `${tag}-${j}`, override });
+    const result = await ledger.append(decision, {}).then(
+      () => 'ok',
+      (err: { code?: string }) => err.code ?? 'unknown',
+    );
+    process.stdout.write(`req-${j} ${result}\n`);
+  }
+  await ledger.close();
+}
+
 async function gateChild(
   db: string,
   policyFile: string,
@@ -245,7 +263,9 @@ if (process.argv[1] && fileURLToPath(import.meta.url) === process.argv[1]) {
       ? appendChild(args[0]!, Number(args[1]), args[2]!, args[3] ? Number(args[3]) : undefined)
       : mode === 'gate'
         ? gateChild(args[0]!, args[1]!, args[2]!, Number(args[3]), args[4]!)
-        : Promise.reject(new Error(`unknown mode ${mode}`));
+        : mode === 'override'
+          ? overrideChild(args[0]!, Number(args[1]), args[2]!)
+          : Promise.reject(new Error(`unknown mode ${mode}`));
   run.catch((err) => {
     process.stderr.write(`${(err as Error).stack}\n`);
     process.exit(1);

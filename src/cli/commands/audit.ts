@@ -4,8 +4,14 @@ import path from 'node:path';
 import type { AuditLedger, LedgerQuery } from '../../audit/ledger.js';
 import { openAuditLedger } from '../../audit/open.js';
 import { loadStoredPolicy } from '../../audit/policy-store.js';
-import type { SqliteLedger } from '../../audit/sqlite.js';
-import { canonical, recordedInput, verifyChain, type LedgerRecord } from '../../audit/record.js';
+import {
+  canonical,
+  recordedInput,
+  type Checkpoint,
+  type LedgerRecord,
+} from '../../audit/record.js';
+import type { ChainVerification } from '../../audit/verify-chain.js';
+import { parseCheckpoints, verifyLedger } from '../../audit/verify-ledger.js';
 import { loadConfig, type GateConfig } from '../../config.js';
 import type { Outcome } from '../../decision.js';
 import { GateError } from '../../errors.js';
@@ -28,7 +34,8 @@ async function withLedger(
   let ledger: AuditLedger | undefined;
   try {
     const config = loadConfig(opts.config, io.cwd);
-    ledger = await openAuditLedger(config.ledger);
+    // an auditor's command never writes: the ledger may be a copy on read-only media
+    ledger = await openAuditLedger(config.ledger, { readOnly: true });
     return await fn(ledger, config);
   } catch (err) {
     reportError(err, io);
@@ -82,32 +89,58 @@ export function auditShowCommand(id: string, opts: AuditOptions, io: CommandIO):
   });
 }
 
-/** `gate audit verify`: the chain and the checkpoints; exit 1 on any tampering, naming where. */
-export function auditVerifyCommand(
-  opts: AuditOptions & { publicKey?: string },
-  io: CommandIO,
-): Promise<number> {
+export interface VerifyCommandOptions extends AuditOptions {
+  publicKey?: string;
+  /** a file of signed checkpoints held outside the ledger (the checkpoint log, a copy of a line) */
+  checkpoint?: string;
+  expectSize?: string;
+}
+
+/**
+ * `gate audit verify`: the chain, the indexes, the checkpoints and their cadence, and what an
+ * auditor held outside the ledger; exit 1 on tampering, naming where.
+ */
+export function auditVerifyCommand(opts: VerifyCommandOptions, io: CommandIO): Promise<number> {
   return withLedger(opts, io, async (ledger, config) => {
     const key = publicKey(
       opts.publicKey ? path.resolve(io.cwd, opts.publicKey) : undefined,
       config,
     );
-    // The SQLite ledger verifies from its stored bytes, faster; the answer is the same.
-    const fast = (ledger as Partial<SqliteLedger>).verify;
-    const result = fast
-      ? await fast.call(ledger, key)
-      : await verifyChain(ledger.records(), await ledger.checkpoints(), key);
+    const external = opts.checkpoint ? heldCheckpoints(opts.checkpoint, io.cwd, key) : undefined;
+    const expectSize = opts.expectSize ? positive(opts.expectSize, '--expect-size') : undefined;
+    // with a key the ledger is checkpointed: at the configured cadence, or the default one
+    const everyRecords = key ? (config.ledger.checkpointEvery?.records ?? 100) : undefined;
+    const result = await verifyLedger(ledger, key, {
+      ...(external ? { external } : {}),
+      ...(expectSize ? { expectSize } : {}),
+      ...(everyRecords ? { everyRecords } : {}),
+    });
     if (opts.format === 'json') io.stdout(`${JSON.stringify(result, null, 2)}\n`);
-    else if (result.ok)
-      io.stdout(
-        `ledger verified: ${result.records} records, ${result.checkpoints} checkpoints${key ? ' signed by the ledger key' : ' (no public key: signatures not checked)'}\n`,
-      );
-    else
-      io.stdout(
-        `LEDGER TAMPERED: record ${result.firstBroken!.seq}${result.firstBroken!.id ? ` (${result.firstBroken!.id})` : ''}: ${result.firstBroken!.reason}\n`,
-      );
+    else io.stdout(verdict(result, key !== undefined, external));
     return result.ok ? EXIT.ok : EXIT.failed;
   });
+}
+
+function heldCheckpoints(file: string, cwd: string, key: KeyObject | undefined) {
+  if (!key)
+    throw new GateError(
+      'USAGE_ERROR',
+      '--checkpoint needs the ledger public key (--public-key, or ledger.publicKey in the config)',
+    );
+  const text = readBoundedFile(path.resolve(cwd, file), 64 * 1024 * 1024, 'checkpoint file');
+  return parseCheckpoints(text.toString('utf8'), file);
+}
+
+function verdict(r: ChainVerification, signed: boolean, external?: Checkpoint[]): string {
+  if (!r.ok) {
+    const b = r.firstBroken!;
+    const where = `${b.code}${b.table ? ` in ${b.table}` : ''}`;
+    return `LEDGER TAMPERED: record ${b.seq}${b.id ? ` (${b.id})` : ''}: ${b.reason} [${where}]\n`;
+  }
+  const held = external?.length
+    ? `; it extends the ${external.length} checkpoint${external.length === 1 ? '' : 's'} held outside it (up to size ${Math.max(...external.map((c) => c.size))})`
+    : '';
+  return `ledger verified: ${r.records} records, ${r.checkpoints} checkpoints${signed ? ' signed by the ledger key' : ' (no public key: signatures not checked)'}${held}\n`;
 }
 
 /**
@@ -223,9 +256,9 @@ function isoTime(s: string, flag: string): string {
   return new Date(t).toISOString();
 }
 
-function positive(s: string): number {
+function positive(s: string, flag = '--limit', max = flag === '--limit' ? 100_000 : 2 ** 53 - 1) {
   const n = Number(s);
-  if (!Number.isInteger(n) || n < 1 || n > 100_000)
-    throw new GateError('USAGE_ERROR', '--limit takes a whole number from 1 to 100000');
+  if (!/^\d+$/.test(s) || !Number.isSafeInteger(n) || n < 1 || n > max)
+    throw new GateError('USAGE_ERROR', `${flag} takes a whole number from 1 to ${max}`);
   return n;
 }

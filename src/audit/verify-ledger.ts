@@ -1,0 +1,102 @@
+import type { KeyObject } from 'node:crypto';
+import { GateError } from '../errors.js';
+import { createIndexAudit } from './index-audit.js';
+import type { AuditLedger } from './ledger.js';
+import type { Checkpoint, LedgerRecord } from './record.js';
+import type { SqliteLedger } from './sqlite.js';
+import { verifyChain, type ChainVerification, type VerifyOptions } from './verify-chain.js';
+
+/**
+ * Everything `gate audit verify` checks, on either backend: the chain, every index against the
+ * records, single use of break-glass requests, the checkpoints stored, their cadence, and the
+ * checkpoints held outside. The SQLite ledger does it from its stored bytes in one snapshot,
+ * faster; the answer is the same.
+ */
+export async function verifyLedger(
+  ledger: AuditLedger,
+  publicKey: KeyObject | undefined,
+  opts: Omit<VerifyOptions, 'indexes'> = {},
+): Promise<ChainVerification> {
+  const fast = (ledger as Partial<SqliteLedger>).verify;
+  if (fast) return fast.call(ledger, publicKey, opts);
+  // Replicas go on appending: verify the first `size` records, with the checkpoints of those;
+  // a checkpoint beyond the head as it is now still means records were removed.
+  const size = (await ledger.head()).size;
+  let checkpoints = await ledger.checkpoints();
+  if (checkpoints.some((c) => c.size > size)) {
+    const now = (await ledger.head()).size;
+    checkpoints = checkpoints.filter((c) => c.size <= size || c.size > now);
+  }
+  return verifyChain(first(ledger.records(), size), checkpoints, publicKey, {
+    ...opts,
+    indexes: createIndexAudit(ledger.indexTables()),
+  });
+}
+
+async function* first(records: AsyncIterable<LedgerRecord>, n: number) {
+  if (n === 0) return;
+  let seen = 0;
+  for await (const r of records) {
+    yield r;
+    if (++seen >= n) return;
+  }
+}
+
+/**
+ * The checkpoints in a file as published: the checkpoint log (JSON Lines), one checkpoint, a line
+ * of `gate audit export` or a webhook message (`{checkpoint: ...}`). A last line cut short (a
+ * crash while the log was appended to) is left out; anything else that is not a checkpoint is an
+ * error, never ignored.
+ */
+export function parseCheckpoints(text: string, name: string): Checkpoint[] {
+  let docs: unknown[];
+  try {
+    docs = [JSON.parse(text)];
+  } catch {
+    const lines = text.split('\n');
+    const torn = !text.endsWith('\n') ? lines.length - 1 : -1;
+    docs = [];
+    lines.forEach((line, i) => {
+      if (line.trim() === '') return;
+      try {
+        docs.push(JSON.parse(line));
+      } catch (err) {
+        if (i === torn) return;
+        throw new GateError('INPUT_MALFORMED_JSON', `line ${i + 1} of ${name} is not json`, {
+          cause: err,
+        });
+      }
+    });
+  }
+  const checkpoints = docs.map((d, i) => checkpointOf(d, `${name} (entry ${i + 1})`));
+  if (checkpoints.length === 0)
+    throw new GateError('INPUT_MALFORMED_JSON', `${name} holds no checkpoint`);
+  return checkpoints;
+}
+
+function checkpointOf(doc: unknown, where: string): Checkpoint {
+  const inner = (doc as { checkpoint?: unknown } | null)?.checkpoint ?? doc;
+  const c = inner as Partial<Checkpoint> | null;
+  const ok =
+    c !== null &&
+    typeof c === 'object' &&
+    Number.isSafeInteger(c.size) &&
+    (c.size ?? 0) > 0 &&
+    typeof c.headHash === 'string' &&
+    /^[0-9a-f]{64}$/.test(c.headHash) &&
+    typeof c.time === 'string' &&
+    typeof c.keyId === 'string' &&
+    typeof c.signature === 'string';
+  if (!ok)
+    throw new GateError(
+      'INPUT_MALFORMED_JSON',
+      `${where} is not a signed checkpoint {size, headHash, time, keyId, signature}`,
+    );
+  return {
+    size: c.size!,
+    headHash: c.headHash!,
+    time: c.time!,
+    keyId: c.keyId!,
+    signature: c.signature!,
+  };
+}
