@@ -35,6 +35,7 @@ import {
 } from '../../src/audit/sqlite.js';
 import type { Decision } from '../../src/decision.js';
 import { sampleDecision, sha256 } from './sqlite-child.js';
+import { dropTriggers } from './tamper.js';
 
 /**
  * The SQLite ledger: append and the auditor's queries; the chain verifies, and any edit made
@@ -666,14 +667,6 @@ describe('faults', () => {
     }
   });
 });
-
-/** As an attacker with the file would: every append-only trigger dropped. */
-export function dropTriggers(db: Database.Database): void {
-  const triggers = db
-    .prepare("SELECT name FROM sqlite_schema WHERE type = 'trigger'")
-    .all() as Array<{ name: string }>;
-  for (const t of triggers) db.exec(`DROP TRIGGER "${t.name}"`);
-}
 
 function mount(dir: string, options: string): boolean {
   if (process.getuid?.() !== 0) return false;
