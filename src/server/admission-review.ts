@@ -96,14 +96,19 @@ export const DEFAULT_WEBHOOK_TIMEOUT_MS = 10_000;
 /**
  * The API server appends `?timeout=10s` (a Go duration) to every webhook call and gives up after
  * it, following the failure policy. The decision must be answered before that, with room for the
- * ledger write and the response: 80% of the timeout, or less if the configuration says so. A
- * timeout that cannot be read counts as the API server's default.
+ * sources to give up, the ledger write and the response: 20% of the timeout, at least 500 ms,
+ * is kept back; the configuration may ask for less time still. A timeout that cannot be read
+ * counts as the API server's default.
  */
 export function admissionDeadlineMs(timeout: unknown, configuredMs?: number): number {
-  const webhookMs = typeof timeout === 'string' ? goDurationMs(timeout) : undefined;
-  const budget = Math.floor((webhookMs ?? DEFAULT_WEBHOOK_TIMEOUT_MS) * 0.8);
-  return configuredMs === undefined ? budget : Math.min(configuredMs, budget);
+  const webhookMs =
+    (typeof timeout === 'string' ? goDurationMs(timeout) : undefined) ?? DEFAULT_WEBHOOK_TIMEOUT_MS;
+  const budget = Math.max(MIN_DEADLINE_MS, webhookMs - Math.max(webhookMs * 0.2, 500));
+  return Math.floor(configuredMs === undefined ? budget : Math.min(configuredMs, budget));
 }
+
+/** Even a tiny timeout leaves the gate this long to try (and then deny). */
+const MIN_DEADLINE_MS = 100;
 
 const UNIT_MS: Record<string, number> = {
   ns: 1e-6,

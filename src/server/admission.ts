@@ -103,7 +103,7 @@ async function admit(
     },
   };
   const deadlineMs = admissionDeadlineMs(http.query.timeout, opts.deadlineMs);
-  const checkRequest: CheckRequest & { deadlineMs: number } = {
+  const checkRequest: CheckRequest = {
     subjects: releaseSet(found.images),
     environment: env.name,
     context,

@@ -31,6 +31,8 @@ export interface RealGate {
   denied: string;
   /** a digest whose (required) source is down: could not decide */
   unreachable: string;
+  /** a digest whose source never answers, not even when the decision's deadline passes */
+  hanging: string;
   close(): Promise<void>;
 }
 
@@ -41,6 +43,7 @@ export async function startRealGate(): Promise<RealGate> {
   const allowed = hex('allowed');
   const evidence = [await provenance(svc, allowed)];
   const unreachable = hex('unreachable');
+  const hanging = hex('hanging');
   const config = normalise(
     { ledger: { path: ledgerPath }, policy: { config: policyConfig() } },
     dir,
@@ -48,7 +51,7 @@ export async function startRealGate(): Promise<RealGate> {
   );
   const gate = await createGate(config, {
     trust: trustFromJSON(svc.trustedRoot, 'test', 'local'),
-    sources: () => [memorySource(evidence, unreachable)],
+    sources: () => [memorySource(evidence, unreachable, hanging)],
   });
   return {
     gate,
@@ -64,6 +67,7 @@ export async function startRealGate(): Promise<RealGate> {
     allowed,
     denied: hex('denied'),
     unreachable,
+    hanging,
     async close() {
       await gate.close();
       await svc.close();
@@ -100,11 +104,15 @@ async function provenance(svc: LocalSigstore, digest: string): Promise<Evidence>
   return { id: hex(bytes.toString()), source: 'memory:provenance', kind: 'bundle', bytes };
 }
 
-/** Every bundle for every subject (the gate matches subjects); one digest's source is "down". */
-function memorySource(evidence: Evidence[], unreachable: string): Source {
+/**
+ * Every bundle for every subject (the gate matches subjects); one digest's source is "down", and
+ * one's hangs, ignoring the decision's abort signal, as a misbehaving source would.
+ */
+function memorySource(evidence: Evidence[], unreachable: string, hanging: string): Source {
   return {
     name: 'memory',
     async collect({ subject }) {
+      if (subject.hex === hanging) return new Promise<never>(() => {});
       if (subject.hex === unreachable) {
         const failure = {
           source: 'memory',

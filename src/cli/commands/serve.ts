@@ -55,6 +55,11 @@ export async function serveCommand(
     const built = await build(config, opts, io, { tokens, tls, host, ready: () => ready });
     server = built.server;
     await server.listen({ host, port });
+    if (!isLoopback(host) && !tls && (tokens.audit?.length || tokens.breakGlass?.length)) {
+      server.log.warn(
+        'the audit and break-glass routes are refused over plain http beyond loopback',
+      );
+    }
     if (tlsFiles && tls) reloader = watchTls(server, tlsFiles, tls);
     ready = true;
     return await serveUntilSignal(server, built.gate, { set: (v) => (ready = v) });
