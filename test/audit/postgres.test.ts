@@ -23,6 +23,7 @@ import { createGate } from '../../src/gate.js';
 import { FIXTURES } from '../helpers.js';
 import { startPostgresServer, type PostgresServer } from '../support/postgres-server.js';
 import { decisionFor, digestOf, inputFor } from './postgres-helpers.js';
+import { verifyLedger } from '../../src/audit/verify-ledger.js';
 
 /**
  * The PostgreSQL ledger against a real server: a throwaway cluster started for this file
@@ -363,6 +364,103 @@ describe('tampering with the ledger in the database', () => {
     expect(result.ok).toBe(false);
     expect(result.firstBroken?.seq).toBe(3);
     expect(result.records).toBe(2);
+  });
+
+  it('a deleted consumed_requests row does not let the request override again; verify names it', async () => {
+    const { ledger } = await tampered(`DELETE FROM consumed_requests`);
+    expect(await ledger.consumed('q')).toBe(true);
+    const again = decisionFor('again', {
+      outcome: 'override',
+      violations: ['provenance.required'],
+      override: { requester: 'oncall@acme.example', requestId: 'q' },
+    });
+    await expect(ledger.append(again, {})).rejects.toMatchObject({
+      code: 'BREAK_GLASS_REPLAYED',
+      message: expect.stringMatching(/request q was already used by record 3/),
+    });
+    expect((await verifyLedger(ledger, publicKey)).firstBroken).toMatchObject({
+      seq: 3,
+      id: 'r3',
+      code: 'LEDGER_INDEX_MISMATCH',
+      table: 'consumed_requests',
+    });
+  });
+
+  it('deleted record_subjects rows hide a decision from queries; verify names the table', async () => {
+    const { ledger } = await tampered(
+      `DELETE FROM record_subjects WHERE subject = 'sha256:${digestOf('lib2')}'`,
+    );
+    expect(await ledger.query({ subject: `sha256:${digestOf('lib2')}` })).toEqual([]);
+    expect((await verifyLedger(ledger, publicKey)).firstBroken).toMatchObject({
+      seq: 2,
+      id: 'r2',
+      code: 'LEDGER_INDEX_MISMATCH',
+      table: 'record_subjects',
+    });
+  });
+
+  it.each([
+    ['record_subjects', `INSERT INTO record_subjects VALUES (99, 1, 'sha256:00')`, 99],
+    ['record_rules', `INSERT INTO record_rules VALUES (98, 1, 'x')`, 98],
+    ['consumed_requests', `INSERT INTO consumed_requests VALUES ('z', 4)`, 4],
+  ])('a row added to %s that no record says is named', async (table, edit, seq) => {
+    const { ledger } = await tampered(edit);
+    expect((await verifyLedger(ledger, publicKey)).firstBroken).toMatchObject({
+      seq,
+      code: 'LEDGER_INDEX_MISMATCH',
+      table,
+    });
+  });
+
+  it('the tail cut with its checkpoint: the cadence, and a checkpoint held outside, catch it', async () => {
+    const { url, ledger } = await tampered('SELECT 1');
+    for (let i = 6; i <= 12; i++) await ledger.append(decisionFor(`r${i}`), {});
+    const held = await ledger.checkpoints();
+    expect(held.map((c) => c.size)).toEqual([5, 10]);
+    const opts = { everyRecords: 5, external: held };
+    expect(await verifyLedger(ledger, publicKey, opts)).toMatchObject({ ok: true, records: 12 });
+    const attack = (edit: string) => sql(url, `SET session_replication_role = replica; ${edit}`);
+    await attack('DELETE FROM checkpoints WHERE size = 10');
+    expect((await verifyLedger(ledger, publicKey, { everyRecords: 5 })).firstBroken).toMatchObject({
+      seq: 10,
+      code: 'LEDGER_CHECKPOINT_MISSING',
+    });
+    await attack(
+      ['record_subjects', 'record_rules', 'consumed_requests', 'records']
+        .map((t) => `DELETE FROM ${t} WHERE seq > 5`)
+        .join('; '),
+    );
+    // cut back to a checkpoint, the ledger alone looks whole: the checkpoint held outside tells
+    expect(await verifyLedger(ledger, publicKey, { everyRecords: 5 })).toMatchObject({ ok: true });
+    expect((await verifyLedger(ledger, publicKey, opts)).firstBroken).toMatchObject({
+      seq: 10,
+      code: 'LEDGER_TRUNCATED',
+    });
+  });
+
+  it('two replicas overriding with one request at once: one override, the other BREAK_GLASS_REPLAYED', async () => {
+    const { url, ledger: a } = await freshLedger();
+    const b = await ledgerAt(url);
+    const results = await Promise.allSettled(
+      Array.from({ length: 10 }, (_, i) =>
+        (i % 2 ? a : b).append(
+          decisionFor(`o${i}`, {
+            outcome: 'override',
+            violations: ['provenance.required'],
+            override: { requester: 'oncall@acme.example', requestId: `race-${i >> 1}` },
+          }),
+          {},
+        ),
+      ),
+    );
+    for (let r = 0; r < 5; r++) {
+      const pair = [results[2 * r]!, results[2 * r + 1]!];
+      expect(pair.filter((p) => p.status === 'fulfilled')).toHaveLength(1);
+      expect(pair.find((p) => p.status === 'rejected')).toMatchObject({
+        reason: { code: 'BREAK_GLASS_REPLAYED' },
+      });
+    }
+    expect(await verifyLedger(a, publicKey)).toEqual({ ok: true, records: 5, checkpoints: 0 });
   });
 
   it('an edited seq breaks the chain', async () => {

@@ -1,5 +1,6 @@
+import { execFileSync } from 'node:child_process';
 import { generateKeyPairSync } from 'node:crypto';
-import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { copyFileSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import Database from 'better-sqlite3';
@@ -24,7 +25,7 @@ beforeAll(async () => {
     config,
     [
       `policy: { path: ${path.join(FIXTURES, 'policies', 'requires-provenance')} }`,
-      'ledger: { path: ledger.db, checkpointKey: ledger.key, checkpointEvery: { records: 2 } }',
+      'ledger: { path: ledger.db, checkpointKey: ledger.key, checkpointEvery: { records: 2 }, checkpointLog: checkpoints.jsonl }',
       '',
     ].join('\n'),
   );
@@ -103,6 +104,58 @@ describe('gate audit', () => {
       .map((l) => JSON.parse(l));
     expect(lines.filter((l) => l.seq).map((l) => l.id)).toEqual(ids);
     expect(lines.filter((l) => l.checkpoint).length).toBeGreaterThanOrEqual(1);
+  });
+
+  it('verifies a copy on read-only media (a read-only tmpfs), and refuses a copy it cannot read whole', async () => {
+    // Tests run as root, for whom chmod changes nothing: a tmpfs remounted read-only is real.
+    expect(process.getuid?.(), 'mounting a tmpfs needs root, as make test has').toBe(0);
+    const media = mkdtempSync(path.join(tmpdir(), 'gate-ro-media-'));
+    execFileSync('mount', ['-t', 'tmpfs', '-o', 'size=4m', 'tmpfs', media]);
+    try {
+      copyFileSync(path.join(dir, 'ledger.db'), path.join(media, 'ledger.db'));
+      const key = generateKeyPairSync('ed25519').publicKey;
+      writeFileSync(path.join(media, 'ledger.pub'), key.export({ format: 'pem', type: 'spki' }));
+      writeFileSync(path.join(media, 'gate.yaml'), 'ledger: { path: ledger.db }\n');
+      execFileSync('mount', ['-o', 'remount,ro', media]);
+      const at = (...args: string[]) =>
+        cli(['audit', ...args, '--config', path.join(media, 'gate.yaml')]);
+      const ok = await at('verify');
+      expect(ok).toMatchObject({ code: 0, stderr: '' });
+      expect(ok.stdout).toMatch(/^ledger verified: 3 records, \d+ checkpoints/);
+      expect((await at('query', '--format', 'json')).code).toBe(0);
+      // the checkpoints were signed by another key than this one: caught, still read-only
+      const other = await at('verify', '--public-key', path.join(media, 'ledger.pub'));
+      expect(other.code).toBe(1);
+      expect(other.stdout).toMatch(/signature does not verify \[LEDGER_CHECKPOINT_INVALID\]/);
+      // a copy taken with a write-ahead log beside it cannot be read whole there: said so
+      execFileSync('mount', ['-o', 'remount,rw', media]);
+      writeFileSync(path.join(media, 'ledger.db-wal'), 'not yet checkpointed');
+      execFileSync('mount', ['-o', 'remount,ro', media]);
+      const torn = await at('verify');
+      expect(torn.code).toBe(2);
+      expect(torn.stderr).toMatch(
+        /^gate: LEDGER_UNAVAILABLE: cannot open the ledger .* read-only: its write-ahead log/,
+      );
+    } finally {
+      execFileSync('umount', [media]);
+    }
+  });
+
+  it('checks the checkpoints published outside the ledger, and the size an auditor expects', async () => {
+    const log = path.join(dir, 'checkpoints.jsonl');
+    const held = await audit('verify', '--checkpoint', log, '--expect-size', '3');
+    expect(held.code).toBe(0);
+    expect(held.stdout).toMatch(/extends the 1 checkpoint held outside it \(up to size 2\)/);
+    const longer = await audit('verify', '--expect-size', '4');
+    expect(longer.code).toBe(1);
+    expect(longer.stdout).toMatch(
+      /expected at least 4 records, the ledger has 3 .*\[LEDGER_TRUNCATED\]/,
+    );
+    writeFileSync(path.join(dir, 'junk.json'), '{"size": "two"}');
+    const junk = await audit('verify', '--checkpoint', path.join(dir, 'junk.json'));
+    expect(junk.code).toBe(2);
+    expect(junk.stderr).toMatch(/^gate: INPUT_MALFORMED_JSON: .*is not a signed checkpoint/);
+    expect((await audit('verify', '--expect-size', 'many')).stderr).toMatch(/USAGE_ERROR/);
   });
 
   it('verifies the chain, then names the one record edited behind its back (exit 1)', async () => {
