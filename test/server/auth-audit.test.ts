@@ -1,7 +1,10 @@
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
+import Database from 'better-sqlite3';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createSqliteLedger } from '../../src/audit/sqlite.js';
+import { dropTriggers } from '../audit/tamper.js';
 import { normalise } from '../../src/config.js';
 import type { Outcome } from '../../src/decision.js';
 import { createServer, type ServerOptions } from '../../src/server/app.js';
@@ -194,6 +197,40 @@ describe('GET /v1/audit/decisions', () => {
     });
     expect(res.statusCode).toBe(503);
     expect(res.json().error.code).toBe('LEDGER_UNAVAILABLE');
+    await app.close();
+  });
+});
+
+describe('GET /v1/audit/verify', () => {
+  it('cross-checks the indexes: a deleted subject row is named, with its code and table', async () => {
+    const file = path.join(dir, 'verify.db');
+    const l = createSqliteLedger({ path: file });
+    for (const [i, id] of ['v1', 'v2'].entries())
+      await l.append(
+        decisionFor(
+          { subjects: [{ digest: digestOf(DIGEST) }], environment: 'dev' },
+          i ? 'deny' : 'allow',
+          { id },
+        ),
+        {},
+      );
+    await l.close();
+    const app = createServer({
+      gate: fakeGate(),
+      config: normalise({ ledger: { path: file } }, dir, 'x'),
+      tokens: { audit: ['t'] },
+    });
+    const verify = () =>
+      app.inject({ method: 'GET', url: '/v1/audit/verify', headers: bearer('t') });
+    expect((await verify()).json()).toEqual({ ok: true, records: 2, checkpoints: 0 });
+    const db = new Database(file);
+    dropTriggers(db);
+    db.exec(`DELETE FROM subjects WHERE seq = 2`);
+    db.close();
+    expect((await verify()).json()).toMatchObject({
+      ok: false,
+      firstBroken: { seq: 2, id: 'v2', code: 'LEDGER_INDEX_MISMATCH', table: 'subjects' },
+    });
     await app.close();
   });
 });
