@@ -10,12 +10,12 @@ import type { Source } from './collect/types.js';
 import { mergeData, type GateConfig } from './config.js';
 import { decide } from './decide.js';
 import type { Decision } from './decision.js';
-import { toGateError } from './errors.js';
+import { GateError, toGateError } from './errors.js';
 import { readWasmBundle } from './evaluate/bundle.js';
 import { checkPolicyInput, type PolicyInput, type PolicySubject } from './evaluate/input.js';
 import { DEFAULT_POLICY_PATH, loadCompiledPolicy, type CompiledPolicy } from './evaluate/policy.js';
 import { collectAll, rejectedReport, verifyAll, type Deadline } from './evidence.js';
-import { sha256Hex } from './input.js';
+import { MAX_CONTEXT_DEPTH, sha256Hex, valueDepthExceeds } from './input.js';
 import { breakGlassMessage } from './notify/message.js';
 import { createOutbox, type Outbox } from './notify/outbox.js';
 import { compileIdentityRules } from './verify/identity.js';
@@ -100,6 +100,9 @@ export async function createGate(config: GateConfig, deps: GateDeps = {}): Promi
   const sourcesFor = deps.sources ?? (() => []);
 
   async function check(asked: CheckRequest): Promise<Decision> {
+    if (valueDepthExceeds(asked.context ?? {}, MAX_CONTEXT_DEPTH)) {
+      throw new GateError('INPUT_TOO_DEEP', `context nests more than ${MAX_CONTEXT_DEPTH} levels`);
+    }
     const req = withUniqueSubjects(asked);
     const decidedAt = now();
     // `at` decides as of another time (an auditor's question); the record says so.

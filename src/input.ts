@@ -88,3 +88,43 @@ function errnoText(err: unknown): string {
       return code ? code.toLowerCase() : 'unknown error';
   }
 }
+
+/** Whether the JSON text nests objects and arrays more than `max` levels. Strings are skipped. */
+export function jsonDepthExceeds(text: string, max: number): boolean {
+  let depth = 0;
+  let inString = false;
+  for (let i = 0; i < text.length; i++) {
+    const c = text.charCodeAt(i);
+    if (inString) {
+      if (c === 0x5c)
+        i++; // a backslash escapes the next character, a quote included
+      else if (c === 0x22) inString = false;
+    } else if (c === 0x22) {
+      inString = true;
+    } else if (c === 0x7b || c === 0x5b) {
+      if (++depth > max) return true;
+    } else if (c === 0x7d || c === 0x5d) {
+      depth--;
+    }
+  }
+  return false;
+}
+
+/** Levels of nesting allowed in the caller's context (the context object itself being level 1). */
+export const MAX_CONTEXT_DEPTH = 32;
+
+/**
+ * Whether a parsed value nests objects and arrays more than `max` levels, counted without
+ * recursion: a deeply nested value would overflow the stack of every recursive walk after it
+ * (canonical JSON, schema checks).
+ */
+export function valueDepthExceeds(value: unknown, max: number): boolean {
+  const stack: Array<[unknown, number]> = [[value, 1]];
+  while (stack.length > 0) {
+    const [v, depth] = stack.pop()!;
+    if (v === null || typeof v !== 'object') continue;
+    if (depth > max) return true;
+    for (const child of Object.values(v)) stack.push([child, depth + 1]);
+  }
+  return false;
+}

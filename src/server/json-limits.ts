@@ -1,5 +1,8 @@
 import type { FastifyInstance } from 'fastify';
 import { GateError } from '../errors.js';
+import { jsonDepthExceeds } from '../input.js';
+
+export { jsonDepthExceeds } from '../input.js';
 
 /**
  * Bounded JSON for every route. A `context` nested thousands of levels deep parsed fine and then
@@ -12,27 +15,6 @@ import { GateError } from '../errors.js';
 export const MAX_JSON_DEPTH = 32;
 /** Admission reviews wrap whole Kubernetes objects; custom resources can nest deeply. */
 export const ADMISSION_MAX_DEPTH = 128;
-
-/** Whether the JSON text nests objects and arrays more than `max` levels. Strings are skipped. */
-export function jsonDepthExceeds(text: string, max: number): boolean {
-  let depth = 0;
-  let inString = false;
-  for (let i = 0; i < text.length; i++) {
-    const c = text.charCodeAt(i);
-    if (inString) {
-      if (c === 0x5c)
-        i++; // a backslash escapes the next character, a quote included
-      else if (c === 0x22) inString = false;
-    } else if (c === 0x22) {
-      inString = true;
-    } else if (c === 0x7b || c === 0x5b) {
-      if (++depth > max) return true;
-    } else if (c === 0x7d || c === 0x5d) {
-      depth--;
-    }
-  }
-  return false;
-}
 
 /**
  * Replaces fastify's JSON parser with the same parser behind a depth check. A route raises its

@@ -154,6 +154,20 @@ describe('gate check', () => {
     }
   });
 
+  it('exits 2 on a context nested too deep, before deciding', async () => {
+    writeFileSync(path.join(dir, 'deep.json'), `${'{"a":'.repeat(5000)}1${'}'.repeat(5000)}`);
+    const r = await gate([
+      '--subject',
+      `sha256:${sha('deep')}`,
+      '--env',
+      'dev',
+      '--context',
+      'deep.json',
+    ]);
+    expect(r.code).toBe(2);
+    expect(r.stderr).toMatch(/INPUT_TOO_DEEP: context nests more than 32 levels/);
+  });
+
   it('exits 0 on evidence found in the rekor log by digest', async () => {
     const hex = sha('from rekor');
     await upload(rekor.url, intotoProposal(envelope(provenance(hex)), signer.pem));

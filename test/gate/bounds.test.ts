@@ -141,6 +141,21 @@ describe('bounded records', () => {
 });
 
 describe("the caller's context", () => {
+  it('is refused with INPUT_TOO_DEEP when nested 5,000 levels, before deciding or recording', async () => {
+    const { gate, ledger } = gateWith({});
+    const g = await gate;
+    let deep: Record<string, unknown> = {};
+    for (let i = 0; i < 5000; i++) deep = { a: deep };
+    await expect(g.check(req({ context: deep }))).rejects.toMatchObject({ code: 'INPUT_TOO_DEEP' });
+    let fine: Record<string, unknown> = {};
+    for (let i = 0; i < 31; i++) fine = { a: fine };
+    expect((await g.check(req({ context: fine }))).outcome).toBe('deny');
+    await g.close();
+    const l = createSqliteLedger({ path: ledger });
+    expect(await l.query({ limit: 10 })).toHaveLength(1);
+    await l.close();
+  });
+
   it('is marked unverified in the decision, with the keys it held', async () => {
     const { gate } = gateWith({});
     const g = await gate;

@@ -6,7 +6,13 @@ import { loadConfig, type GateConfig } from '../../config.js';
 import type { Decision } from '../../decision.js';
 import { GateError } from '../../errors.js';
 import { createGate, type CheckRequest } from '../../gate.js';
-import { isPlainObject, parseJSON, readBoundedFile } from '../../input.js';
+import {
+  isPlainObject,
+  jsonDepthExceeds,
+  MAX_CONTEXT_DEPTH,
+  parseJSON,
+  readBoundedFile,
+} from '../../input.js';
 import { defaultSources } from '../../collect/sources.js';
 import { parseDigest } from '../../verify/statement.js';
 import { EXIT, type CommandIO } from '../io.js';
@@ -150,7 +156,10 @@ export function parseSubject(arg: string): CheckRequest['subjects'][number] {
 }
 
 function readContext(file: string): Record<string, unknown> {
-  const ctx = parseJSON(readBoundedFile(file, 256 * 1024, 'context'), 'context');
+  const bytes = readBoundedFile(file, 256 * 1024, 'context');
+  if (jsonDepthExceeds(bytes.toString('utf8'), MAX_CONTEXT_DEPTH))
+    throw new GateError('INPUT_TOO_DEEP', `context nests more than ${MAX_CONTEXT_DEPTH} levels`);
+  const ctx = parseJSON(bytes, 'context');
   if (!isPlainObject(ctx)) throw new GateError('USAGE_ERROR', 'context must be a json object');
   return ctx;
 }
