@@ -10,7 +10,7 @@ import { makeRecordWithBody } from '../../src/audit/record.js';
 import { createSqliteLedger, type SqliteLedger } from '../../src/audit/sqlite.js';
 import { verifyLedger } from '../../src/audit/verify-ledger.js';
 import { sampleDecision, sha256 } from './sqlite-child.js';
-import { dropTriggers } from './tamper.js';
+import { tamperedCopy } from './tamper.js';
 
 /**
  * Item 2 of issue 8 on the SQLite ledger: what the ledger answers (single use of a break-glass
@@ -46,16 +46,8 @@ afterEach(async () => {
 });
 afterAll(() => rmSync(base, { recursive: true, force: true }));
 
-let copies = 0;
-/** A copy of the pristine ledger, edited with raw SQL after the triggers were dropped. */
 function tampered(sql: string): SqliteLedger {
-  const file = path.join(base, `copy-${copies++}.db`);
-  copyFileSync(pristine, file);
-  const db = new Database(file);
-  dropTriggers(db);
-  db.exec(sql);
-  db.close();
-  const l = createSqliteLedger({ path: file });
+  const l = tamperedCopy(pristine, base, sql);
   open.push(l);
   return l;
 }

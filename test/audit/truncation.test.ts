@@ -13,7 +13,7 @@ import { parseCheckpoints, verifyLedger } from '../../src/audit/verify-ledger.js
 import { normalise } from '../../src/config.js';
 import { createOutbox } from '../../src/notify/outbox.js';
 import { sampleDecision } from './sqlite-child.js';
-import { dropTriggers } from './tamper.js';
+import { dropTriggers, tamperedCopy } from './tamper.js';
 
 /**
  * Item 3 of issue 8 on the SQLite ledger: the newest records deleted together with their
@@ -57,15 +57,8 @@ function ledgerConfig(db: string, log = 'checkpoints.jsonl') {
   return normalise(config, base, 'x').ledger;
 }
 
-let copies = 0;
 function tampered(sql: string): SqliteLedger {
-  const file = path.join(base, `copy-${copies++}.db`);
-  copyFileSync(pristine, file);
-  const db = new Database(file);
-  dropTriggers(db);
-  db.exec(sql);
-  db.close();
-  const l = createSqliteLedger({ path: file });
+  const l = tamperedCopy(pristine, base, sql);
   open.push(l);
   return l;
 }
