@@ -26,7 +26,7 @@ import { createCheckpointer } from '../src/audit/checkpointer.js';
 import { appendBatch, headOf } from '../src/audit/sqlite-append.js';
 import { openLedgerDb } from '../src/audit/sqlite-schema.js';
 import { createSqliteLedger } from '../src/audit/sqlite.js';
-import { packagePath } from '../src/paths.js';
+import { packagePath } from '../src/util/paths.js';
 import { sampleDecision, sha256 } from '../test/audit/sqlite-child.js';
 
 const run = promisify(execFile);

@@ -5,7 +5,7 @@ import path from 'node:path';
 import { afterAll, beforeAll, bench, describe } from 'vitest';
 import { findOpa, IGNORE } from '../src/evaluate/opa-cli.js';
 import { loadCompiledPolicy, type CompiledPolicy } from '../src/evaluate/policy.js';
-import { packagePath } from '../src/paths.js';
+import { packagePath } from '../src/util/paths.js';
 
 /**
  * The default policy on a typical input (allow-production.json: six attestations, ~23 KB),

@@ -3,8 +3,8 @@ import path from 'node:path';
 import { Ajv2020 } from 'ajv/dist/2020.js';
 import { parse as parseYAML } from 'yaml';
 import { GateError } from './errors.js';
-import { isPlainObject, readBoundedFile, sha256Hex } from './input.js';
-import { packagePath } from './paths.js';
+import { isPlainObject, readBoundedFile, sha256Hex } from './util/input.js';
+import { packagePath } from './util/paths.js';
 import type { IdentityRule, TrustedKey } from './verify/types.js';
 
 export interface HttpSourceConfig {

@@ -11,7 +11,8 @@ import { attestationOf } from './verify/attestation.js';
 import { verifyEnvelope } from './verify/envelope.js';
 import type { compileIdentityRules } from './verify/identity.js';
 import type { Trust } from './verify/trust.js';
-import type { ArtifactDigest, VerifiedAttestation, VerifiedBundle } from './verify/types.js';
+import type { VerifiedAttestation, VerifiedBundle } from './verify/types.js';
+import type { ArtifactDigest } from './subject.js';
 import { verifyBundle } from './verify/verifier.js';
 
 /** The part of a check request the evidence stages need. */

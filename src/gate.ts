@@ -15,13 +15,13 @@ import { readWasmBundle } from './evaluate/bundle.js';
 import { checkPolicyInput, type PolicyInput, type PolicySubject } from './evaluate/input.js';
 import { DEFAULT_POLICY_PATH, loadCompiledPolicy, type CompiledPolicy } from './evaluate/policy.js';
 import { collectAll, rejectedReport, verifyAll, type Deadline } from './evidence.js';
-import { MAX_CONTEXT_DEPTH, sha256Hex, valueDepthExceeds } from './input.js';
+import { MAX_CONTEXT_DEPTH, sha256Hex, valueDepthExceeds } from './util/input.js';
 import { breakGlassMessage } from './notify/message.js';
 import { createOutbox, type Outbox } from './notify/outbox.js';
 import { compileIdentityRules } from './verify/identity.js';
 import { loadTrustedRoot, type Trust } from './verify/trust.js';
-import type { ArtifactDigest } from './verify/types.js';
-import { VERSION } from './version.js';
+import type { ArtifactDigest } from './subject.js';
+import { VERSION } from './util/version.js';
 
 export interface CheckRequest {
   subjects: Array<{ digest: ArtifactDigest; name?: string; version?: string }>;

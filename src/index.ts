@@ -21,4 +21,5 @@ export {
   type CompiledIdentityRule,
 } from './verify/identity.js';
 export { parseBundle, BUNDLE_MEDIA_TYPES, type ParsedBundle } from './verify/bundle.js';
-export { parseStatement, matchSubject, parseDigest } from './verify/statement.js';
+export { parseStatement, matchSubject } from './verify/statement.js';
+export { parseDigest, parseSubject, type ArtifactDigest, type Subject } from './subject.js';

@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { loadConfig, mergeData } from '../src/config.js';
-import { packagePath } from '../src/paths.js';
+import { packagePath } from '../src/util/paths.js';
 import { expectCode } from './helpers.js';
 
 const dir = mkdtempSync(path.join(tmpdir(), 'gate-config-'));

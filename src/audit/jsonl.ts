@@ -1,5 +1,5 @@
 import { readFileSync } from 'node:fs';
-import { appendLinesDurably } from '../append.js';
+import { appendLinesDurably } from '../util/append.js';
 import type { Decision } from '../decision.js';
 import { GateError } from '../errors.js';
 import type { Ledger } from './ledger.js';

@@ -1,4 +1,4 @@
-import { appendLinesDurably } from '../append.js';
+import { appendLinesDurably } from '../util/append.js';
 import type { Checkpoint } from './record.js';
 
 /** Where a signed checkpoint goes besides the database (the gate wires its webhook outbox). */

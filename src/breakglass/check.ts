@@ -3,7 +3,8 @@ import { schemaChecker } from '../evaluate/schema.js';
 import { attestationOf } from '../verify/attestation.js';
 import { matchSubject } from '../verify/statement.js';
 import type { Trust } from '../verify/trust.js';
-import type { ArtifactDigest, Signer, TrustedKey, VerifiedAttestation } from '../verify/types.js';
+import type { Signer, TrustedKey, VerifiedAttestation } from '../verify/types.js';
+import type { ArtifactDigest } from '../subject.js';
 import { normaliseKeyId } from '../verify/key-id.js';
 import { verifyBundle } from '../verify/verifier.js';
 import {

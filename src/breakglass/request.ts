@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { GateError } from '../errors.js';
 import { BREAK_GLASS_PREDICATE_TYPE, type BreakGlassPredicate } from './types.js';
-import type { ArtifactDigest } from '../verify/types.js';
+import type { ArtifactDigest } from '../subject.js';
 
 export interface BreakGlassRequestOptions {
   subjects: Array<{ digest: ArtifactDigest; name?: string }>;

@@ -1,3 +1,5 @@
+import { isGateError, type GateErrorCode } from '../errors.js';
+
 /** What a command may touch: injected so commands are testable without a child process. */
 export interface CommandIO {
   cwd: string;
@@ -19,3 +21,24 @@ export const EXIT = {
   /** could not decide: bad usage, bad config, unreadable input, unreachable source */
   error: 2,
 } as const;
+
+/** Codes that mean the command could not run at all (exit 2) rather than failed a check. */
+const CANNOT_RUN: ReadonlySet<GateErrorCode> = new Set([
+  'USAGE_ERROR',
+  'INPUT_UNREADABLE',
+  'INPUT_TOO_LARGE',
+  'TRUST_ROOT_INVALID',
+  'TRUST_ROOT_UNAVAILABLE',
+  'IDENTITY_RULE_INVALID',
+]);
+
+/** One line on stderr with the code; never a stack trace. */
+export function reportError(err: unknown, io: CommandIO): number {
+  if (isGateError(err)) {
+    io.stderr(`gate: ${err.code}: ${err.message}\n`);
+    return CANNOT_RUN.has(err.code) ? EXIT.error : EXIT.failed;
+  }
+  const message = err instanceof Error ? err.message : String(err);
+  io.stderr(`gate: INTERNAL_ERROR: ${message}\n`);
+  return EXIT.error;
+}

@@ -14,7 +14,7 @@ import { serveCommand } from './commands/serve.js';
 import { trustRefreshCommand } from './commands/trust.js';
 import { verifyBundleCommand } from './commands/verify-bundle.js';
 import { EXIT, type CommandIO } from './io.js';
-import { VERSION } from '../version.js';
+import { VERSION } from '../util/version.js';
 
 /**
  * Builds the `gate` command line. Commands return an exit status; only main.ts exits, so the

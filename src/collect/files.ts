@@ -1,7 +1,7 @@
 import { open, readdir, realpath, stat } from 'node:fs/promises';
 import { join, resolve, sep } from 'node:path';
 import { GateError, toGateError, type GateErrorCode } from '../errors.js';
-import { MAX_DOCUMENT_BYTES, isPlainObject, parseJSON, sha256Hex } from '../input.js';
+import { MAX_DOCUMENT_BYTES, isPlainObject, parseJSON, sha256Hex } from '../util/input.js';
 import type { CollectRejection, CollectResult, Evidence, Source, SourceFailure } from './types.js';
 
 export interface FileSourceOptions {

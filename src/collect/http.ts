@@ -1,5 +1,5 @@
 import { Agent, type Dispatcher } from 'undici';
-import { VERSION } from '../version.js';
+import { VERSION } from '../util/version.js';
 import { withRetries, type Policy } from './http-retry.js';
 import { describeUrl, HttpClientError, isHttpUrl, Semaphore } from './http-support.js';
 

@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto';
 import { GateError } from '../errors.js';
-import { isPlainObject } from '../input.js';
+import { isPlainObject } from '../util/input.js';
 import type { Evidence } from './types.js';
 import { dsseBundle, type EnvelopeJSON } from './rekor-bundle.js';
 import { base64, malformed, sha256Field, type EntryBody, type RekorEntry } from './rekor-entry.js';

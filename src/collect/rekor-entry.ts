@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto';
 import { GateError } from '../errors.js';
-import { isPlainObject } from '../input.js';
+import { isPlainObject } from '../util/input.js';
 
 /**
  * One Rekor v1 log entry as the API returns it (openapi.yaml LogEntry), checked for shape only.

@@ -1,6 +1,6 @@
 import { GateError, toGateError } from '../errors.js';
-import { isPlainObject } from '../input.js';
-import type { ArtifactDigest } from '../verify/types.js';
+import { isPlainObject } from '../util/input.js';
+import type { ArtifactDigest } from '../subject.js';
 import { HttpClientError, mapLimit, type HttpClient, type RetryPolicy } from './http.js';
 import { ENTRY_ID, leafHashOf } from './rekor-entry.js';
 

@@ -1,5 +1,5 @@
 import { GateError, toGateError } from '../errors.js';
-import { isPlainObject, sha256Hex } from '../input.js';
+import { isPlainObject, sha256Hex } from '../util/input.js';
 import { describeUrl, HttpClientError, type HttpClient } from './http.js';
 import type { CollectRequest, CollectResult, Source } from './types.js';
 

@@ -1,5 +1,5 @@
 import type { GateErrorCode } from '../errors.js';
-import type { ArtifactDigest } from '../verify/types.js';
+import type { ArtifactDigest } from '../subject.js';
 
 /**
  * A candidate piece of evidence, as found: never trusted, never decided on here. The verify

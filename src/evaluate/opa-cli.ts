@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import { PolicyError } from '../errors.js';
-import { packagePath } from '../paths.js';
+import { packagePath } from '../util/paths.js';
 
 const run = promisify(execFile);
 

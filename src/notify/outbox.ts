@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import { readFileSync } from 'node:fs';
-import { appendLinesDurably } from '../append.js';
+import { appendLinesDurably } from '../util/append.js';
 import { GateError } from '../errors.js';
 
 export interface Webhook {

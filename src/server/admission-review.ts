@@ -1,4 +1,4 @@
-import { isPlainObject } from '../input.js';
+import { isPlainObject } from '../util/input.js';
 
 /**
  * The AdmissionReview envelope, read by hand rather than by a schema: a schema failure is an

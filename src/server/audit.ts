@@ -7,7 +7,7 @@ import { verifyLedger } from '../audit/verify-ledger.js';
 import type { GateConfig } from '../config.js';
 import type { Outcome } from '../decision.js';
 import { GateError } from '../errors.js';
-import { parseDigest } from '../verify/statement.js';
+import { parseDigest } from '../subject.js';
 import { ENVIRONMENT_SCHEMA } from './decisions.js';
 import { MAX_AUDIT_LIMIT, readDecisions } from './ledger-reader.js';
 

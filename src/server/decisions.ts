@@ -2,7 +2,7 @@ import type { FastifyInstance } from 'fastify';
 import type { Decision } from '../decision.js';
 import type { CheckRequest } from '../gate.js';
 import { GateError } from '../errors.js';
-import { parseDigest } from '../verify/statement.js';
+import { parseDigest } from '../subject.js';
 import { HttpError, statusForCode } from './errors.js';
 
 /** Environment names as the policy data keys them; also used by the admission route's ?env=. */

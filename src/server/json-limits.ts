@@ -1,8 +1,8 @@
 import type { FastifyInstance } from 'fastify';
 import { GateError } from '../errors.js';
-import { jsonDepthExceeds } from '../input.js';
+import { jsonDepthExceeds } from '../util/input.js';
 
-export { jsonDepthExceeds } from '../input.js';
+export { jsonDepthExceeds } from '../util/input.js';
 
 /**
  * Bounded JSON for every route. A `context` nested thousands of levels deep parsed fine and then

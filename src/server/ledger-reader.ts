@@ -2,7 +2,7 @@ import { createReadStream } from 'node:fs';
 import { createInterface } from 'node:readline';
 import type { Decision, Outcome } from '../decision.js';
 import { GateError } from '../errors.js';
-import type { ArtifactDigest } from '../verify/types.js';
+import type { ArtifactDigest } from '../subject.js';
 
 export interface DecisionFilter {
   subject?: ArtifactDigest;

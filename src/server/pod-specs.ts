@@ -1,4 +1,4 @@
-import { isPlainObject } from '../input.js';
+import { isPlainObject } from '../util/input.js';
 
 /**
  * Finding what a Kubernetes object would run. There is no table of kinds: a table lets every

@@ -2,7 +2,7 @@ import { createHash } from 'node:crypto';
 import { createSecureContext, type Server as TlsServer } from 'node:tls';
 import type { FastifyInstance } from 'fastify';
 import { GateError, toGateError } from '../errors.js';
-import { readBoundedFile } from '../input.js';
+import { readBoundedFile } from '../util/input.js';
 
 /**
  * TLS for `gate serve`: the API server calls admission webhooks over https only, and bearer

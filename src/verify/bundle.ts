@@ -1,6 +1,6 @@
 import { bundleFromJSON, type Bundle } from '@sigstore/bundle';
 import { GateError } from '../errors.js';
-import { isPlainObject, parseJSON, sha256Hex } from '../input.js';
+import { isPlainObject, parseJSON, sha256Hex } from '../util/input.js';
 
 export const BUNDLE_MEDIA_TYPES = {
   'application/vnd.dev.sigstore.bundle+json;version=0.1': '0.1',

@@ -1,7 +1,7 @@
 import crypto from 'node:crypto';
 import { dsse } from '@sigstore/core';
 import { VerifyError } from '../errors.js';
-import { isPlainObject, parseJSON, sha256Hex } from '../input.js';
+import { isPlainObject, parseJSON, sha256Hex } from '../util/input.js';
 import { attestationOf } from './attestation.js';
 import { parseTrustedKey, type ParsedKey } from './key-id.js';
 import type { ArtifactInput, TrustedKey, VerifiedAttestation } from './types.js';

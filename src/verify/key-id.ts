@@ -1,6 +1,6 @@
 import crypto from 'node:crypto';
 import { GateError } from '../errors.js';
-import { isPlainObject } from '../input.js';
+import { isPlainObject } from '../util/input.js';
 import type { TrustedKey } from './types.js';
 
 /**

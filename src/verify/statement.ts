@@ -1,14 +1,14 @@
 import { readFileSync } from 'node:fs';
 import { Ajv2020, type ErrorObject, type ValidateFunction } from 'ajv/dist/2020.js';
-import { GateError, VerifyError } from '../errors.js';
-import { packagePath } from '../paths.js';
+import { VerifyError } from '../errors.js';
+import { HEX_LENGTH } from '../subject.js';
+import { clip } from '../util/input.js';
+import { packagePath } from '../util/paths.js';
 import type { ArtifactDigest, InTotoStatement, InTotoSubject } from './types.js';
 
 export const STATEMENT_TYPE_V1 = 'https://in-toto.io/Statement/v1';
 export const STATEMENT_TYPE_V01 = 'https://in-toto.io/Statement/v0.1';
 export const SLSA_PROVENANCE_V1 = 'https://slsa.dev/provenance/v1';
-
-const HEX_LENGTH: Record<ArtifactDigest['algorithm'], number> = { sha256: 64, sha512: 128 };
 
 // Compiled once: ajv compiles each schema to a function, which is costly, and the schemas ship
 // with the package, so a broken one must fail at load rather than on the first attestation.
@@ -96,20 +96,6 @@ export function matchSubject(statement: InTotoStatement, want: ArtifactDigest): 
     'SUBJECT_MISMATCH',
     `no subject of the statement has ${want.algorithm}:${clip(wanted, 128)} (subjects: ${listSubjects(statement.subject, want.algorithm)})`,
   );
-}
-
-/** Parses "sha256:<64 hex>" or "sha512:<128 hex>"; the hex is normalised to lowercase. */
-export function parseDigest(s: string): ArtifactDigest {
-  const m = typeof s === 'string' ? /^(sha256|sha512):([0-9a-fA-F]+)$/.exec(s) : null;
-  const algorithm = m?.[1] as ArtifactDigest['algorithm'] | undefined;
-  const hex = m?.[2];
-  if (algorithm === undefined || hex === undefined || hex.length !== HEX_LENGTH[algorithm]) {
-    throw new GateError(
-      'USAGE_ERROR',
-      `invalid digest "${clip(String(s), 80)}": expected sha256:<64 hex> or sha512:<128 hex>`,
-    );
-  }
-  return { algorithm, hex: hex.toLowerCase() };
 }
 
 function decodeUtf8(bytes: Buffer): string {
@@ -246,11 +232,4 @@ function describeSubject(subject: InTotoSubject, algorithm: string): string {
   const alg = algs.includes(algorithm) ? algorithm : algs[0];
   if (alg === undefined) return `${label} (no digest)`;
   return `${label} ${clip(alg, 20)}:${clip(String(digestOf(subject, alg)), 12)}`;
-}
-
-/** One printable line of at most `max` characters, for echoing untrusted input in messages. */
-function clip(s: string, max: number): string {
-  // eslint-disable-next-line no-control-regex
-  const line = s.replace(/[\u0000-\u001f\u007f-\u009f\u2028\u2029]/g, '?');
-  return line.length > max ? `${line.slice(0, max)}...` : line;
 }

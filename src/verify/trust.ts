@@ -1,8 +1,8 @@
 import { TrustedRoot } from '@sigstore/protobuf-specs';
 import { toTrustMaterial, type TrustMaterial } from '@sigstore/verify';
 import { GateError } from '../errors.js';
-import { isPlainObject, parseJSON, readBoundedFile, sha256Hex } from '../input.js';
-import { packagePath } from '../paths.js';
+import { isPlainObject, parseJSON, readBoundedFile, sha256Hex } from '../util/input.js';
+import { packagePath } from '../util/paths.js';
 
 export const TRUSTED_ROOT_MEDIA_TYPE = 'application/vnd.dev.sigstore.trustedroot+json;version=0.1';
 

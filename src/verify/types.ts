@@ -1,11 +1,8 @@
 import type { GateErrorCode } from '../errors.js';
 
-/** A digest the caller asks about: the artifact (or in-toto subject) being decided on. */
-export interface ArtifactDigest {
-  algorithm: 'sha256' | 'sha512';
-  /** lowercase hex */
-  hex: string;
-}
+import type { ArtifactDigest } from '../subject.js';
+
+export type { ArtifactDigest } from '../subject.js';
 
 /** What the signature must cover: the artifact's bytes, or only its digest. */
 export type ArtifactInput = { bytes: Buffer } | { digest: ArtifactDigest };

@@ -5,7 +5,7 @@ import path from 'node:path';
 import { promisify } from 'node:util';
 import { describe, expect, it } from 'vitest';
 import { parse } from 'yaml';
-import { packagePath } from '../../src/paths.js';
+import { packagePath } from '../../src/util/paths.js';
 import { FIXTURES } from '../helpers.js';
 
 /**

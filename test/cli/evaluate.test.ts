@@ -2,7 +2,7 @@ import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { packagePath } from '../../src/paths.js';
+import { packagePath } from '../../src/util/paths.js';
 import { cli, FIXTURES } from '../helpers.js';
 
 /** `gate evaluate`: the evaluate stage alone, on the built default policy or a chosen one. */

@@ -5,7 +5,7 @@ import fc from 'fast-check';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { opaEval } from '../../src/evaluate/opa-cli.js';
 import { loadCompiledPolicy, type CompiledPolicy } from '../../src/evaluate/policy.js';
-import { packagePath } from '../../src/paths.js';
+import { packagePath } from '../../src/util/paths.js';
 
 /**
  * The same inputs through OPA's own Go evaluator (`opa eval` on the Rego sources) and through

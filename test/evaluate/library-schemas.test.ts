@@ -2,7 +2,7 @@ import { readdirSync, readFileSync } from 'node:fs';
 import { Ajv2020, type ValidateFunction } from 'ajv/dist/2020.js';
 import { describe, expect, it } from 'vitest';
 import { checkPolicyInput } from '../../src/evaluate/input.js';
-import { packagePath } from '../../src/paths.js';
+import { packagePath } from '../../src/util/paths.js';
 
 /**
  * The default library's documents against the schemas that describe them to users: its data

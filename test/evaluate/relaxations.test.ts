@@ -5,7 +5,7 @@ import { beforeAll, describe, expect, it } from 'vitest';
 import { opaEval } from '../../src/evaluate/opa-cli.js';
 import { loadCompiledPolicy, type CompiledPolicy } from '../../src/evaluate/policy.js';
 import type { PolicyAttestation, PolicyInput } from '../../src/evaluate/input.js';
-import { packagePath } from '../../src/paths.js';
+import { packagePath } from '../../src/util/paths.js';
 
 /**
  * Issue 8's attacks on the default library (items 4, 8 and 10), run through the WebAssembly the

@@ -2,7 +2,7 @@ import { readFileSync, writeFileSync, mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { readBoundedFile, parseJSON } from '../../src/input.js';
+import { readBoundedFile, parseJSON } from '../../src/util/input.js';
 import { parseBundle } from '../../src/verify/bundle.js';
 import { expectCode, FIXTURES } from '../helpers.js';
 

@@ -5,12 +5,12 @@ import { GateError } from '../../src/errors.js';
 import {
   SLSA_PROVENANCE_V1,
   matchSubject,
-  parseDigest,
   parseStatement,
   validatePredicate,
   validateResourceDescriptor,
 } from '../../src/verify/statement.js';
-import type { ArtifactDigest, InTotoStatement } from '../../src/verify/types.js';
+import { parseDigest, type ArtifactDigest } from '../../src/subject.js';
+import type { InTotoStatement } from '../../src/verify/types.js';
 
 const V1 = 'https://in-toto.io/Statement/v1';
 const V01 = 'https://in-toto.io/Statement/v0.1';

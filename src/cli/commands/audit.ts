@@ -16,9 +16,8 @@ import { loadConfig, type GateConfig } from '../../config.js';
 import type { Outcome } from '../../decision.js';
 import { GateError } from '../../errors.js';
 import { loadCompiledPolicy } from '../../evaluate/policy.js';
-import { readBoundedFile } from '../../input.js';
-import { EXIT, type CommandIO } from '../io.js';
-import { reportError } from './verify-bundle.js';
+import { readBoundedFile } from '../../util/input.js';
+import { EXIT, type CommandIO, reportError } from '../io.js';
 
 export interface AuditOptions {
   config?: string;

@@ -3,9 +3,8 @@ import path from 'node:path';
 import { breakGlassStatement } from '../../breakglass/request.js';
 import { BREAK_GLASS_PREDICATE_TYPE } from '../../breakglass/types.js';
 import { GateError } from '../../errors.js';
-import { EXIT, type CommandIO } from '../io.js';
-import { parseSubject } from './check.js';
-import { reportError } from './verify-bundle.js';
+import { EXIT, type CommandIO, reportError } from '../io.js';
+import { parseSubject } from '../../subject.js';
 
 export interface BreakGlassRequestCommandOptions {
   subject: string[];

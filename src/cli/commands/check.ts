@@ -12,11 +12,10 @@ import {
   MAX_CONTEXT_DEPTH,
   parseJSON,
   readBoundedFile,
-} from '../../input.js';
+} from '../../util/input.js';
 import { defaultSources } from '../../collect/sources.js';
-import { parseDigest } from '../../verify/statement.js';
-import { EXIT, type CommandIO } from '../io.js';
-import { reportError } from './verify-bundle.js';
+import { parseSubject } from '../../subject.js';
+import { EXIT, type CommandIO, reportError } from '../io.js';
 
 export interface CheckOptions {
   subject: string[];
@@ -141,18 +140,6 @@ function withFlags(config: GateConfig, opts: CheckOptions, cwd: string): GateCon
       ...(opts.storeUrl ? { store: { url: opts.storeUrl } } : {}),
     },
   };
-}
-
-/** `sha256:HEX`, or `NAME[@VERSION]=sha256:HEX` for a component of a release set. */
-export function parseSubject(arg: string): CheckRequest['subjects'][number] {
-  const eq = arg.lastIndexOf('=');
-  if (eq === -1) return { digest: parseDigest(arg) };
-  const label = arg.slice(0, eq);
-  const at = label.lastIndexOf('@');
-  const name = at > 0 ? label.slice(0, at) : label;
-  const version = at > 0 ? label.slice(at + 1) : undefined;
-  if (!name) throw new GateError('USAGE_ERROR', `subject ${JSON.stringify(arg)} has an empty name`);
-  return { digest: parseDigest(arg.slice(eq + 1)), name, ...(version ? { version } : {}) };
 }
 
 function readContext(file: string): Record<string, unknown> {

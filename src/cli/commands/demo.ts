@@ -1,15 +1,14 @@
 import { readdirSync } from 'node:fs';
 import path from 'node:path';
 import { GateError } from '../../errors.js';
-import { isPlainObject, parseJSON, readBoundedFile } from '../../input.js';
-import { packagePath } from '../../paths.js';
+import { isPlainObject, parseJSON, readBoundedFile } from '../../util/input.js';
+import { packagePath } from '../../util/paths.js';
 import { verifyAttestation } from '../../verify/attestation.js';
 import { compileIdentityRules } from '../../verify/identity.js';
-import { parseDigest } from '../../verify/statement.js';
+import { parseDigest } from '../../subject.js';
 import { loadTrustedRoot } from '../../verify/trust.js';
 import type { IdentityRule, VerifiedAttestation } from '../../verify/types.js';
-import { EXIT, type CommandIO } from '../io.js';
-import { reportError } from './verify-bundle.js';
+import { EXIT, type CommandIO, reportError } from '../io.js';
 
 interface DemoConfig {
   description: string;

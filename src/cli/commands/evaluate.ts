@@ -2,9 +2,8 @@ import path from 'node:path';
 import { checkPolicyInput } from '../../evaluate/input.js';
 import type { PolicyResult } from '../../evaluate/output.js';
 import { DEFAULT_POLICY_PATH, loadCompiledPolicy } from '../../evaluate/policy.js';
-import { parseJSON, readBoundedFile } from '../../input.js';
-import { EXIT, type CommandIO } from '../io.js';
-import { reportError } from './verify-bundle.js';
+import { parseJSON, readBoundedFile } from '../../util/input.js';
+import { EXIT, type CommandIO, reportError } from '../io.js';
 
 export interface EvaluateOptions {
   input: string;

@@ -13,8 +13,7 @@ import {
   type TlsPair,
   type TlsReloader,
 } from '../../server/tls.js';
-import { EXIT, type CommandIO } from '../io.js';
-import { reportError } from './verify-bundle.js';
+import { EXIT, type CommandIO, reportError } from '../io.js';
 
 export interface ServeOptions {
   config?: string;

@@ -2,8 +2,7 @@ import { writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { GateError } from '../../errors.js';
 import { refreshTrustedRootWithTUF } from '../../verify/trust.js';
-import { EXIT, type CommandIO } from '../io.js';
-import { reportError } from './verify-bundle.js';
+import { EXIT, type CommandIO, reportError } from '../io.js';
 
 export interface TrustRefreshOptions {
   out: string;

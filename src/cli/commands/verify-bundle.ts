@@ -1,12 +1,12 @@
 import { existsSync } from 'node:fs';
 import path from 'node:path';
-import { GateError, isGateError, type GateErrorCode } from '../../errors.js';
-import { readBoundedFile, MAX_DOCUMENT_BYTES } from '../../input.js';
+import { GateError } from '../../errors.js';
+import { readBoundedFile, MAX_DOCUMENT_BYTES } from '../../util/input.js';
 import { attestationOf } from '../../verify/attestation.js';
 import { loadTrustedRoot } from '../../verify/trust.js';
 import type { ArtifactInput } from '../../verify/types.js';
 import { verifyBundle } from '../../verify/verifier.js';
-import { EXIT, type CommandIO } from '../io.js';
+import { EXIT, reportError, type CommandIO } from '../io.js';
 
 export interface VerifyBundleCommandOptions {
   bundle: string;
@@ -99,24 +99,4 @@ function describeSigner(signer: {
   return signer.kind === 'key'
     ? `key ${signer.keyId}`
     : `${signer.identity} (issuer ${signer.issuer})`;
-}
-
-const CANNOT_RUN: ReadonlySet<GateErrorCode> = new Set([
-  'USAGE_ERROR',
-  'INPUT_UNREADABLE',
-  'INPUT_TOO_LARGE',
-  'TRUST_ROOT_INVALID',
-  'TRUST_ROOT_UNAVAILABLE',
-  'IDENTITY_RULE_INVALID',
-]);
-
-/** One line on stderr with the code; never a stack trace. */
-export function reportError(err: unknown, io: CommandIO): number {
-  if (isGateError(err)) {
-    io.stderr(`gate: ${err.code}: ${err.message}\n`);
-    return CANNOT_RUN.has(err.code) ? EXIT.error : EXIT.failed;
-  }
-  const message = err instanceof Error ? err.message : String(err);
-  io.stderr(`gate: INTERNAL_ERROR: ${message}\n`);
-  return EXIT.error;
 }

@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto';
 import { readFileSync, statSync } from 'node:fs';
-import { GateError } from './errors.js';
+import { GateError } from '../errors.js';
 
 /** Largest bundle, envelope or trusted root the gate reads: real ones are a few KiB. */
 export const MAX_DOCUMENT_BYTES = 4 * 1024 * 1024;
@@ -127,4 +127,11 @@ export function valueDepthExceeds(value: unknown, max: number): boolean {
     for (const child of Object.values(v)) stack.push([child, depth + 1]);
   }
   return false;
+}
+
+/** One printable line of at most `max` characters, for echoing untrusted input in messages. */
+export function clip(s: string, max: number): string {
+  // eslint-disable-next-line no-control-regex
+  const line = s.replace(/[\u0000-\u001f\u007f-\u009f\u2028\u2029]/g, '?');
+  return line.length > max ? `${line.slice(0, max)}...` : line;
 }
