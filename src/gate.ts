@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
-import type { Ledger } from './audit/ledger.js';
+import type { AuditLedger, Ledger } from './audit/ledger.js';
 import { openLedger } from './audit/open.js';
 import { savePolicy } from './audit/policy-store.js';
 import { checkBreakGlass, type BreakGlassContext } from './breakglass/check.js';
@@ -47,6 +47,8 @@ export interface Gate {
   readonly outbox: Outbox | undefined;
   /** the data the policy runs with (the library's defaults merged with the user's config) */
   readonly policyData: unknown;
+  /** the ledger the gate records to, for queries (undefined for a JSON Lines ledger) */
+  readonly ledger: AuditLedger | undefined;
 }
 
 /** Everything that touches disk, network and clock, injectable for tests. */
@@ -167,7 +169,16 @@ export async function createGate(config: GateConfig, deps: GateDeps = {}): Promi
     }
   }
 
-  return { check, close: () => ledger.close(), policy, trust, outbox, policyData: data };
+  const auditable = 'query' in opened ? (opened as AuditLedger) : undefined;
+  return {
+    check,
+    close: () => ledger.close(),
+    policy,
+    trust,
+    outbox,
+    policyData: data,
+    ledger: auditable,
+  };
 }
 
 async function loadPolicy(config: GateConfig): Promise<{ policy: CompiledPolicy; data: unknown }> {
