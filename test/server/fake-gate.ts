@@ -31,6 +31,7 @@ export function fakeGate(answer: Answer = (req) => decisionFor(req, 'allow')): F
     trust: {} as Trust,
     outbox: undefined,
     policyData: undefined,
+    ledger: undefined,
   };
   return gate;
 }
