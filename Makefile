@@ -11,9 +11,9 @@ REGO := $(shell find policies -type f 2>/dev/null)
 OPA_VERSION := v1.22.2
 TOOLS := $(CURDIR)/.tools/bin
 OPA := $(or $(shell command -v opa 2>/dev/null),$(TOOLS)/opa)
-# Example inputs and docs live beside the Rego but are not policy data.
-OPA_IGNORE := --ignore examples --ignore '*.md'
-OPA_BUILD_FLAGS := -t wasm -e gate/decision --ignore '*_test.rego' $(OPA_IGNORE)
+# policies/ holds only what opa loads (Rego and data.json), so the plain opa commands need no
+# flags; the build leaves the tests out of the decision. Example inputs live in examples/policy-inputs.
+OPA_BUILD_FLAGS := -t wasm -e gate/decision --ignore '*_test.rego'
 POLICY_BUNDLE := dist/policy/bundle.tar.gz
 
 .PHONY: help deps build policies test lint demo bench clean
@@ -47,13 +47,13 @@ $(TOOLS)/opa:
 	GOBIN=$(TOOLS) CGO_ENABLED=0 GOTOOLCHAIN=local go install github.com/open-policy-agent/opa@$(OPA_VERSION)
 
 $(POLICY_BUNDLE): $(OPA) $(REGO)
-	$(OPA) check --strict $(OPA_IGNORE) policies/
-	$(OPA) test $(OPA_IGNORE) policies/
+	$(OPA) check --strict policies/
+	$(OPA) test policies/
 	@mkdir -p $(dir $@)
 	$(OPA) build $(OPA_BUILD_FLAGS) -o $@ policies/
 
 test: build policies ## run every test: opa test, typecheck, unit, conformance, end-to-end
-	$(OPA) test $(OPA_IGNORE) policies/
+	$(OPA) test policies/
 	npx tsc -p tsconfig.json --noEmit
 	@# PostgreSQL ledger tests start their own server on 127.0.0.1; this installs it when missing (as root)
 	bash test/support/ensure-postgres.sh

@@ -18,7 +18,7 @@ import { packagePath } from '../src/util/paths.js';
  * input and the module parses it; the decision is read back and checked against its schema).
  */
 const POLICIES = packagePath('policies');
-const INPUT_FILE = path.join(POLICIES, 'examples', 'allow-production.json');
+const INPUT_FILE = packagePath('examples', 'policy-inputs', 'allow-production.json');
 const input = JSON.parse(readFileSync(INPUT_FILE, 'utf8')) as unknown;
 const inputBytes = Buffer.byteLength(JSON.stringify(input));
 let policy: CompiledPolicy;

@@ -6,7 +6,7 @@ import { packagePath } from '../../src/util/paths.js';
 import { cli, FIXTURES } from '../helpers.js';
 
 /** `gate evaluate`: the evaluate stage alone, on the built default policy or a chosen one. */
-const examples = packagePath('policies', 'examples');
+const examples = packagePath('examples', 'policy-inputs');
 const tmp = mkdtempSync(path.join(tmpdir(), 'gate-evaluate-'));
 
 describe('gate evaluate', () => {

@@ -13,7 +13,7 @@ import { packagePath } from '../../src/util/paths.js';
  * the policy its authors tested.
  */
 const POLICIES = packagePath('policies');
-const EXAMPLES = path.join(POLICIES, 'examples');
+const EXAMPLES = packagePath('examples', 'policy-inputs');
 const inputs = readdirSync(EXAMPLES)
   .filter((f) => f.endsWith('.json') && f !== 'expected.json')
   .sort();

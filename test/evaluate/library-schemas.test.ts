@@ -19,9 +19,9 @@ const validator = (file: string): ValidateFunction => {
 };
 const CHANGE = 'https://gate.dev/attestation/change/v1';
 
-const examples = readdirSync(packagePath('policies', 'examples'))
+const examples = readdirSync(packagePath('examples', 'policy-inputs'))
   .filter((f) => f.endsWith('.json') && f !== 'expected.json')
-  .map((f) => [f, json('policies', 'examples', f)] as const);
+  .map((f) => [f, json('examples', 'policy-inputs', f)] as const);
 
 describe('the default library’s documents', () => {
   it('data.json is valid policy data', () => {

@@ -11,7 +11,7 @@ import { packagePath } from '../../src/util/paths.js';
  * Issue 8's attacks on the default library (items 4, 8 and 10), run through the WebAssembly the
  * gate evaluates and through `opa eval`: what the caller writes in the unsigned context, how a
  * test-result predicate names its suites, and how old a staging summary may be. Each input is an
- * example of policies/examples with one thing changed, as an attacker or a real pipeline would.
+ * example of examples/policy-inputs with one thing changed, as an attacker or a real pipeline would.
  */
 const POLICIES = packagePath('policies');
 const tmp = mkdtempSync(path.join(tmpdir(), 'gate-relax-'));
@@ -20,7 +20,7 @@ const CHANGE = 'https://gate.dev/attestation/change/v1';
 const VSA = 'https://slsa.dev/verification_summary/v1';
 
 const example = (name: string): PolicyInput =>
-  JSON.parse(readFileSync(path.join(POLICIES, 'examples', name), 'utf8')) as PolicyInput;
+  JSON.parse(readFileSync(packagePath('examples', 'policy-inputs', name), 'utf8')) as PolicyInput;
 const pred = (a: PolicyAttestation) => a.predicate as Record<string, unknown>;
 const ofType = (i: PolicyInput, type: string) =>
   i.attestations.filter((a) => a.predicateType === type);
