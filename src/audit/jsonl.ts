@@ -2,16 +2,19 @@ import { readFileSync } from 'node:fs';
 import { appendLinesDurably } from '../util/append.js';
 import type { Decision } from '../decision.js';
 import { GateError } from '../errors.js';
-import type { Ledger } from './ledger.js';
+import { verifyJsonl } from './jsonl-verify.js';
+import type { Ledger, VerifiableLedger } from './ledger.js';
 
-export type { Ledger } from './ledger.js';
+/** The JSON Lines ledger: written by the gate, verified (as far as it can be) by auditors. */
+export type JsonlLedger = Ledger & VerifiableLedger;
 
 /**
  * A JSON Lines ledger: one record per decision, appended and fsynced before the decision is
- * returned. The hash-chained SQLite/PostgreSQL ledger replaces it (issue 5).
+ * returned. The hash-chained SQLite/PostgreSQL ledger replaces it (issue 5); jsonl-reader.ts
+ * reads it back.
  */
-export function createJsonlLedger(file: string): Ledger {
-  const ledger: Ledger = {
+export function createJsonlLedger(file: string): JsonlLedger {
+  const ledger: JsonlLedger = {
     async append(decision, input) {
       // single use, by the records themselves (one process: the gate's lock serialises this
       // check and the write; this plain file has no lock between processes)
@@ -44,6 +47,8 @@ export function createJsonlLedger(file: string): Ledger {
       const needle = JSON.stringify(requestId);
       return text.split('\n').some((line) => line.includes(needle) && usedBy(line, requestId));
     },
+    // no chain and no checkpoints: nothing is signed, so a key has nothing to check
+    verify: (_publicKey, opts) => verifyJsonl(file, opts),
     async close() {},
   };
   return ledger;

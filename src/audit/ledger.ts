@@ -1,6 +1,8 @@
+import type { KeyObject } from 'node:crypto';
 import type { Decision, Outcome } from '../decision.js';
 import type { IndexTables } from './index-audit.js';
 import type { Checkpoint, LedgerRecord } from './record.js';
+import type { ChainVerification, VerifyOptions } from './verify-chain.js';
 
 /** Where decisions are recorded. A decision is acknowledged only after append resolves. */
 export interface Ledger {
@@ -13,6 +15,7 @@ export interface Ledger {
   close(): Promise<void>;
 }
 
+/** The one query over recorded decisions: CLI flags, HTTP query strings and every backend. */
 export interface LedgerQuery {
   /** "sha256:<hex>" */
   subject?: string;
@@ -29,8 +32,20 @@ export interface LedgerQuery {
   limit?: number;
 }
 
+/** What an auditor asks of a verification besides the key: checkpoints held outside, size, cadence. */
+export type LedgerVerifyOptions = Omit<VerifyOptions, 'indexes'>;
+
+/** A ledger that can check itself: every backend does it its own way, with the same answers. */
+export interface VerifiableLedger {
+  /**
+   * Everything `gate audit verify` checks: the records, their indexes, single use of
+   * break-glass requests, the checkpoints stored and held outside, their cadence.
+   */
+  verify(publicKey?: KeyObject, opts?: LedgerVerifyOptions): Promise<ChainVerification>;
+}
+
 /** A hash-chained ledger an auditor can query and verify (SQLite, PostgreSQL). */
-export interface AuditLedger extends Ledger {
+export interface AuditLedger extends Ledger, VerifiableLedger {
   query(q: LedgerQuery): Promise<LedgerRecord[]>;
   get(id: string): Promise<LedgerRecord | undefined>;
   /** every record in chain order, streamed: for verification and export */

@@ -5,7 +5,7 @@ import type { CheckpointOptions } from './checkpointer.js';
 import { checkpointMessage } from '../notify/message.js';
 import type { Outbox } from '../notify/outbox.js';
 import { createPublisher, type CheckpointHook } from './publish.js';
-import { createJsonlLedger } from './jsonl.js';
+import { createJsonlLedger, type JsonlLedger } from './jsonl.js';
 import type { AuditLedger, Ledger } from './ledger.js';
 import { createPostgresLedger } from './postgres.js';
 import { createSqliteLedger } from './sqlite.js';
@@ -26,6 +26,14 @@ export async function openLedger(
 ): Promise<Ledger> {
   if (c.backend === 'jsonl') return createJsonlLedger(c.path);
   return openAuditLedger(c, opts);
+}
+
+/** Any configured ledger, opened read-only to be verified (gate audit verify). */
+export async function openLedgerToVerify(
+  c: GateConfig['ledger'],
+): Promise<AuditLedger | JsonlLedger> {
+  if (c.backend === 'jsonl') return createJsonlLedger(c.path);
+  return openAuditLedger(c, { readOnly: true });
 }
 
 /** A ledger an auditor can query and verify (not the plain JSON Lines file). */

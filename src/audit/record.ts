@@ -105,11 +105,7 @@ export function makeRecordWithBody(
     time: decision.time,
     environment: decision.environment,
     outcome: decision.outcome,
-    subjects: decision.subjects.flatMap((s) =>
-      Object.entries(s.digest).map(([alg, hex]) => `${alg}:${hex}`),
-    ),
-    ...(decision.override ? { requester: decision.override.requester } : {}),
-    rules: decision.override?.overridden ?? decision.violations.map((v) => v.id),
+    ...indexedFields(decision),
     decision,
     input: gzipSync(canonical(input)).toString('base64'),
     prevHash,
@@ -117,6 +113,19 @@ export function makeRecordWithBody(
   const body = canonical(fields);
   const hash = crypto.createHash('sha256').update(body).digest('hex');
   return { record: { ...fields, hash }, body };
+}
+
+/** The fields of a decision that queries look up (LedgerQuery): indexed by every backend. */
+export function indexedFields(
+  decision: Decision,
+): Pick<LedgerRecord, 'subjects' | 'requester' | 'rules'> {
+  return {
+    subjects: decision.subjects.flatMap((s) =>
+      Object.entries(s.digest).map(([alg, hex]) => `${alg}:${hex}`),
+    ),
+    ...(decision.override ? { requester: decision.override.requester } : {}),
+    rules: decision.override?.overridden ?? decision.violations.map((v) => v.id),
+  };
 }
 
 /** The recorded policy input, for replay. */

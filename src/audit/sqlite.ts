@@ -1,11 +1,10 @@
-import type { KeyObject } from 'node:crypto';
 import path from 'node:path';
 import type { Decision } from '../decision.js';
 import { GateError } from '../errors.js';
 import { createCheckpointer, type CheckpointOptions } from './checkpointer.js';
 import type { AuditLedger } from './ledger.js';
 import type { IndexTables } from './index-audit.js';
-import type { ChainVerification, Checkpoint } from './record.js';
+import type { Checkpoint } from './record.js';
 import { overrideOf, sqliteIndexTables } from './sqlite-index.js';
 import {
   querySql,
@@ -17,7 +16,6 @@ import {
 } from './sqlite-rows.js';
 import { isBusy, ledgerError, openLedgerDb, openReadOnly, sql, type Db } from './sqlite-schema.js';
 import { verifyStoredChain } from './sqlite-verify.js';
-import type { VerifyOptions } from './verify-chain.js';
 import { appendBatch, checkpointNow, headOf } from './sqlite-append.js';
 
 export const DEFAULT_SQLITE_LEDGER_PATH = path.join('.gate', 'ledger.db');
@@ -35,15 +33,6 @@ export interface SqliteLedgerOptions {
   publish?: (signed: Checkpoint[]) => void;
   /** only read (gate audit): never create, migrate or write the file; works on read-only media */
   readOnly?: boolean;
-}
-
-/** The SQLite ledger: an AuditLedger that can also verify its own chain fast. */
-export interface SqliteLedger extends AuditLedger {
-  /**
-   * The answer of verifyChain(records(), checkpoints(), publicKey), computed from the stored
-   * bytes without re-canonicalising each record (sqlite-verify.ts): for `gate audit verify`.
-   */
-  verify(publicKey?: KeyObject, opts?: Omit<VerifyOptions, 'indexes'>): Promise<ChainVerification>;
 }
 
 interface Pending {
@@ -66,7 +55,7 @@ const PAGE = 2000;
  * first use and reopened after a failure: a ledger that cannot be used answers LEDGER_UNAVAILABLE,
  * and recovers when the file does.
  */
-export function createSqliteLedger(opts: SqliteLedgerOptions = {}): SqliteLedger {
+export function createSqliteLedger(opts: SqliteLedgerOptions = {}): AuditLedger {
   const file = opts.path ?? DEFAULT_SQLITE_LEDGER_PATH;
   const now = opts.now ?? (() => new Date());
   const busyTimeoutMs = opts.busyTimeoutMs ?? 5000;
@@ -233,6 +222,8 @@ export function createSqliteLedger(opts: SqliteLedgerOptions = {}): SqliteLedger
 
     indexTables: (): IndexTables => read('indexes', sqliteIndexTables),
 
+    // From the stored bytes, without re-canonicalising each record (sqlite-verify.ts): the
+    // answer of verifyRecords (verify-ledger.ts), several times faster.
     async verify(publicKey, verifyOpts) {
       try {
         return await verifyStoredChain(file, busyTimeoutMs, publicKey, verifyOpts);

@@ -36,6 +36,11 @@ export interface ChainVerification {
   checkpoints: number;
   /** the first record (or checkpoint, or index row) that does not fit the chain */
   firstBroken?: Broken;
+  /**
+   * false for a ledger without a hash chain (JSON Lines): only the records' shape and single use
+   * were checked; an edited or removed record cannot be seen.
+   */
+  chained?: false;
 }
 
 export interface VerifyOptions {

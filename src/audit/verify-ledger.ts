@@ -1,24 +1,23 @@
-import type { KeyObject } from 'node:crypto';
+import { createPublicKey, type KeyObject } from 'node:crypto';
+import type { GateConfig } from '../config.js';
 import { GateError } from '../errors.js';
 import { createIndexAudit } from './index-audit.js';
-import type { AuditLedger } from './ledger.js';
+import type { AuditLedger, LedgerVerifyOptions } from './ledger.js';
 import type { Checkpoint, LedgerRecord } from './record.js';
-import type { SqliteLedger } from './sqlite.js';
-import { verifyChain, type ChainVerification, type VerifyOptions } from './verify-chain.js';
+import { verifyChain, type ChainVerification } from './verify-chain.js';
+
+/** What a verification reads through a ledger's public methods. */
+export type ChainSource = Pick<AuditLedger, 'head' | 'checkpoints' | 'records' | 'indexTables'>;
 
 /**
- * Everything `gate audit verify` checks, on either backend: the chain, every index against the
- * records, single use of break-glass requests, the checkpoints stored, their cadence, and the
- * checkpoints held outside. The SQLite ledger does it from its stored bytes in one snapshot,
- * faster; the answer is the same.
+ * verifyChain over the records as the ledger returns them, with every index cross-checked: the
+ * way of a backend that keeps no bytes to check faster (PostgreSQL; SQLite has sqlite-verify.ts).
  */
-export async function verifyLedger(
-  ledger: AuditLedger,
+export async function verifyRecords(
+  ledger: ChainSource,
   publicKey: KeyObject | undefined,
-  opts: Omit<VerifyOptions, 'indexes'> = {},
+  opts: LedgerVerifyOptions = {},
 ): Promise<ChainVerification> {
-  const fast = (ledger as Partial<SqliteLedger>).verify;
-  if (fast) return fast.call(ledger, publicKey, opts);
   // Replicas go on appending: verify the first `size` records, with the checkpoints of those;
   // a checkpoint beyond the head as it is now still means records were removed.
   const size = (await ledger.head()).size;
@@ -40,6 +39,26 @@ async function* first(records: AsyncIterable<LedgerRecord>, n: number) {
     yield r;
     if (++seen >= n) return;
   }
+}
+
+/**
+ * The key and cadence a verification uses by default: the ledger's public key (or the public half
+ * of its checkpoint key), `pem` when the auditor brings one; with a key the ledger is
+ * checkpointed, at the configured cadence or the default one.
+ */
+export function verifyDefaults(
+  c: GateConfig['ledger'],
+  pem?: string | Buffer,
+): { publicKey?: KeyObject; everyRecords?: number } {
+  const text = pem ?? c.publicKeyPem ?? c.checkpointKeyPem;
+  if (text === undefined) return {};
+  let publicKey: KeyObject;
+  try {
+    publicKey = createPublicKey(text);
+  } catch (err) {
+    throw new GateError('CONFIG_INVALID', 'the ledger public key is not a pem key', { cause: err });
+  }
+  return { publicKey, everyRecords: c.checkpointEvery?.records ?? 100 };
 }
 
 /**

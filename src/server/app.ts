@@ -15,7 +15,10 @@ export const BREAK_GLASS_PREFIX = '/v1/break-glass';
 export interface ServerOptions {
   /** owned by the server from now on: closing the server closes the gate */
   gate: Gate;
-  /** the gate's configuration: its ledger path serves /v1/audit */
+  /**
+   * the gate's configuration: /v1/audit reads the gate's own ledger, with the configured ledger's
+   * key and cadence (verify) and policy store (replay); a JSON Lines ledger is read from its file
+   */
   config?: GateConfig;
   /** allowed bearer tokens; break-glass and audit routes refuse everyone when a list is empty */
   tokens?: { breakGlass?: string[]; audit?: string[]; decisions?: string[] };
@@ -68,13 +71,16 @@ export function createServer(opts: ServerOptions): FastifyInstance {
   installMetrics(app, metrics);
   registerHealth(app, opts.ready ?? (() => true));
   const check = countedCheck(opts.gate, metrics);
-  registerDecisionRoutes(app, check, { allowDryRun: opts.allowDryRun === true });
+  registerDecisionRoutes(app, check, {
+    allowDryRun: opts.allowDryRun === true,
+    summarize: (d) => opts.gate.summarize(d),
+  });
   registerAdmissionRoute(app, check, {
     ...opts.admission,
     ...(opts.admissionEnvironment ? { defaultEnvironment: opts.admissionEnvironment } : {}),
     bodyLimit: Math.max(bodyLimit, ADMISSION_BODY_LIMIT),
   });
-  if (opts.config) registerAuditRoutes(app, opts.config.ledger);
+  if (opts.config) registerAuditRoutes(app, opts.gate, opts.config.ledger);
   installDraining(app);
   // Runs after fastify has stopped listening and the requests in flight have finished.
   app.addHook('onClose', async () => opts.gate.close());

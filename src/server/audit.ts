@@ -1,32 +1,23 @@
-import { createPublicKey, type KeyObject } from 'node:crypto';
-import type { FastifyInstance } from 'fastify';
-import type { AuditLedger } from '../audit/ledger.js';
-import { openAuditLedger } from '../audit/open.js';
-import { recordedInput } from '../audit/record.js';
-import { verifyLedger } from '../audit/verify-ledger.js';
+import type { FastifyInstance, FastifyRequest } from 'fastify';
+import { createJsonlLedger } from '../audit/jsonl.js';
+import { MAX_JSONL_LIMIT, readDecisions } from '../audit/jsonl-reader.js';
+import type { AuditLedger, LedgerQuery } from '../audit/ledger.js';
+import { policyStoreFor } from '../audit/policy-store.js';
+import { recordedInput, type LedgerRecord } from '../audit/record.js';
+import { createReplayer } from '../audit/replay.js';
+import { verifyDefaults } from '../audit/verify-ledger.js';
 import type { GateConfig } from '../config.js';
-import type { Outcome } from '../decision.js';
 import { GateError } from '../errors.js';
+import type { Gate } from '../gate.js';
 import { parseDigest } from '../subject.js';
 import { ENVIRONMENT_SCHEMA } from './decisions.js';
-import { MAX_AUDIT_LIMIT, readDecisions } from './ledger-reader.js';
+import { HttpError } from './errors.js';
 
 export const AUDIT_PREFIX = '/v1/audit';
 const DEFAULT_LIMIT = 100;
 
-interface AuditQuery {
-  subject?: string;
-  environment?: string;
-  outcome?: Outcome;
-  from?: string;
-  to?: string;
-  requester?: string;
-  rule?: string;
-  limit?: string;
-}
-
-// Query values arrive as strings and the server's validator does not coerce types (so a body
-// never has "true" read as true), so the limit is a digit string parsed below.
+// The server's validator does not coerce types (so a body never has "true" read as true): a
+// limit of digits is made a number before validation (limitAsNumber), anything else is refused.
 const QUERY_SCHEMA = {
   type: 'object',
   additionalProperties: false,
@@ -38,98 +29,88 @@ const QUERY_SCHEMA = {
     to: { type: 'string', format: 'date-time' },
     requester: { type: 'string', maxLength: 500 },
     rule: { type: 'string', maxLength: 200 },
-    limit: { type: 'string', pattern: '^[0-9]{1,7}$' },
+    limit: { type: 'integer', minimum: 1, maximum: MAX_JSONL_LIMIT },
   },
 } as const;
 
-function limitOf(raw: string | undefined): number {
-  const n = raw === undefined ? DEFAULT_LIMIT : Number(raw);
-  if (n < 1 || n > MAX_AUDIT_LIMIT) {
-    throw new GateError(
-      'USAGE_ERROR',
-      `limit must be between 1 and ${MAX_AUDIT_LIMIT}, got ${raw}`,
-    );
-  }
-  return n;
+const ID_PARAMS = {
+  params: { type: 'object', properties: { id: { type: 'string', maxLength: 100 } } },
+} as const;
+
+async function limitAsNumber(request: FastifyRequest): Promise<void> {
+  const q = request.query as Record<string, unknown>;
+  if (typeof q.limit === 'string' && /^[0-9]{1,7}$/.test(q.limit)) q.limit = Number(q.limit);
 }
 
 /**
  * The audit routes (bearer token: see auth.ts): recorded decisions newest first, one decision
- * with its input, and a verification of the chain. Backed by the hash-chained ledger the gate
- * writes (SQLite or PostgreSQL); the plain JSON Lines ledger only answers the list.
+ * with its input, its replay, and a verification of the ledger. They read the ledger the gate
+ * writes (`gate.ledger`), never a second one opened on the same file. A JSON Lines ledger is no
+ * AuditLedger: its file is read for the list and verified as far as it can be; one decision and
+ * replay need SQLite or PostgreSQL.
  */
-export function registerAuditRoutes(app: FastifyInstance, ledger: GateConfig['ledger']): void {
-  let opened: Promise<AuditLedger> | undefined;
-  const audit = () => (opened ??= openAuditLedger(ledger));
-  app.addHook('onClose', async () => {
-    if (opened) await (await opened).close();
-  });
+export function registerAuditRoutes(
+  app: FastifyInstance,
+  gate: Pick<Gate, 'ledger' | 'policy'>,
+  config: GateConfig['ledger'],
+): void {
+  const jsonl = config.backend === 'jsonl' ? config.path : undefined;
+  const audit = (): AuditLedger => {
+    if (jsonl)
+      throw new GateError(
+        'CONFIG_INVALID',
+        'the jsonl ledger has no chain to query or verify: use sqlite or postgres',
+      );
+    if (!gate.ledger)
+      throw new GateError('LEDGER_UNAVAILABLE', 'the gate records to no ledger that can be read');
+    return gate.ledger;
+  };
+  const found = async (id: string): Promise<LedgerRecord> => {
+    const r = await audit().get(id);
+    if (!r) throw new HttpError(404, 'NOT_FOUND', `no decision ${id}`);
+    return r;
+  };
 
-  app.get<{ Querystring: AuditQuery }>(
+  app.get<{ Querystring: LedgerQuery }>(
     `${AUDIT_PREFIX}/decisions`,
-    { schema: { querystring: QUERY_SCHEMA } },
+    { schema: { querystring: QUERY_SCHEMA }, preValidation: limitAsNumber },
     async (request) => {
-      const q = request.query;
-      const limit = limitOf(q.limit);
-      if (ledger.backend === 'jsonl') {
-        const filter = {
-          ...(q.subject !== undefined ? { subject: parseDigest(q.subject) } : {}),
-          ...(q.environment !== undefined ? { environment: q.environment } : {}),
-          ...(q.outcome !== undefined ? { outcome: q.outcome } : {}),
-        };
-        const { decisions, skipped } = await readDecisions(ledger.path, filter, limit);
-        if (skipped > 0)
-          request.log.warn({ skipped }, 'ledger lines that do not parse were skipped');
-        return { decisions };
-      }
-      const subject = q.subject === undefined ? undefined : parseDigest(q.subject);
-      const records = await (
-        await audit()
-      ).query({
-        ...(subject ? { subject: `${subject.algorithm}:${subject.hex}` } : {}),
-        ...(q.environment !== undefined ? { environment: q.environment } : {}),
-        ...(q.outcome !== undefined ? { outcome: q.outcome } : {}),
-        ...(q.from !== undefined ? { from: q.from } : {}),
-        ...(q.to !== undefined ? { to: q.to } : {}),
-        ...(q.requester !== undefined ? { requester: q.requester } : {}),
-        ...(q.rule !== undefined ? { rule: q.rule } : {}),
-        limit,
-      });
-      return { decisions: records.map((r) => r.decision) };
+      const { subject, ...rest } = request.query;
+      const d = subject === undefined ? undefined : parseDigest(subject);
+      const q = { ...rest, ...(d ? { subject: `${d.algorithm}:${d.hex}` } : {}) };
+      q.limit ??= DEFAULT_LIMIT;
+      if (!jsonl) return { decisions: (await audit().query(q)).map((r) => r.decision) };
+      const { decisions, skipped } = await readDecisions(jsonl, q);
+      if (skipped > 0) request.log.warn({ skipped }, 'ledger lines that do not parse were skipped');
+      return { decisions };
     },
   );
 
   app.get<{ Params: { id: string } }>(
     `${AUDIT_PREFIX}/decisions/:id`,
-    {
-      schema: {
-        params: { type: 'object', properties: { id: { type: 'string', maxLength: 100 } } },
-      },
+    { schema: ID_PARAMS },
+    async (request) => {
+      const r = await found(request.params.id);
+      const { seq, hash, prevHash, decision } = r;
+      return { seq, hash, prevHash, decision, input: recordedInput(r) };
     },
-    async (request, reply) => {
-      const r = await (await audit()).get(request.params.id);
-      if (!r)
-        return reply
-          .code(404)
-          .send({ error: { code: 'NOT_FOUND', message: `no decision ${request.params.id}` } });
-      return {
-        seq: r.seq,
-        hash: r.hash,
-        prevHash: r.prevHash,
-        decision: r.decision,
-        input: recordedInput(r),
-      };
+  );
+
+  // then (the policy the decision was made with, from the store beside the ledger) and now (the
+  // policy this gate decides with)
+  const replay = createReplayer({ store: policyStoreFor(config), now: gate.policy });
+  app.get<{ Params: { id: string } }>(
+    `${AUDIT_PREFIX}/decisions/:id/replay`,
+    { schema: ID_PARAMS },
+    async (request) => {
+      const r = await found(request.params.id);
+      return replay({ decision: r.decision, input: recordedInput(r) });
     },
   );
 
   app.get(`${AUDIT_PREFIX}/verify`, async () => {
-    const key = publicKeyOf(ledger);
-    const everyRecords = key ? (ledger.checkpointEvery?.records ?? 100) : undefined;
-    return verifyLedger(await audit(), key, everyRecords ? { everyRecords } : {});
+    const { publicKey, everyRecords } = verifyDefaults(config);
+    const ledger = jsonl ? createJsonlLedger(jsonl) : audit();
+    return ledger.verify(publicKey, everyRecords ? { everyRecords } : {});
   });
-}
-
-function publicKeyOf(ledger: GateConfig['ledger']): KeyObject | undefined {
-  const pem = ledger.publicKeyPem ?? ledger.checkpointKeyPem;
-  return pem ? createPublicKey(pem) : undefined;
 }

@@ -23,7 +23,6 @@ import { createGate } from '../../src/gate.js';
 import { FIXTURES } from '../helpers.js';
 import { startPostgresServer, type PostgresServer } from '../support/postgres-server.js';
 import { decisionFor, digestOf, inputFor } from './postgres-helpers.js';
-import { verifyLedger } from '../../src/audit/verify-ledger.js';
 
 /**
  * The PostgreSQL ledger against a real server: a throwaway cluster started for this file
@@ -378,7 +377,7 @@ describe('tampering with the ledger in the database', () => {
       code: 'BREAK_GLASS_REPLAYED',
       message: expect.stringMatching(/request q was already used by record 3/),
     });
-    expect((await verifyLedger(ledger, publicKey)).firstBroken).toMatchObject({
+    expect((await ledger.verify(publicKey)).firstBroken).toMatchObject({
       seq: 3,
       id: 'r3',
       code: 'LEDGER_INDEX_MISMATCH',
@@ -391,7 +390,7 @@ describe('tampering with the ledger in the database', () => {
       `DELETE FROM record_subjects WHERE subject = 'sha256:${digestOf('lib2')}'`,
     );
     expect(await ledger.query({ subject: `sha256:${digestOf('lib2')}` })).toEqual([]);
-    expect((await verifyLedger(ledger, publicKey)).firstBroken).toMatchObject({
+    expect((await ledger.verify(publicKey)).firstBroken).toMatchObject({
       seq: 2,
       id: 'r2',
       code: 'LEDGER_INDEX_MISMATCH',
@@ -405,7 +404,7 @@ describe('tampering with the ledger in the database', () => {
     ['consumed_requests', `INSERT INTO consumed_requests VALUES ('z', 4)`, 4],
   ])('a row added to %s that no record says is named', async (table, edit, seq) => {
     const { ledger } = await tampered(edit);
-    expect((await verifyLedger(ledger, publicKey)).firstBroken).toMatchObject({
+    expect((await ledger.verify(publicKey)).firstBroken).toMatchObject({
       seq,
       code: 'LEDGER_INDEX_MISMATCH',
       table,
@@ -418,10 +417,10 @@ describe('tampering with the ledger in the database', () => {
     const held = await ledger.checkpoints();
     expect(held.map((c) => c.size)).toEqual([5, 10]);
     const opts = { everyRecords: 5, external: held };
-    expect(await verifyLedger(ledger, publicKey, opts)).toMatchObject({ ok: true, records: 12 });
+    expect(await ledger.verify(publicKey, opts)).toMatchObject({ ok: true, records: 12 });
     const attack = (edit: string) => sql(url, `SET session_replication_role = replica; ${edit}`);
     await attack('DELETE FROM checkpoints WHERE size = 10');
-    expect((await verifyLedger(ledger, publicKey, { everyRecords: 5 })).firstBroken).toMatchObject({
+    expect((await ledger.verify(publicKey, { everyRecords: 5 })).firstBroken).toMatchObject({
       seq: 10,
       code: 'LEDGER_CHECKPOINT_MISSING',
     });
@@ -431,8 +430,8 @@ describe('tampering with the ledger in the database', () => {
         .join('; '),
     );
     // cut back to a checkpoint, the ledger alone looks whole: the checkpoint held outside tells
-    expect(await verifyLedger(ledger, publicKey, { everyRecords: 5 })).toMatchObject({ ok: true });
-    expect((await verifyLedger(ledger, publicKey, opts)).firstBroken).toMatchObject({
+    expect(await ledger.verify(publicKey, { everyRecords: 5 })).toMatchObject({ ok: true });
+    expect((await ledger.verify(publicKey, opts)).firstBroken).toMatchObject({
       seq: 10,
       code: 'LEDGER_TRUNCATED',
     });
@@ -460,7 +459,7 @@ describe('tampering with the ledger in the database', () => {
         reason: { code: 'BREAK_GLASS_REPLAYED' },
       });
     }
-    expect(await verifyLedger(a, publicKey)).toEqual({ ok: true, records: 5, checkpoints: 0 });
+    expect(await a.verify(publicKey)).toEqual({ ok: true, records: 5, checkpoints: 0 });
   });
 
   it('an edited seq breaks the chain', async () => {

@@ -7,8 +7,8 @@ import { promisify } from 'node:util';
 import Database from 'better-sqlite3';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { makeRecordWithBody } from '../../src/audit/record.js';
-import { createSqliteLedger, type SqliteLedger } from '../../src/audit/sqlite.js';
-import { verifyLedger } from '../../src/audit/verify-ledger.js';
+import type { AuditLedger } from '../../src/audit/ledger.js';
+import { createSqliteLedger } from '../../src/audit/sqlite.js';
 import { sampleDecision, sha256 } from './sqlite-child.js';
 import { tamperedCopy } from './tamper.js';
 
@@ -26,7 +26,7 @@ const ONCALL = 'oncall@acme.example';
 
 let base: string;
 let pristine: string;
-const open: SqliteLedger[] = [];
+const open: AuditLedger[] = [];
 beforeAll(async () => {
   base = mkdtempSync(path.join(tmpdir(), 'gate-indexes-'));
   pristine = path.join(base, 'pristine.db');
@@ -46,7 +46,7 @@ afterEach(async () => {
 });
 afterAll(() => rmSync(base, { recursive: true, force: true }));
 
-function tampered(sql: string): SqliteLedger {
+function tampered(sql: string): AuditLedger {
   const l = tamperedCopy(pristine, base, sql);
   open.push(l);
   return l;
@@ -65,7 +65,7 @@ describe('the single-use check rests on the chained records', () => {
       message: expect.stringMatching(/req-1 was already used by record 3/),
     });
     expect((await l.head()).size).toBe(8);
-    const result = await verifyLedger(l, PUBLIC);
+    const result = await l.verify(PUBLIC);
     expect(result.firstBroken).toMatchObject({
       seq: 3,
       id: 'dec-00000002',
@@ -82,7 +82,7 @@ describe('the single-use check rests on the chained records', () => {
       code: 'LEDGER_UNAVAILABLE',
       message: expect.stringMatching(/consumed index names break-glass request req-9/),
     });
-    expect((await verifyLedger(l, PUBLIC)).firstBroken).toMatchObject({
+    expect((await l.verify(PUBLIC)).firstBroken).toMatchObject({
       seq: 5,
       code: 'LEDGER_INDEX_MISMATCH',
       table: 'consumed',
@@ -118,7 +118,7 @@ describe('the single-use check rests on the chained records', () => {
     db.close();
     const l = createSqliteLedger({ path: file });
     open.push(l);
-    expect((await verifyLedger(l, PUBLIC)).firstBroken).toMatchObject({
+    expect((await l.verify(PUBLIC)).firstBroken).toMatchObject({
       seq: 9,
       id: 'again-9',
       code: 'BREAK_GLASS_REPLAYED',
@@ -131,7 +131,7 @@ describe('verify proves every index equal to the records', () => {
   it('deleted subject rows hide decisions from queries, and verify names the first one', async () => {
     const l = tampered(`DELETE FROM subjects WHERE subject = '${subjectOf(1)}'`);
     expect(await l.query({ subject: subjectOf(1) })).toEqual([]);
-    const result = await verifyLedger(l, PUBLIC);
+    const result = await l.verify(PUBLIC);
     expect(result.ok).toBe(false);
     expect(result.firstBroken).toMatchObject({
       seq: 2,
@@ -149,7 +149,7 @@ describe('verify proves every index equal to the records', () => {
     ['subjects', `INSERT INTO subjects VALUES ('${subjectOf(0)}', 99)`, 99],
     ['consumed', `INSERT INTO consumed VALUES ('req-7', 99)`, 99],
   ])('a row missing from or added to %s is named (%s)', async (table, sql, seq) => {
-    const result = await verifyLedger(tampered(sql), PUBLIC);
+    const result = await tampered(sql).verify(PUBLIC);
     expect(result.firstBroken).toMatchObject({ seq, code: 'LEDGER_INDEX_MISMATCH', table });
   });
 
@@ -157,7 +157,7 @@ describe('verify proves every index equal to the records', () => {
     ['outcome', `UPDATE records SET outcome = 'allow' WHERE seq = 6`],
     ['environment', `UPDATE records SET environment = 'dev' WHERE seq = 6`],
   ])('an edited %s column is an index mismatch in records', async (column, sql) => {
-    const result = await verifyLedger(tampered(sql), PUBLIC);
+    const result = await tampered(sql).verify(PUBLIC);
     expect(result.firstBroken).toMatchObject({
       seq: 6,
       code: 'LEDGER_INDEX_MISMATCH',
@@ -169,7 +169,7 @@ describe('verify proves every index equal to the records', () => {
   it('the pristine ledger verifies with every index', async () => {
     const l = createSqliteLedger({ path: pristine });
     open.push(l);
-    expect(await verifyLedger(l, PUBLIC)).toEqual({ ok: true, records: 8, checkpoints: 0 });
+    expect(await l.verify(PUBLIC)).toEqual({ ok: true, records: 8, checkpoints: 0 });
   });
 });
 
@@ -193,6 +193,6 @@ describe('two processes overriding with the same requests at once', () => {
     }
     const l = createSqliteLedger({ path: file });
     open.push(l);
-    expect(await verifyLedger(l, PUBLIC)).toEqual({ ok: true, records: 20, checkpoints: 0 });
+    expect(await l.verify(PUBLIC)).toEqual({ ok: true, records: 20, checkpoints: 0 });
   });
 });

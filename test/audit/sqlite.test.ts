@@ -14,7 +14,6 @@ import path from 'node:path';
 import { promisify } from 'node:util';
 import Database from 'better-sqlite3';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { createIndexAudit } from '../../src/audit/index-audit.js';
 import type { LedgerQuery } from '../../src/audit/ledger.js';
 import type { VerifyOptions } from '../../src/audit/verify-chain.js';
 import {
@@ -28,11 +27,9 @@ import {
   type ChainVerification,
   type LedgerRecord,
 } from '../../src/audit/record.js';
-import {
-  createSqliteLedger,
-  type SqliteLedger,
-  type SqliteLedgerOptions,
-} from '../../src/audit/sqlite.js';
+import type { AuditLedger } from '../../src/audit/ledger.js';
+import { createSqliteLedger, type SqliteLedgerOptions } from '../../src/audit/sqlite.js';
+import { verifyRecords } from '../../src/audit/verify-ledger.js';
 import type { Decision } from '../../src/decision.js';
 import { sampleDecision, sha256 } from './sqlite-child.js';
 import { dropTriggers } from './tamper.js';
@@ -49,7 +46,7 @@ const { privateKey: KEY, publicKey: PUBLIC } = crypto.generateKeyPairSync('ed255
 const OTHER = crypto.generateKeyPairSync('ed25519');
 
 let base: string;
-const open: SqliteLedger[] = [];
+const open: AuditLedger[] = [];
 beforeAll(() => {
   base = mkdtempSync(path.join(tmpdir(), 'gate-sqlite-'));
 });
@@ -58,7 +55,7 @@ afterEach(async () => {
 });
 afterAll(() => rmSync(base, { recursive: true, force: true }));
 
-function ledgerAt(file: string, opts: Omit<SqliteLedgerOptions, 'path'> = {}): SqliteLedger {
+function ledgerAt(file: string, opts: Omit<SqliteLedgerOptions, 'path'> = {}): AuditLedger {
   const l = createSqliteLedger({ path: file, ...opts });
   open.push(l);
   return l;
@@ -66,18 +63,16 @@ function ledgerAt(file: string, opts: Omit<SqliteLedgerOptions, 'path'> = {}): S
 const fresh = (name: string) => path.join(mkdtempSync(path.join(base, `${name}-`)), 'ledger.db');
 
 /**
- * Both ways of verifying: the auditor's generic one over records() (with the index tables read
- * through the ledger), and the ledger's own from its stored bytes. They must agree.
+ * Both ways of verifying: the generic one over records() (with the index tables read through the
+ * ledger: PostgreSQL's way, verifyRecords), and the ledger's own from its stored bytes. They must
+ * agree.
  */
 async function verifyBoth(
-  l: SqliteLedger,
+  l: AuditLedger,
   key = PUBLIC,
   opts: Omit<VerifyOptions, 'indexes'> = {},
 ): Promise<ChainVerification> {
-  const generic = await verifyChain(l.records(), await l.checkpoints(), key, {
-    ...opts,
-    indexes: createIndexAudit(l.indexTables()),
-  });
+  const generic = await verifyRecords(l, key, opts);
   const own = await l.verify(key, opts);
   const gist = (v: ChainVerification) => ({
     ok: v.ok,
@@ -110,7 +105,7 @@ describe('appending and querying', () => {
       .reverse()
       .slice(0, limit)
       .map((d) => d.id);
-  let ledger: SqliteLedger;
+  let ledger: AuditLedger;
   let file: string;
 
   beforeAll(async () => {
@@ -305,7 +300,7 @@ describe('tampering behind the gate', () => {
   });
 
   /** A copy of the pristine ledger, edited as an attacker would: triggers dropped, raw SQL. */
-  function tampered(sql: string, ...params: unknown[]): SqliteLedger {
+  function tampered(sql: string, ...params: unknown[]): AuditLedger {
     const file = fresh('tampered');
     copyFileSync(pristine, file);
     const db = new Database(file);
@@ -564,7 +559,7 @@ describe('faults', () => {
     expect(await verifyBoth(l)).toMatchObject({ ok: true, records: 2 });
   });
 
-  async function expectUnavailable(l: SqliteLedger, message: RegExp) {
+  async function expectUnavailable(l: AuditLedger, message: RegExp) {
     const coded = { code: 'LEDGER_UNAVAILABLE', message: expect.stringMatching(message) };
     await expect(l.append(sampleDecision(0).decision, {})).rejects.toMatchObject(coded);
     await expect(l.head()).rejects.toMatchObject(coded);

@@ -1,7 +1,8 @@
 import { copyFileSync } from 'node:fs';
 import path from 'node:path';
 import Database from 'better-sqlite3';
-import { createSqliteLedger, type SqliteLedger } from '../../src/audit/sqlite.js';
+import type { AuditLedger } from '../../src/audit/ledger.js';
+import { createSqliteLedger } from '../../src/audit/sqlite.js';
 
 /** As an attacker holding the ledger file would: every append-only trigger dropped. */
 export function dropTriggers(db: Database.Database): void {
@@ -14,7 +15,7 @@ export function dropTriggers(db: Database.Database): void {
 let copies = 0;
 
 /** A copy of a pristine ledger in `dir`, edited with raw SQL after the triggers were dropped. */
-export function tamperedCopy(pristine: string, dir: string, sql: string): SqliteLedger {
+export function tamperedCopy(pristine: string, dir: string, sql: string): AuditLedger {
   const file = path.join(dir, `copy-${copies++}.db`);
   copyFileSync(pristine, file);
   const db = new Database(file);

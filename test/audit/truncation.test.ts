@@ -8,8 +8,9 @@ import Database from 'better-sqlite3';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { openAuditLedger } from '../../src/audit/open.js';
 import { canonical, recordHash, type Checkpoint } from '../../src/audit/record.js';
-import { createSqliteLedger, type SqliteLedger } from '../../src/audit/sqlite.js';
-import { parseCheckpoints, verifyLedger } from '../../src/audit/verify-ledger.js';
+import type { AuditLedger } from '../../src/audit/ledger.js';
+import { createSqliteLedger } from '../../src/audit/sqlite.js';
+import { parseCheckpoints } from '../../src/audit/verify-ledger.js';
 import { normalise } from '../../src/config.js';
 import { createOutbox } from '../../src/notify/outbox.js';
 import { sampleDecision } from './sqlite-child.js';
@@ -27,7 +28,7 @@ const EVERY = 5;
 let base: string;
 let pristine: string;
 let published: Checkpoint[];
-const open: SqliteLedger[] = [];
+const open: AuditLedger[] = [];
 beforeAll(async () => {
   base = mkdtempSync(path.join(tmpdir(), 'gate-truncation-'));
   writeFileSync(path.join(base, 'ledger.key'), KEY.export({ format: 'pem', type: 'pkcs8' }));
@@ -57,7 +58,7 @@ function ledgerConfig(db: string, log = 'checkpoints.jsonl') {
   return normalise(config, base, 'x').ledger;
 }
 
-function tampered(sql: string): SqliteLedger {
+function tampered(sql: string): AuditLedger {
   const l = tamperedCopy(pristine, base, sql);
   open.push(l);
   return l;
@@ -132,13 +133,13 @@ describe('verify finds a truncated ledger', () => {
     const l = createSqliteLedger({ path: pristine });
     open.push(l);
     const opts = { everyRecords: EVERY, external: log(), expectSize: 23 };
-    expect(await verifyLedger(l, PUBLIC, opts)).toEqual({ ok: true, records: 23, checkpoints: 4 });
+    expect(await l.verify(PUBLIC, opts)).toEqual({ ok: true, records: 23, checkpoints: 4 });
   });
 
   it('records left after the last checkpoint row deleted: a checkpoint is missing', async () => {
     const l = tampered('DELETE FROM checkpoints WHERE size > 10');
-    expect((await verifyLedger(l, PUBLIC)).ok).toBe(true); // without the cadence, nothing shows
-    expect((await verifyLedger(l, PUBLIC, { everyRecords: EVERY })).firstBroken).toMatchObject({
+    expect((await l.verify(PUBLIC)).ok).toBe(true); // without the cadence, nothing shows
+    expect((await l.verify(PUBLIC, { everyRecords: EVERY })).firstBroken).toMatchObject({
       seq: 15,
       code: 'LEDGER_CHECKPOINT_MISSING',
       reason: expect.stringMatching(/13 records after the checkpoint at size 10/),
@@ -147,7 +148,7 @@ describe('verify finds a truncated ledger', () => {
 
   it('a checkpoint deleted in the middle: the checkpoints skip', async () => {
     const l = tampered('DELETE FROM checkpoints WHERE size = 10');
-    expect((await verifyLedger(l, PUBLIC, { everyRecords: EVERY })).firstBroken).toMatchObject({
+    expect((await l.verify(PUBLIC, { everyRecords: EVERY })).firstBroken).toMatchObject({
       seq: 10,
       code: 'LEDGER_CHECKPOINT_MISSING',
       reason: expect.stringMatching(/no checkpoint between sizes 5 and 15/),
@@ -156,11 +157,11 @@ describe('verify finds a truncated ledger', () => {
 
   it('cut back to a checkpoint: only a checkpoint held outside (or the size) tells', async () => {
     const l = tampered(cut(15));
-    expect(await verifyLedger(l, PUBLIC, { everyRecords: EVERY })).toMatchObject({ ok: true });
-    const held = await verifyLedger(l, PUBLIC, { everyRecords: EVERY, external: log() });
+    expect(await l.verify(PUBLIC, { everyRecords: EVERY })).toMatchObject({ ok: true });
+    const held = await l.verify(PUBLIC, { everyRecords: EVERY, external: log() });
     expect(held.firstBroken).toMatchObject({ seq: 20, code: 'LEDGER_TRUNCATED' });
     expect(held.firstBroken?.reason).toMatch(/names 20 records, the ledger has 15/);
-    const sized = await verifyLedger(l, PUBLIC, { expectSize: 23 });
+    const sized = await l.verify(PUBLIC, { expectSize: 23 });
     expect(sized.firstBroken).toMatchObject({ code: 'LEDGER_TRUNCATED' });
   });
 
@@ -190,8 +191,8 @@ describe('verify finds a truncated ledger', () => {
     db.close();
     const l = createSqliteLedger({ path: file });
     open.push(l);
-    expect((await verifyLedger(l, PUBLIC)).ok).toBe(true);
-    expect((await verifyLedger(l, PUBLIC, { external: log() })).firstBroken).toMatchObject({
+    expect((await l.verify(PUBLIC)).ok).toBe(true);
+    expect((await l.verify(PUBLIC, { external: log() })).firstBroken).toMatchObject({
       seq: 20,
       code: 'LEDGER_FORKED',
     });
@@ -201,10 +202,10 @@ describe('verify finds a truncated ledger', () => {
     const other = crypto.generateKeyPairSync('ed25519').publicKey;
     const l = createSqliteLedger({ path: pristine });
     open.push(l);
-    expect((await verifyLedger(l, other, { external: log() })).firstBroken).toMatchObject({
+    expect((await l.verify(other, { external: log() })).firstBroken).toMatchObject({
       code: 'LEDGER_CHECKPOINT_INVALID',
     });
-    expect((await verifyLedger(l, undefined, { external: log() })).firstBroken).toMatchObject({
+    expect((await l.verify(undefined, { external: log() })).firstBroken).toMatchObject({
       code: 'LEDGER_CHECKPOINT_INVALID',
       reason: expect.stringMatching(/without the ledger public key/),
     });

@@ -29,7 +29,7 @@ beforeAll(async () => {
       '',
     ].join('\n'),
   );
-  const gate = await createGate(loadConfig(config, dir), { sources: () => [] });
+  const gate = await createGate(loadConfig(config, { cwd: dir }), { sources: () => [] });
   for (const [c, env] of [
     ['a', 'dev'],
     ['b', 'production'],

@@ -3,13 +3,13 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import Database from 'better-sqlite3';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { readDecisions } from '../../src/audit/jsonl-reader.js';
 import { createSqliteLedger } from '../../src/audit/sqlite.js';
 import { dropTriggers } from '../audit/tamper.js';
 import { normalise } from '../../src/config.js';
 import type { Outcome } from '../../src/decision.js';
 import { createServer, type ServerOptions } from '../../src/server/app.js';
 import { tokenMatches } from '../../src/server/auth.js';
-import { readDecisions } from '../../src/server/ledger-reader.js';
 import { tokensFrom } from '../../src/cli/commands/serve.js';
 import { DIGEST, decisionFor, fakeGate, OTHER } from './fake-gate.js';
 
@@ -175,11 +175,11 @@ describe('GET /v1/audit/decisions', () => {
   });
 
   it('reads a ledger that does not exist yet as empty, and keeps only the newest matches', async () => {
-    expect(await readDecisions(path.join(dir, 'none.jsonl'), {}, 10)).toEqual({
+    expect(await readDecisions(path.join(dir, 'none.jsonl'), { limit: 10 })).toEqual({
       decisions: [],
       skipped: 0,
     });
-    const { decisions, skipped } = await readDecisions(ledger, {}, 1);
+    const { decisions, skipped } = await readDecisions(ledger, { limit: 1 });
     expect(decisions.map((d) => d.id)).toEqual(['d4']);
     expect(skipped).toBe(1);
   });
@@ -214,9 +214,9 @@ describe('GET /v1/audit/verify', () => {
         ),
         {},
       );
-    await l.close();
+    // the routes read the gate's own ledger: no second one is opened on the file
     const app = createServer({
-      gate: fakeGate(),
+      gate: { ...fakeGate(), ledger: l },
       config: normalise({ ledger: { path: file } }, dir, 'x'),
       tokens: { audit: ['t'] },
     });
@@ -232,5 +232,6 @@ describe('GET /v1/audit/verify', () => {
       firstBroken: { seq: 2, id: 'v2', code: 'LEDGER_INDEX_MISMATCH', table: 'subjects' },
     });
     await app.close();
+    await l.close();
   });
 });

@@ -1,17 +1,12 @@
-import { createPublicKey, type KeyObject } from 'node:crypto';
 import { writeFileSync } from 'node:fs';
 import path from 'node:path';
 import type { AuditLedger, LedgerQuery } from '../../audit/ledger.js';
-import { openAuditLedger } from '../../audit/open.js';
-import { loadStoredPolicy } from '../../audit/policy-store.js';
-import {
-  canonical,
-  recordedInput,
-  type Checkpoint,
-  type LedgerRecord,
-} from '../../audit/record.js';
+import { openAuditLedger, openLedgerToVerify } from '../../audit/open.js';
+import { policyStoreFor } from '../../audit/policy-store.js';
+import { recordedInput, type Checkpoint, type LedgerRecord } from '../../audit/record.js';
+import { createReplayer, type Replay, type Verdict } from '../../audit/replay.js';
 import type { ChainVerification } from '../../audit/verify-chain.js';
-import { parseCheckpoints, verifyLedger } from '../../audit/verify-ledger.js';
+import { parseCheckpoints, verifyDefaults } from '../../audit/verify-ledger.js';
 import { loadConfig, type GateConfig } from '../../config.js';
 import type { Outcome } from '../../decision.js';
 import { GateError } from '../../errors.js';
@@ -25,16 +20,16 @@ export interface AuditOptions {
 }
 
 /** Opens the configured ledger, runs `fn`, closes it; every failure is one coded line, exit 2. */
-async function withLedger(
+async function withOpened<L extends { close(): Promise<void> }>(
   opts: AuditOptions,
   io: CommandIO,
-  fn: (l: AuditLedger, c: GateConfig) => Promise<number>,
-) {
-  let ledger: AuditLedger | undefined;
+  open: (c: GateConfig['ledger']) => Promise<L>,
+  fn: (l: L, c: GateConfig) => Promise<number>,
+): Promise<number> {
+  let ledger: L | undefined;
   try {
-    const config = loadConfig(opts.config, io.cwd);
-    // an auditor's command never writes: the ledger may be a copy on read-only media
-    ledger = await openAuditLedger(config.ledger, { readOnly: true });
+    const config = loadConfig(opts.config, { cwd: io.cwd, ...(io.env ? { env: io.env } : {}) });
+    ledger = await open(config.ledger);
     return await fn(ledger, config);
   } catch (err) {
     reportError(err, io);
@@ -43,6 +38,13 @@ async function withLedger(
     await ledger?.close().catch(() => undefined);
   }
 }
+
+/** an auditor's command never writes: the ledger may be a copy on read-only media */
+const withLedger = (
+  opts: AuditOptions,
+  io: CommandIO,
+  fn: (l: AuditLedger, c: GateConfig) => Promise<number>,
+) => withOpened(opts, io, (c) => openAuditLedger(c, { readOnly: true }), fn);
 
 export interface QueryOptions extends AuditOptions {
   subject?: string;
@@ -100,28 +102,30 @@ export interface VerifyCommandOptions extends AuditOptions {
  * auditor held outside the ledger; exit 1 on tampering, naming where.
  */
 export function auditVerifyCommand(opts: VerifyCommandOptions, io: CommandIO): Promise<number> {
-  return withLedger(opts, io, async (ledger, config) => {
-    const key = publicKey(
-      opts.publicKey ? path.resolve(io.cwd, opts.publicKey) : undefined,
-      config,
+  return withOpened(opts, io, openLedgerToVerify, async (ledger, config) => {
+    const { publicKey, everyRecords } = verifyDefaults(
+      config.ledger,
+      opts.publicKey
+        ? readBoundedFile(path.resolve(io.cwd, opts.publicKey), 64 * 1024, 'public key')
+        : undefined,
     );
-    const external = opts.checkpoint ? heldCheckpoints(opts.checkpoint, io.cwd, key) : undefined;
+    const external = opts.checkpoint
+      ? heldCheckpoints(opts.checkpoint, io.cwd, publicKey !== undefined)
+      : undefined;
     const expectSize = opts.expectSize ? positive(opts.expectSize, '--expect-size') : undefined;
-    // with a key the ledger is checkpointed: at the configured cadence, or the default one
-    const everyRecords = key ? (config.ledger.checkpointEvery?.records ?? 100) : undefined;
-    const result = await verifyLedger(ledger, key, {
+    const result = await ledger.verify(publicKey, {
       ...(external ? { external } : {}),
       ...(expectSize ? { expectSize } : {}),
       ...(everyRecords ? { everyRecords } : {}),
     });
     if (opts.format === 'json') io.stdout(`${JSON.stringify(result, null, 2)}\n`);
-    else io.stdout(verdict(result, key !== undefined, external));
+    else io.stdout(verdict(result, publicKey !== undefined, external));
     return result.ok ? EXIT.ok : EXIT.failed;
   });
 }
 
-function heldCheckpoints(file: string, cwd: string, key: KeyObject | undefined) {
-  if (!key)
+function heldCheckpoints(file: string, cwd: string, keyed: boolean) {
+  if (!keyed)
     throw new GateError(
       'USAGE_ERROR',
       '--checkpoint needs the ledger public key (--public-key, or ledger.publicKey in the config)',
@@ -136,6 +140,8 @@ function verdict(r: ChainVerification, signed: boolean, external?: Checkpoint[])
     const where = `${b.code}${b.table ? ` in ${b.table}` : ''}`;
     return `LEDGER TAMPERED: record ${b.seq}${b.id ? ` (${b.id})` : ''}: ${b.reason} [${where}]\n`;
   }
+  if (r.chained === false)
+    return `ledger read: ${r.records} records, each once, no break-glass request used twice; a json lines ledger has no hash chain, so edits and removals cannot be seen\n`;
   const held = external?.length
     ? `; it extends the ${external.length} checkpoint${external.length === 1 ? '' : 's'} held outside it (up to size ${Math.max(...external.map((c) => c.size))})`
     : '';
@@ -143,8 +149,9 @@ function verdict(r: ChainVerification, signed: boolean, external?: Checkpoint[])
 }
 
 /**
- * `gate audit replay ID`: evaluates the recorded input again with the recorded policy (or
- * --policy) and reports the same outcome or the difference. Exit 0 same, 1 different.
+ * `gate audit replay ID`: evaluates the recorded input again with the policy the decision was
+ * made with (from the policy store beside the ledger) and, given --policy, with that one too;
+ * reports the same result or the difference (replay.ts). Exit 0 same, 1 different.
  */
 export function auditReplayCommand(
   id: string,
@@ -153,27 +160,49 @@ export function auditReplayCommand(
 ): Promise<number> {
   return withLedger(opts, io, async (ledger, config) => {
     const r = await found(ledger, id);
-    const policy = opts.policy
+    const now = opts.policy
       ? await loadCompiledPolicy(path.resolve(io.cwd, opts.policy))
-      : await loadStoredPolicy(
-          path.join(path.dirname(config.ledger.path), 'policies'),
-          r.decision.digests.policy ?? '',
-        );
-    const now = policy.evaluate(recordedInput(r));
-    // What the policy said then (an override or a dry-run changes the answer, not the verdict).
-    const then = {
-      allow: r.decision.violations.length === 0,
-      violations: r.decision.violations.map((v) => v.id).sort(),
-    };
-    const again = { allow: now.allow, violations: now.violations.map((v) => v.id).sort() };
-    const same = canonical(then) === canonical(again);
-    io.stdout(
-      same
-        ? `replay of ${id}: same result (${again.allow ? 'allow' : `deny: ${again.violations.join(', ')}`}) with policy ${policy.digest.slice(0, 12)}\n`
-        : `replay of ${id} DIFFERS with policy ${policy.digest.slice(0, 12)}:\n  recorded: ${describe(then)}\n  now:      ${describe(again)}\n`,
+      : undefined;
+    const replay = createReplayer({
+      store: policyStoreFor(config.ledger),
+      ...(now ? { now } : {}),
+    });
+    const result = await replay({ decision: r.decision, input: recordedInput(r) }).catch(
+      (err: unknown) => {
+        throw hinted(err);
+      },
     );
-    return same ? EXIT.ok : EXIT.failed;
+    io.stdout(opts.format === 'json' ? `${JSON.stringify(result, null, 2)}\n` : replayText(result));
+    return result.same ? EXIT.ok : EXIT.failed;
   });
+}
+
+/** A recorded policy missing from the store can still be compared with one the auditor has. */
+function hinted(err: unknown): unknown {
+  if (
+    err instanceof GateError &&
+    err.code === 'POLICY_LOAD_FAILED' &&
+    /is not in /.test(err.message)
+  )
+    return new GateError(err.code, `${err.message}: pass --policy`, { cause: err });
+  return err;
+}
+
+function replayText(r: Replay): string {
+  const policy = (digest: string | undefined) => `policy ${(digest ?? 'unknown').slice(0, 12)}`;
+  if (r.same) {
+    const also =
+      r.now && r.now.policy !== r.then?.policy ? ` and with ${policy(r.now.policy)}` : '';
+    const first = r.then ? policy(r.then.policy) : policy(r.now?.policy);
+    return `replay of ${r.id}: same result (${describe(r.recorded)}) with ${first}${also}\n`;
+  }
+  const lines = [
+    `replay of ${r.id} DIFFERS:`,
+    `  recorded: ${describe(r.recorded)} (${policy(r.recorded.policy)})`,
+    `  then:     ${r.then ? `${describe(r.then)} (${policy(r.then.policy)})` : r.thenMissing}`,
+    ...(r.now ? [`  now:      ${describe(r.now)} (${policy(r.now.policy)})`] : []),
+  ];
+  return `${lines.join('\n')}\n`;
 }
 
 /** `gate audit export`: every record as JSON Lines, in chain order, verifiable elsewhere. */
@@ -233,18 +262,7 @@ async function found(ledger: AuditLedger, id: string): Promise<LedgerRecord> {
   return r;
 }
 
-function publicKey(file: string | undefined, config: GateConfig): KeyObject | undefined {
-  try {
-    if (file) return createPublicKey(readBoundedFile(file, 64 * 1024, 'public key'));
-    if (config.ledger.publicKeyPem) return createPublicKey(config.ledger.publicKeyPem);
-    if (config.ledger.checkpointKeyPem) return createPublicKey(config.ledger.checkpointKeyPem);
-    return undefined;
-  } catch (err) {
-    throw new GateError('CONFIG_INVALID', 'the ledger public key is not a pem key', { cause: err });
-  }
-}
-
-function describe(r: { allow: boolean; violations: string[] }): string {
+function describe(r: Verdict): string {
   return r.allow ? 'allow' : `deny: ${r.violations.join(', ') || '(none)'}`;
 }
 
