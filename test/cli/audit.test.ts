@@ -1,6 +1,13 @@
 import { execFileSync } from 'node:child_process';
 import { generateKeyPairSync } from 'node:crypto';
-import { copyFileSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import {
+  appendFileSync,
+  copyFileSync,
+  mkdirSync,
+  mkdtempSync,
+  readFileSync,
+  writeFileSync,
+} from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import Database from 'better-sqlite3';
@@ -174,6 +181,49 @@ describe('gate audit', () => {
     const bad = await audit('verify');
     expect(bad.code).toBe(1);
     expect(bad.stdout).toMatch(new RegExp(`^LEDGER TAMPERED: record 2 \\(${ids[1]}\\)`));
+  });
+
+  it('replays as json, with the digests of both policies', async () => {
+    const r = await audit(
+      'replay',
+      ids[1]!,
+      '--policy',
+      path.join(FIXTURES, 'policies', 'ok'),
+      '--format',
+      'json',
+    );
+    expect(r.code).toBe(1);
+    const replay = JSON.parse(r.stdout);
+    expect(replay).toMatchObject({
+      id: ids[1],
+      then: { same: true },
+      now: { allow: true, same: false },
+    });
+    expect(replay.then.policy).toMatch(/^[0-9a-f]{64}$/);
+    expect(replay.now.policy).not.toBe(replay.then.policy);
+  });
+
+  it('verifies a json lines ledger as far as it can, and says it has no hash chain', async () => {
+    const jsonl = path.join(dir, 'jsonl');
+    mkdirSync(jsonl);
+    writeFileSync(
+      path.join(jsonl, 'gate.yaml'),
+      'ledger: { backend: jsonl, path: ledger.jsonl }\n',
+    );
+    const decision = { id: 'j1', outcome: 'allow', subjects: [] };
+    writeFileSync(path.join(jsonl, 'ledger.jsonl'), `${JSON.stringify({ decision, input: {} })}\n`);
+    const ok = await cli(['audit', 'verify', '--config', path.join(jsonl, 'gate.yaml')]);
+    expect(ok).toMatchObject({ code: 0, stderr: '' });
+    expect(ok.stdout).toMatch(/^ledger read: 1 records, .*no hash chain/);
+    appendFileSync(
+      path.join(jsonl, 'ledger.jsonl'),
+      `${JSON.stringify({ decision, input: {} })}\n`,
+    );
+    const twice = await cli(['audit', 'verify', '--config', path.join(jsonl, 'gate.yaml')]);
+    expect(twice.code).toBe(1);
+    expect(twice.stdout).toMatch(
+      /^LEDGER TAMPERED: record 2 \(j1\): decision j1 is recorded twice/,
+    );
   });
 
   it('answers a missing decision and a bad flag with one coded line, exit 2', async () => {

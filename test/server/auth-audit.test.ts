@@ -11,12 +11,15 @@ import type { Outcome } from '../../src/decision.js';
 import { createServer, type ServerOptions } from '../../src/server/app.js';
 import { tokenMatches } from '../../src/server/auth.js';
 import { tokensFrom } from '../../src/cli/commands/serve.js';
+import { createGate } from '../../src/gate.js';
+import { FIXTURES } from '../helpers.js';
 import { DIGEST, decisionFor, fakeGate, OTHER } from './fake-gate.js';
 
 /**
  * Bearer tokens on the audit, break-glass and (optional) decisions routes, and the audit route
- * over a JSON Lines ledger written here in the format of src/audit/jsonl.ts. Fake gate: nothing
- * here decides. real-gate.test.ts reads a ledger the real gate wrote.
+ * over a JSON Lines ledger written here in the format of src/audit/jsonl.ts. Fake gate, except
+ * for replay, which needs decisions a real gate made and recorded. real-gate.test.ts reads a
+ * ledger the real gate wrote.
  */
 let dir: string;
 let ledger: string;
@@ -233,5 +236,48 @@ describe('GET /v1/audit/verify', () => {
     });
     await app.close();
     await l.close();
+  });
+});
+
+describe('GET /v1/audit/decisions/:id/replay', () => {
+  const policy = (name: string) => path.join(FIXTURES, 'policies', name);
+  const configWith = (name: string) =>
+    normalise(
+      { ledger: { path: path.join(dir, 'replay.db') }, policy: { path: policy(name) } },
+      dir,
+      'x',
+    );
+  let id: string;
+
+  beforeAll(async () => {
+    // decided and recorded by a real gate with the strict policy, which is then replaced
+    const before = await createGate(configWith('requires-provenance'), { sources: () => [] });
+    const subjects = [{ digest: digestOf(DIGEST) }];
+    id = (await before.check({ subjects, environment: 'dev' })).id;
+    await before.close();
+  });
+
+  it('replays with the policy of the time and the one served now, with both digests', async () => {
+    const gate = await createGate(configWith('ok'), { sources: () => [] });
+    const app = createServer({ gate, config: configWith('ok'), tokens: { audit: ['t'] } });
+    const at = (url: string, headers: Record<string, string> = bearer('t')) =>
+      app.inject({ method: 'GET', url, headers });
+    const res = await at(`/v1/audit/decisions/${id}/replay`);
+    expect(res.statusCode).toBe(200);
+    const body = res.json();
+    expect(body).toMatchObject({
+      id,
+      recorded: { allow: false, violations: ['test.provenance'] },
+      then: { allow: false, violations: ['test.provenance'], same: true },
+      now: { policy: gate.policy.digest, allow: true, violations: [], same: false },
+      same: false,
+    });
+    expect(body.then.policy).toBe(body.recorded.policy);
+    expect(body.then.policy).not.toBe(body.now.policy);
+    const unknown = await at('/v1/audit/decisions/nope/replay');
+    expect(unknown.statusCode).toBe(404);
+    expect(unknown.json().error).toEqual({ code: 'NOT_FOUND', message: 'no decision nope' });
+    expect((await at(`/v1/audit/decisions/${id}/replay`, {})).statusCode).toBe(401);
+    await app.close();
   });
 });
