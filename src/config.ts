@@ -1,25 +1,36 @@
-import { readFileSync } from 'node:fs';
 import path from 'node:path';
-import { Ajv2020 } from 'ajv/dist/2020.js';
 import { parse as parseYAML } from 'yaml';
 import { GateError } from './errors.js';
 import { isPlainObject, readBoundedFile, sha256Hex } from './util/input.js';
-import { packagePath } from './util/paths.js';
+import { validatorFor } from './util/schemas.js';
 import type { IdentityRule, TrustedKey } from './verify/types.js';
 
 export interface HttpSourceConfig {
   url: string;
+  /** the name of the environment variable holding the bearer token (never the token itself) */
   tokenEnv?: string;
+  /** the token, read from that variable when the configuration was loaded */
+  token?: string;
   optional?: boolean;
   timeoutMs?: number;
 }
+
+/** Where evidence is looked for: what the collect step is given. */
+export interface SourcesConfig {
+  bundles: string[];
+  rekor?: HttpSourceConfig;
+  store?: HttpSourceConfig;
+}
+
+/** The process environment, handed to the loader: secrets are named in the file, read from here. */
+export type Environment = Readonly<Record<string, string | undefined>>;
 
 /** The gate's configuration after loading: paths resolved, keys read, defaults filled. */
 export interface GateConfig {
   trustedRoot?: string;
   identities?: IdentityRule[];
   keys: TrustedKey[];
-  sources: { bundles: string[]; rekor?: HttpSourceConfig; store?: HttpSourceConfig };
+  sources: SourcesConfig;
   policy: { path?: string; config: Record<string, unknown> };
   mode: 'enforce' | 'dry-run';
   /** one deadline per decision (ms): bounds every source, retries and Retry-After waits included */
@@ -49,16 +60,20 @@ export interface GateConfig {
 /** Below Kubernetes' default webhook timeout (10 s), with room to verify, decide and record. */
 export const DEFAULT_DEADLINE_MS = 8_000;
 
-const schema = JSON.parse(
-  readFileSync(packagePath('schemas', 'gate-config.schema.json'), 'utf8'),
-) as object;
-const validate = new Ajv2020({ allErrors: false, strict: false, useDefaults: true }).compile(
-  schema,
-);
+const validate = validatorFor('gate-config.schema.json');
 
-/** Loads gate.yaml (or JSON); every mistake is a CONFIG_INVALID error naming where it is. */
-export function loadConfig(file: string | undefined, cwd: string): GateConfig {
-  if (file === undefined) return normalise({}, cwd, sha256Hex('{}'));
+/**
+ * Loads gate.yaml (or JSON); every mistake is a CONFIG_INVALID error naming where it is. Paths
+ * are relative to the file (or to `cwd` without one); tokens and the PostgreSQL url are read from
+ * `env` (default: this process's environment), never from the file.
+ */
+export function loadConfig(
+  file?: string,
+  opts: { cwd?: string; env?: Environment } = {},
+): GateConfig {
+  const cwd = opts.cwd ?? process.cwd();
+  const env = opts.env ?? process.env;
+  if (file === undefined) return normalise({}, cwd, sha256Hex('{}'), 'config', env);
   const full = path.resolve(cwd, file);
   const bytes = readBoundedFile(full, 1024 * 1024, 'config');
   let doc: unknown;
@@ -69,10 +84,17 @@ export function loadConfig(file: string | undefined, cwd: string): GateConfig {
       cause: err,
     });
   }
-  return normalise(doc ?? {}, path.dirname(full), sha256Hex(bytes), file);
+  return normalise(doc ?? {}, path.dirname(full), sha256Hex(bytes), file, env);
 }
 
-export function normalise(doc: unknown, base: string, digest: string, name = 'config'): GateConfig {
+/** Checks and completes a parsed configuration; pure: the environment is handed in. */
+export function normalise(
+  doc: unknown,
+  base: string,
+  digest: string,
+  name = 'config',
+  env: Environment = {},
+): GateConfig {
   if (!validate(doc)) {
     const e = validate.errors?.[0];
     throw new GateError(
@@ -91,8 +113,8 @@ export function normalise(doc: unknown, base: string, digest: string, name = 'co
     })),
     sources: {
       bundles: (c.sources?.bundles ?? []).map(at),
-      ...(c.sources?.rekor ? { rekor: c.sources.rekor } : {}),
-      ...(c.sources?.store ? { store: c.sources.store } : {}),
+      ...(c.sources?.rekor ? { rekor: withToken(c.sources.rekor, env) } : {}),
+      ...(c.sources?.store ? { store: withToken(c.sources.store, env) } : {}),
     },
     policy: {
       path: c.policy?.path ? at(c.policy.path) : undefined,
@@ -100,7 +122,7 @@ export function normalise(doc: unknown, base: string, digest: string, name = 'co
     },
     mode: c.mode ?? 'enforce',
     deadlineMs: c.deadlineMs ?? DEFAULT_DEADLINE_MS,
-    ledger: ledgerConfig(c.ledger ?? {}, at),
+    ledger: ledgerConfig(c.ledger ?? {}, at, env),
     ...(c.vsa
       ? {
           vsa: {
@@ -114,7 +136,7 @@ export function normalise(doc: unknown, base: string, digest: string, name = 'co
     notify: {
       webhooks: (c.notify?.webhooks ?? []).map((w: { url: string; tokenEnv?: string }) => ({
         url: w.url,
-        ...(w.tokenEnv && process.env[w.tokenEnv] ? { token: process.env[w.tokenEnv] } : {}),
+        ...(w.tokenEnv && env[w.tokenEnv] ? { token: env[w.tokenEnv] } : {}),
       })),
       outbox: at(c.notify?.outbox ?? '.gate/outbox.jsonl'),
     },
@@ -130,12 +152,15 @@ export function normalise(doc: unknown, base: string, digest: string, name = 'co
   };
 }
 
-// eslint-disable-next-line @typescript-eslint/no-explicit-any
-function ledgerConfig(l: Record<string, any>, at: (p: string) => string): GateConfig['ledger'] {
+function ledgerConfig(
+  l: Record<string, any>, // eslint-disable-line @typescript-eslint/no-explicit-any
+  at: (p: string) => string,
+  env: Environment,
+): GateConfig['ledger'] {
   const backend = l.backend ?? 'sqlite';
   const pem = (p: string | undefined, what: string) =>
     p === undefined ? undefined : readBoundedFile(at(p), 64 * 1024, what).toString('utf8');
-  const url = backend === 'postgres' ? process.env[l.urlEnv ?? 'GATE_LEDGER_URL'] : undefined;
+  const url = backend === 'postgres' ? env[l.urlEnv ?? 'GATE_LEDGER_URL'] : undefined;
   if (backend === 'postgres' && !url) {
     throw new GateError(
       'CONFIG_INVALID',
@@ -151,6 +176,11 @@ function ledgerConfig(l: Record<string, any>, at: (p: string) => string): GateCo
     ...(l.checkpointEvery ? { checkpointEvery: l.checkpointEvery } : {}),
     ...(l.checkpointLog ? { checkpointLog: at(l.checkpointLog) } : {}),
   };
+}
+
+function withToken(s: HttpSourceConfig, env: Environment): HttpSourceConfig {
+  const token = s.tokenEnv ? env[s.tokenEnv] : undefined;
+  return token ? { ...s, token } : s;
 }
 
 /** Objects merge key by key; arrays and scalars replace (so a list of builders is the user's own). */

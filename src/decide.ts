@@ -1,6 +1,6 @@
 import type { SourceFailure } from './collect/types.js';
-import type { Decision, Outcome } from './decision.js';
-import { GateError } from './errors.js';
+import type { Decision, Outcome, Verdict } from './decision.js';
+import { GateError, type GateErrorCode } from './errors.js';
 import type { PolicyResult } from './evaluate/output.js';
 
 export interface DecideInput {
@@ -12,11 +12,6 @@ export interface DecideInput {
   /** a verified, unexpired, unconsumed break-glass request for this subject and environment */
   override?: Omit<NonNullable<Decision['override']>, 'overridden'> | undefined;
 }
-
-type Verdict = Pick<
-  Decision,
-  'outcome' | 'allow' | 'violations' | 'warnings' | 'rules' | 'error' | 'override'
->;
 
 /**
  * Pure: policy result + source failures + break-glass + mode -> verdict. Never an allow when the
@@ -38,7 +33,7 @@ export function decide(d: DecideInput): Verdict {
   return { outcome, allow: d.mode === 'dry-run', violations, warnings, rules };
 }
 
-function couldNotDecide(code: string, message: string, partial?: PolicyResult): Verdict {
+function couldNotDecide(code: GateErrorCode, message: string, partial?: PolicyResult): Verdict {
   return {
     outcome: 'error',
     allow: false,
@@ -47,4 +42,13 @@ function couldNotDecide(code: string, message: string, partial?: PolicyResult): 
     rules: partial?.rules ?? [],
     error: { code, message },
   };
+}
+
+/**
+ * After deciding, the answer must still be made to stand: an override announced, every decision
+ * recorded. When either cannot be done the gate could not decide: never an allow, never an
+ * override nobody was told about or that no record shows.
+ */
+export function couldNotStand(d: Decision, code: GateErrorCode, message: string): Decision {
+  return { ...d, outcome: 'error', allow: false, error: { code, message } };
 }

@@ -1,7 +1,9 @@
 import type { AcceptedBreakGlass, BreakGlassRefusal } from './breakglass/types.js';
-import type { SourceFailure } from './collect/types.js';
+import type { CollectRejection, SourceFailure } from './collect/types.js';
+import type { GateErrorCode } from './errors.js';
 import type { PolicySubject } from './evaluate/input.js';
 import type { RuleResult } from './evaluate/output.js';
+import type { EvidenceOutcome } from './verify/evidence.js';
 import type { Signer } from './verify/types.js';
 
 /** allow, deny, an allow by break-glass override, or could-not-decide. */
@@ -38,7 +40,7 @@ export interface Decision {
   rules: string[];
   evidence: EvidenceReport[];
   sourceFailures: SourceFailure[];
-  error?: { code: string; message: string };
+  error?: { code: GateErrorCode; message: string };
   /** the break-glass request that turned a deny into an allow, and the violations it set aside */
   override?: AcceptedBreakGlass & { overridden: string[] };
   /** break-glass requests that were presented and refused, with why */
@@ -46,4 +48,68 @@ export interface Decision {
   digests: { policy?: string; trustRoot: string; config: string; input?: string };
   /** the caller's context: its keys, and that nobody signed it (policies never relax on it) */
   context?: { verified: false; keys: string[] };
+}
+
+/** Everything a decision says besides its verdict: who asked what, when, and on what evidence. */
+export type DecisionFacts = Omit<
+  Decision,
+  | 'outcome'
+  | 'allow'
+  | 'violations'
+  | 'warnings'
+  | 'rules'
+  | 'error'
+  | 'override'
+  | 'breakGlassRefused'
+>;
+
+/** The verdict part of a decision, as decide() returns it. */
+export type Verdict = Pick<
+  Decision,
+  'outcome' | 'allow' | 'violations' | 'warnings' | 'rules' | 'error' | 'override'
+>;
+
+/** The assemble step: the facts, the verdict, and the break-glass requests refused. */
+export function assemble(
+  facts: DecisionFacts,
+  verdict: Verdict,
+  refused: BreakGlassRefusal[],
+): Decision {
+  return { ...facts, ...verdict, ...(refused.length ? { breakGlassRefused: refused } : {}) };
+}
+
+/** Why each candidate piece of evidence was used or not: one report per piece of evidence. */
+export function evidenceReports(
+  collectRejected: CollectRejection[],
+  outcomes: EvidenceOutcome[],
+): EvidenceReport[] {
+  const reports: EvidenceReport[] = collectRejected.map((r) => ({
+    id: r.id,
+    source: r.source,
+    status: 'rejected',
+    code: r.code,
+    message: r.message,
+  }));
+  for (const { evidence: e, attestations, error } of outcomes) {
+    const a = attestations[0];
+    if (a) {
+      reports.push({
+        id: e.id,
+        source: e.source,
+        status: 'verified',
+        predicateType: a.predicateType,
+        signer: a.signer,
+        ...(a.logEntries[0] ? { logIndex: a.logEntries[0].logIndex } : {}),
+      });
+    } else if (error) {
+      reports.push({
+        id: e.id,
+        source: e.source,
+        status: 'rejected',
+        code: error.code,
+        message: error.message,
+      });
+    }
+  }
+  return reports;
 }

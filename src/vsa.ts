@@ -27,6 +27,12 @@ export function buildVSA(d: Decision, o: VsaOptions) {
       `a verification summary is only issued for an enforced allow, not ${d.outcome}`,
     );
   }
+  if (d.asOf !== undefined) {
+    throw new GateError(
+      'USAGE_ERROR',
+      'a verification summary is not issued for a decision made as of another time',
+    );
+  }
   return {
     _type: 'https://in-toto.io/Statement/v1',
     subject: d.subjects.map((s) => ({ ...(s.name ? { name: s.name } : {}), digest: s.digest })),
@@ -79,4 +85,31 @@ export function signEnvelope(
       },
     ],
   };
+}
+
+export type SignedSummary = ReturnType<typeof signEnvelope>;
+
+/**
+ * A signed summary of an enforced allow, with the configured key (`vsa.key`) and the policy
+ * data's verifier id (`vsa.verifier_id`): what the next environment's promotion rule accepts.
+ */
+export function summarize(
+  d: Decision,
+  vsa: { keyPem: string; policyUri: string } | undefined,
+  policyData: unknown,
+): SignedSummary {
+  if (!vsa)
+    throw new GateError(
+      'CONFIG_INVALID',
+      'a verification summary needs vsa.key in the configuration',
+    );
+  const verifierId = (
+    policyData as { gate?: { config?: { vsa?: { verifier_id?: string } } } } | undefined
+  )?.gate?.config?.vsa?.verifier_id;
+  if (!verifierId)
+    throw new GateError(
+      'CONFIG_INVALID',
+      'a verification summary needs vsa.verifier_id in the policy configuration',
+    );
+  return signEnvelope(buildVSA(d, { verifierId, policyBaseUri: vsa.policyUri }), vsa.keyPem);
 }

@@ -15,7 +15,7 @@ const write = (name: string, text: string) => {
 
 describe('gate.yaml', () => {
   it('the documented example loads', () => {
-    const c = loadConfig(packagePath('examples', 'gate.yaml'), process.cwd());
+    const c = loadConfig(packagePath('examples', 'gate.yaml'));
     expect(c.mode).toBe('enforce');
     expect(c.sources.bundles).toEqual([packagePath('examples', 'attestations')]);
     expect(c.ledger).toMatchObject({ backend: 'sqlite', path: packagePath('.gate', 'ledger.db') });
@@ -24,7 +24,7 @@ describe('gate.yaml', () => {
   });
 
   it('no file means the defaults', () => {
-    const c = loadConfig(undefined, dir);
+    const c = loadConfig(undefined, { cwd: dir });
     expect(c).toMatchObject({
       mode: 'enforce',
       keys: [],
@@ -44,22 +44,22 @@ describe('gate.yaml', () => {
     ],
   ] as const) {
     it(`rejects ${what} with CONFIG_INVALID naming where`, () =>
-      expectCode(() => loadConfig(write('bad.yaml', text), dir), 'CONFIG_INVALID', message));
+      expectCode(() => loadConfig(write('bad.yaml', text), { cwd: dir }), 'CONFIG_INVALID', message));
   }
 
   it('rejects yaml that does not parse', () =>
     expectCode(
-      () => loadConfig(write('broken.yaml', 'a: [1,\n'), dir),
+      () => loadConfig(write('broken.yaml', 'a: [1,\n'), { cwd: dir }),
       'CONFIG_INVALID',
       /not valid yaml/,
     ));
   it('rejects a missing key file', () =>
     expectCode(
-      () => loadConfig(write('k.yaml', 'keys: [{path: nope.pub}]\n'), dir),
+      () => loadConfig(write('k.yaml', 'keys: [{path: nope.pub}]\n'), { cwd: dir }),
       'INPUT_UNREADABLE',
     ));
   it('rejects a missing config file', () =>
-    expectCode(() => loadConfig(path.join(dir, 'absent.yaml'), dir), 'INPUT_UNREADABLE'));
+    expectCode(() => loadConfig(path.join(dir, 'absent.yaml'), { cwd: dir }), 'INPUT_UNREADABLE'));
   it('refuses a yaml alias bomb before expanding it', () => {
     const levels = Array.from(
       { length: 12 },
@@ -71,7 +71,7 @@ describe('gate.yaml', () => {
       '    l0: &l0 [x, x, x, x, x, x, x, x, x]',
       ...levels,
     ].join('\n');
-    expectCode(() => loadConfig(write('bomb.yaml', bomb), dir), 'CONFIG_INVALID', /not valid yaml/);
+    expectCode(() => loadConfig(write('bomb.yaml', bomb), { cwd: dir }), 'CONFIG_INVALID', /not valid yaml/);
   });
 });
 

@@ -1,5 +1,5 @@
 import { VerifyError, toGateError } from '../errors.js';
-import { schemaChecker } from '../evaluate/schema.js';
+import { schemaChecker } from '../util/schemas.js';
 import { attestationOf } from '../verify/attestation.js';
 import { matchSubject } from '../verify/statement.js';
 import type { Trust } from '../verify/trust.js';

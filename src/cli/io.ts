@@ -1,14 +1,18 @@
+import type { Environment } from '../config.js';
 import { isGateError, type GateErrorCode } from '../errors.js';
 
 /** What a command may touch: injected so commands are testable without a child process. */
 export interface CommandIO {
   cwd: string;
+  /** where configuration secrets are read from (default: this process's environment) */
+  env?: Environment;
   stdout: (text: string) => void;
   stderr: (text: string) => void;
 }
 
 export const processIO: CommandIO = {
   cwd: process.cwd(),
+  env: process.env,
   stdout: (t) => process.stdout.write(t),
   stderr: (t) => process.stderr.write(t),
 };

@@ -1,4 +1,4 @@
-import type { GateConfig, HttpSourceConfig } from '../config.js';
+import type { HttpSourceConfig, SourcesConfig } from '../config.js';
 import { createFileSource } from './files.js';
 import { createHttpClient, type HttpClient } from './http.js';
 import { createRekorSource } from './rekor.js';
@@ -12,22 +12,22 @@ import type { CollectRequest, CollectResult, Evidence, Source } from './types.js
  * failure as a rejection instead of stopping the decision.
  */
 export function defaultSources(
-  config: GateConfig,
+  config: SourcesConfig,
   extraBundles: string[] = [],
   http: HttpClient = sharedClient(),
 ): Source[] {
   const found: Evidence[] = [];
   const first: Source[] = [];
-  const paths = [...config.sources.bundles, ...extraBundles];
+  const paths = [...config.bundles, ...extraBundles];
   if (paths.length > 0) first.push(createFileSource({ paths }));
-  if (config.sources.store) {
-    const s = config.sources.store;
-    first.push(optional(createStoreSource({ url: s.url, http, token: token(s) }), s));
+  if (config.store) {
+    const s = config.store;
+    first.push(optional(createStoreSource({ url: s.url, http, token: s.token }), s));
   }
   const pending = new Map<string, Array<Promise<unknown>>>();
   const sources = first.map((s) => remember(s, found, pending));
-  if (config.sources.rekor) {
-    const r = config.sources.rekor;
+  if (config.rekor) {
+    const r = config.rekor;
     const rekor = createRekorSource({
       url: r.url,
       http,
@@ -42,10 +42,6 @@ export function defaultSources(
 let client: HttpClient | undefined;
 function sharedClient(): HttpClient {
   return (client ??= createHttpClient());
-}
-
-function token(s: HttpSourceConfig): string | undefined {
-  return s.tokenEnv ? process.env[s.tokenEnv] : undefined;
 }
 
 type Pending = Map<string, Array<Promise<unknown>>>;

@@ -1,4 +1,6 @@
-import { schemaChecker } from './schema.js';
+import { schemaChecker } from '../util/schemas.js';
+import type { CollectRejection } from '../collect/types.js';
+import type { EvidenceOutcome } from '../verify/evidence.js';
 import type { Rejection, VerifiedAttestation } from '../verify/types.js';
 
 /** A subject the decision is about (schemas/policy-input.schema.json). */
@@ -50,6 +52,47 @@ export function toPolicyAttestation(a: VerifiedAttestation, source: string): Pol
     signer: a.signer,
     logEntries: a.logEntries,
     timestamps: a.timestamps,
+  };
+}
+
+/** What the input step is given: the request, its time, and what the evidence turned out to be. */
+export interface InputParts {
+  subjects: PolicySubject[];
+  environment: string;
+  time: Date;
+  outcomes: EvidenceOutcome[];
+  /** evidence a source found but could not turn into something verifiable */
+  collectRejected: CollectRejection[];
+  context: Record<string, unknown> | undefined;
+  breakGlass: unknown[];
+}
+
+/**
+ * The input step: the one document the policy decides on. Evidence about another artifact is
+ * not a failed check of this one, so the policy is not told about it.
+ */
+export function policyInputOf(p: InputParts): PolicyInput {
+  const attestations = p.outcomes.flatMap((o) =>
+    o.attestations.map((a) => toPolicyAttestation(a, o.evidence.source)),
+  );
+  const rejected: PolicyRejection[] = [...p.collectRejected];
+  for (const { evidence, error } of p.outcomes) {
+    if (error && error.code !== 'SUBJECT_MISMATCH')
+      rejected.push({
+        id: evidence.id,
+        source: evidence.source,
+        code: error.code,
+        message: error.message,
+      });
+  }
+  return {
+    subjects: p.subjects,
+    environment: p.environment,
+    effectiveTime: p.time.toISOString(),
+    attestations,
+    rejected,
+    context: p.context ?? {},
+    breakGlass: p.breakGlass,
   };
 }
 

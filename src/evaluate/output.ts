@@ -1,5 +1,5 @@
 import { PolicyError } from '../errors.js';
-import { schemaChecker } from './schema.js';
+import { schemaChecker } from '../util/schemas.js';
 
 /** One rule's finding: what failed, what would pass, which evidence it looked at. */
 export interface RuleResult {

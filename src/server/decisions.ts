@@ -1,7 +1,7 @@
 import type { FastifyInstance } from 'fastify';
 import type { Decision } from '../decision.js';
 import type { CheckRequest } from '../gate.js';
-import { GateError } from '../errors.js';
+import { GateError, toGateError } from '../errors.js';
 import { parseDigest } from '../subject.js';
 import { HttpError, statusForCode } from './errors.js';
 
@@ -49,6 +49,7 @@ const BODY_SCHEMA = {
     environment: ENVIRONMENT_SCHEMA,
     context: { type: 'object' },
     dryRun: { type: 'boolean' },
+    summary: { type: 'boolean' },
   },
 } as const;
 
@@ -58,6 +59,8 @@ interface DecisionBody {
   environment: string;
   context?: Record<string, unknown>;
   dryRun?: boolean;
+  /** also return a signed verification summary when the decision is an enforced allow */
+  summary?: boolean;
 }
 
 export function toCheckRequest(body: DecisionBody): CheckRequest {
@@ -105,7 +108,7 @@ function checkBody(body: DecisionBody, allowDryRun: boolean): void {
 export function registerDecisionRoutes(
   app: FastifyInstance,
   check: (req: CheckRequest) => Promise<Decision>,
-  opts: { allowDryRun?: boolean } = {},
+  opts: { allowDryRun?: boolean; summarize?: (d: Decision) => unknown } = {},
 ): void {
   app.post<{ Body: DecisionBody }>(
     '/v1/decisions',
@@ -113,7 +116,23 @@ export function registerDecisionRoutes(
     async (request, reply) => {
       checkBody(request.body, opts.allowDryRun === true);
       const decision = await check(toCheckRequest(request.body));
-      return reply.code(statusOfDecision(decision)).send(decision);
+      const extra = request.body.summary ? summaryOf(decision, opts.summarize) : {};
+      return reply.code(statusOfDecision(decision)).send({ ...decision, ...extra });
     },
   );
+}
+
+/**
+ * The signed summary asked for with `"summary": true`: only an enforced allow has one. The
+ * decision stands (it is recorded) even when no summary can be signed; `summaryError` says why.
+ */
+function summaryOf(d: Decision, summarize: ((d: Decision) => unknown) | undefined) {
+  if (d.outcome !== 'allow' || d.mode !== 'enforce') return {};
+  try {
+    if (!summarize) throw new GateError('CONFIG_INVALID', 'this server signs no summaries');
+    return { summary: summarize(d) };
+  } catch (err) {
+    const e = toGateError(err);
+    return { summaryError: { code: e.code, message: e.message } };
+  }
 }

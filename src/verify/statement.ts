@@ -1,42 +1,22 @@
-import { readFileSync } from 'node:fs';
-import { Ajv2020, type ErrorObject, type ValidateFunction } from 'ajv/dist/2020.js';
+import type { ErrorObject, ValidateFunction } from 'ajv/dist/2020.js';
 import { VerifyError } from '../errors.js';
 import { HEX_LENGTH } from '../subject.js';
 import { clip } from '../util/input.js';
-import { packagePath } from '../util/paths.js';
+import { validatorFor } from '../util/schemas.js';
 import type { ArtifactDigest, InTotoStatement, InTotoSubject } from './types.js';
 
 export const STATEMENT_TYPE_V1 = 'https://in-toto.io/Statement/v1';
 export const STATEMENT_TYPE_V01 = 'https://in-toto.io/Statement/v0.1';
 export const SLSA_PROVENANCE_V1 = 'https://slsa.dev/provenance/v1';
 
-// Compiled once: ajv compiles each schema to a function, which is costly, and the schemas ship
-// with the package, so a broken one must fail at load rather than on the first attestation.
-// verbose: errors carry their parentSchema, where the schemas keep their 'x-messages' texts.
-const ajv = new Ajv2020({ allErrors: false, strict: true, verbose: true, allowUnionTypes: true });
-ajv.addKeyword({ keyword: 'x-messages', schemaType: 'object' });
-for (const file of [
-  'in-toto-statement-v1.schema.json',
-  'in-toto-statement-v0.1.schema.json',
-  'slsa-provenance-v1.schema.json',
-]) {
-  ajv.addSchema(JSON.parse(readFileSync(packagePath('schemas', file), 'utf8')) as object);
-}
-
 const STATEMENT_SCHEMAS: ReadonlyMap<string, ValidateFunction> = new Map([
-  [STATEMENT_TYPE_V1, compile('urn:gate:schema:in-toto-statement-v1')],
-  [STATEMENT_TYPE_V01, compile('urn:gate:schema:in-toto-statement-v0.1')],
+  [STATEMENT_TYPE_V1, validatorFor('urn:gate:schema:in-toto-statement-v1')],
+  [STATEMENT_TYPE_V01, validatorFor('urn:gate:schema:in-toto-statement-v0.1')],
 ]);
 const PREDICATE_SCHEMAS: ReadonlyMap<string, ValidateFunction> = new Map([
-  [SLSA_PROVENANCE_V1, compile('urn:gate:schema:slsa-provenance-v1')],
+  [SLSA_PROVENANCE_V1, validatorFor('urn:gate:schema:slsa-provenance-v1')],
 ]);
-const validateRd = compile('urn:gate:schema:in-toto-statement-v1#/$defs/ResourceDescriptor');
-
-function compile(ref: string): ValidateFunction {
-  const fn = ajv.getSchema(ref);
-  if (fn === undefined) throw new Error(`schema ${ref} is not loaded`);
-  return fn;
-}
+const validateRd = validatorFor('urn:gate:schema:in-toto-statement-v1#/$defs/ResourceDescriptor');
 
 /**
  * Parses a DSSE payload as an in-toto Statement (v1 or v0.1) and validates it against the

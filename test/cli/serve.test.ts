@@ -44,7 +44,7 @@ describe('refusing to start unprotected', () => {
   it('refuses a decisions token over plain http beyond loopback', async () => {
     const { out, io: cio } = io();
     const env = { GATE_TOKEN_DECISIONS: 'ci' };
-    const code = await serveCommand({ host: '::', port: '0' }, cio, env);
+    const code = await serveCommand({ host: '::', port: '0' }, { ...cio, env });
     expect(code).toBe(2);
     expect(out.stderr).toMatch(/^gate: SERVE_UNPROTECTED: .* over plain http: .*--tls-cert/);
     expect(out.stderr.split('\n')).toHaveLength(2);

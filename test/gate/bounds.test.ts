@@ -4,10 +4,9 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createSqliteLedger } from '../../src/audit/sqlite.js';
-import { defaultSources } from '../../src/collect/sources.js';
 import { normalise } from '../../src/config.js';
 import { createGate, type CheckRequest } from '../../src/gate.js';
-import { schemaChecker } from '../../src/evaluate/schema.js';
+import { schemaChecker } from '../../src/util/schemas.js';
 import { trustFromJSON, type Trust } from '../../src/verify/trust.js';
 import { FIXTURES } from '../helpers.js';
 import { startRekorServer, type RekorServer } from '../support/rekor-server.js';
@@ -51,10 +50,8 @@ function gateWith(doc: Record<string, unknown>) {
     dir,
     'test-config',
   );
-  const gate = createGate(config, {
-    trust,
-    sources: (r) => defaultSources(config, r.bundles ?? []),
-  });
+  // the configured sources are wired by createGate itself
+  const gate = createGate(config, { trust });
   return { gate, ledger };
 }
 

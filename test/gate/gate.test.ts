@@ -11,7 +11,7 @@ import type { Source } from '../../src/collect/types.js';
 import { normalise } from '../../src/config.js';
 import { createGate, type CheckRequest, type Gate } from '../../src/gate.js';
 import { trustFromJSON, type Trust } from '../../src/verify/trust.js';
-import { schemaChecker } from '../../src/evaluate/schema.js';
+import { schemaChecker } from '../../src/util/schemas.js';
 import { FIXTURES } from '../helpers.js';
 
 const checkDecision = schemaChecker('decision.schema.json', 'POLICY_OUTPUT_INVALID', 'decision');

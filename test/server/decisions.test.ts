@@ -59,7 +59,10 @@ describe('POST /v1/decisions', () => {
   });
 
   it('answers 400 when the decision failed on the request itself (policy input invalid)', async () => {
-    const error = { code: 'POLICY_INPUT_INVALID', message: 'context/changeKinds must be array' };
+    const error = {
+      code: 'POLICY_INPUT_INVALID' as const,
+      message: 'context/changeKinds must be array',
+    };
     const { res } = await post((req) => decisionFor(req, 'error', { error }));
     expect(res.statusCode).toBe(400);
   });

@@ -27,6 +27,11 @@ export function fakeGate(answer: Answer = (req) => decisionFor(req, 'allow')): F
     async close() {
       gate.closed++;
     },
+    summarize(decision) {
+      // what a gate with a summary key gives back: an envelope over the decision
+      const payload = Buffer.from(JSON.stringify({ decisionId: decision.id })).toString('base64');
+      return { payloadType: 'application/vnd.in-toto+json', payload, signatures: [] };
+    },
     policy: {} as CompiledPolicy,
     trust: {} as Trust,
     outbox: undefined,

@@ -2,6 +2,8 @@ import type { FastifyInstance } from 'fastify';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { normalise } from '../../src/config.js';
 import { createServer } from '../../src/server/app.js';
+import { verifyEnvelope } from '../../src/verify/envelope.js';
+import { VSA_PREDICATE_TYPE } from '../../src/vsa.js';
 import { startRealGate, type RealGate } from './real-gate.js';
 
 /**
@@ -131,6 +133,38 @@ describe('what the real gate recorded', () => {
     expect(text).toMatch(
       /^http_requests_total\{method="POST",route="\/v1\/decisions",status_code="503"\} 1$/m,
     );
+  });
+});
+
+describe('POST /v1/decisions with "summary": true', () => {
+  const ask = (hex: string) =>
+    app.inject({
+      method: 'POST',
+      url: '/v1/decisions',
+      payload: { subjects: [`sha256:${hex}`], environment: 'dev', summary: true },
+    });
+
+  it('returns a verification summary signed by the gate for an allow', async () => {
+    const res = await ask(real.allowed);
+    expect(res.statusCode).toBe(200);
+    const body = res.json();
+    expect(body.outcome).toBe('allow');
+    const summary = verifyEnvelope(Buffer.from(JSON.stringify(body.summary)), {
+      keys: [{ pem: real.summaryKeyPem }],
+      subject: { digest: { algorithm: 'sha256', hex: real.allowed } },
+    });
+    expect(summary.predicateType).toBe(VSA_PREDICATE_TYPE);
+    expect(summary.predicate).toMatchObject({
+      verificationResult: 'PASSED',
+      decisionId: body.id,
+      verifier: { id: 'https://gate-test.example/gate' },
+    });
+  });
+
+  it('returns none for a deny', async () => {
+    const body = (await ask(real.denied)).json();
+    expect(body.outcome).toBe('deny');
+    expect(body.summary).toBeUndefined();
   });
 });
 

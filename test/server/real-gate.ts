@@ -1,5 +1,5 @@
-import { createHash } from 'node:crypto';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { createHash, generateKeyPairSync } from 'node:crypto';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import type { Evidence, Source } from '../../src/collect/types.js';
@@ -33,6 +33,8 @@ export interface RealGate {
   unreachable: string;
   /** a digest whose source never answers, not even when the decision's deadline passes */
   hanging: string;
+  /** the public key (PEM) of the gate's verification summaries */
+  summaryKeyPem: string;
   close(): Promise<void>;
 }
 
@@ -44,8 +46,10 @@ export async function startRealGate(): Promise<RealGate> {
   const evidence = [await provenance(svc, allowed)];
   const unreachable = hex('unreachable');
   const hanging = hex('hanging');
+  const { privateKey, publicKey } = generateKeyPairSync('ec', { namedCurve: 'P-256' });
+  writeFileSync(path.join(dir, 'vsa.key'), privateKey.export({ format: 'pem', type: 'pkcs8' }));
   const config = normalise(
-    { ledger: { path: ledgerPath }, policy: { config: policyConfig() } },
+    { ledger: { path: ledgerPath }, policy: { config: policyConfig() }, vsa: { key: 'vsa.key' } },
     dir,
     hex('config'),
   );
@@ -68,6 +72,7 @@ export async function startRealGate(): Promise<RealGate> {
     denied: hex('denied'),
     unreachable,
     hanging,
+    summaryKeyPem: publicKey.export({ format: 'pem', type: 'spki' }).toString(),
     async close() {
       await gate.close();
       await svc.close();
@@ -81,6 +86,7 @@ function policyConfig() {
     trusted_builders: [
       { id: BUILDER, identities: [{ san: DEFAULT_IDENTITY.san, issuer: DEFAULT_IDENTITY.issuer }] },
     ],
+    vsa: { verifier_id: 'https://gate-test.example/gate' },
     environments: {
       dev: {
         required_rules: ['provenance.present', 'provenance.trusted_builder', 'provenance.signer'],

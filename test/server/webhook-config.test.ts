@@ -1,6 +1,6 @@
 import { readFileSync } from 'node:fs';
 import { parseAllDocuments } from 'yaml';
-import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
+import { beforeAll, describe, expect, it } from 'vitest';
 import { normalise, type GateConfig } from '../../src/config.js';
 import { admissionDeadlineMs } from '../../src/server/admission-review.js';
 import { createServer } from '../../src/server/app.js';
@@ -25,11 +25,10 @@ const service = serverDocs.find((d) => d.kind === 'Service')!;
 
 let config: GateConfig;
 beforeAll(() => {
-  vi.stubEnv('GATE_LEDGER_URL', 'postgres://gate@db.example/gate');
   const gateYaml = serverDocs.find((d) => d.kind === 'ConfigMap')!.data['gate.yaml'];
-  config = normalise(parseAllDocuments(gateYaml)[0]!.toJS(), '/etc/gate', 'digest');
+  const env = { GATE_LEDGER_URL: 'postgres://gate@db.example/gate' };
+  config = normalise(parseAllDocuments(gateYaml)[0]!.toJS(), '/etc/gate', 'digest', 'config', env);
 });
-afterAll(() => vi.unstubAllEnvs());
 
 /** k8s.io/apiserver webhook validation: every path segment is a DNS-1123 subdomain. */
 const DNS1123_SUBDOMAIN = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$/;

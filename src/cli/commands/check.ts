@@ -1,7 +1,6 @@
 import { appendFileSync, writeFileSync } from 'node:fs';
 import { renderMarkdown } from '../markdown.js';
 import path from 'node:path';
-import { buildVSA, signEnvelope } from '../../vsa.js';
 import { loadConfig, type GateConfig } from '../../config.js';
 import type { Decision } from '../../decision.js';
 import { GateError } from '../../errors.js';
@@ -13,7 +12,6 @@ import {
   parseJSON,
   readBoundedFile,
 } from '../../util/input.js';
-import { defaultSources } from '../../collect/sources.js';
 import { parseSubject } from '../../subject.js';
 import { EXIT, type CommandIO, reportError } from '../io.js';
 
@@ -45,7 +43,7 @@ export interface CheckOptions {
  */
 export async function checkCommand(opts: CheckOptions, io: CommandIO): Promise<number> {
   try {
-    const config = withFlags(loadConfig(opts.config, io.cwd), opts, io.cwd);
+    const config = withFlags(loadConfig(opts.config, { cwd: io.cwd, env: io.env }), opts, io.cwd);
     const at = opts.at === undefined ? undefined : parseAt(opts);
     const req: CheckRequest = {
       ...(at ? { at } : {}),
@@ -64,13 +62,11 @@ export async function checkCommand(opts: CheckOptions, io: CommandIO): Promise<n
         };
       }),
     };
-    const gate = await createGate(config, {
-      sources: (r) => defaultSources(config, r.bundles ?? []),
-    });
+    const gate = await createGate(config);
     try {
       const decision = await gate.check(req);
       if (opts.vsa && decision.outcome === 'allow' && decision.mode === 'enforce') {
-        writeVSA(path.resolve(io.cwd, opts.vsa), decision, config, gate.policyData);
+        writeSummary(path.resolve(io.cwd, opts.vsa), gate.summarize(decision));
       }
       if (opts.summary) appendSummary(path.resolve(io.cwd, opts.summary), renderMarkdown(decision));
       io.stdout(
@@ -112,20 +108,13 @@ function appendSummary(file: string, markdown: string): void {
   }
 }
 
-/** Signs and writes the verification summary the promotion rule of the next environment accepts. */
-function writeVSA(file: string, decision: Decision, config: GateConfig, data: unknown): void {
-  if (!config.vsa)
-    throw new GateError('CONFIG_INVALID', '--vsa needs a vsa.key in the configuration');
-  const verifierId = (
-    data as { gate?: { config?: { vsa?: { verifier_id?: string } } } } | undefined
-  )?.gate?.config?.vsa?.verifier_id;
-  if (!verifierId)
-    throw new GateError(
-      'CONFIG_INVALID',
-      '--vsa needs vsa.verifier_id in the policy configuration',
-    );
-  const statement = buildVSA(decision, { verifierId, policyBaseUri: config.vsa.policyUri });
-  writeFileSync(file, `${JSON.stringify(signEnvelope(statement, config.vsa.keyPem), null, 2)}\n`);
+/** Writes the signed verification summary the promotion rule of the next environment accepts. */
+function writeSummary(file: string, summary: unknown): void {
+  try {
+    writeFileSync(file, `${JSON.stringify(summary, null, 2)}\n`);
+  } catch (err) {
+    throw new GateError('INPUT_UNREADABLE', `cannot write the summary to ${file}`, { cause: err });
+  }
 }
 
 function withFlags(config: GateConfig, opts: CheckOptions, cwd: string): GateConfig {

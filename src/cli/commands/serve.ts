@@ -1,6 +1,5 @@
 import type { FastifyInstance } from 'fastify';
-import { defaultSources } from '../../collect/sources.js';
-import { loadConfig, type GateConfig } from '../../config.js';
+import { loadConfig, type Environment, type GateConfig } from '../../config.js';
 import { GateError } from '../../errors.js';
 import { createGate, type Gate } from '../../gate.js';
 import { createServer, type ServerOptions } from '../../server/app.js';
@@ -29,15 +28,12 @@ export interface ServeOptions {
  * lines) go to stderr. Tokens come from the environment, never from flags, which other users
  * of the machine can read in the process list.
  */
-export async function serveCommand(
-  opts: ServeOptions,
-  io: CommandIO,
-  env = process.env,
-): Promise<number> {
+export async function serveCommand(opts: ServeOptions, io: CommandIO): Promise<number> {
+  const env = io.env ?? process.env;
   let server: FastifyInstance | undefined;
   let reloader: TlsReloader | undefined;
   try {
-    const config = loadConfig(opts.config, io.cwd);
+    const config = loadConfig(opts.config, { cwd: io.cwd, env });
     const host = opts.host ?? '127.0.0.1';
     const port = parsePort(opts.port ?? '8080');
     const tlsFiles = tlsFilesOf(opts);
@@ -61,7 +57,7 @@ export async function serveCommand(
     }
     if (tlsFiles && tls) reloader = watchTls(server, tlsFiles, tls);
     ready = true;
-    return await serveUntilSignal(server, built.gate, { set: (v) => (ready = v) });
+    return await serveUntilSignal(server, { set: (v) => (ready = v) });
   } catch (err) {
     reportError(err, io);
     await server?.close().catch(() => undefined);
@@ -77,9 +73,7 @@ async function build(
   io: CommandIO,
   s: { tokens: ServerOptions['tokens']; tls?: TlsPair; host: string; ready: () => boolean },
 ): Promise<{ server: FastifyInstance; gate: Gate }> {
-  const gate = await createGate(config, {
-    sources: (r) => defaultSources(config, r.bundles ?? []),
-  });
+  const gate = await createGate(config);
   const server = createServer({
     gate,
     config,
@@ -102,19 +96,9 @@ function watchTls(server: FastifyInstance, files: TlsFiles, initial: TlsPair): T
 }
 
 /** Serves until SIGTERM or SIGINT, then drains; exit 2 when the drain had to cut connections. */
-async function serveUntilSignal(
-  server: FastifyInstance,
-  gate: Gate,
-  ready: { set(v: boolean): void },
-) {
-  // Break-glass announcements still pending (a webhook was down) are retried in the background.
-  const outbox = gate.outbox;
-  const retry = outbox
-    ? setInterval(() => void outbox.deliver().catch(() => undefined), 30_000)
-    : undefined;
-  retry?.unref();
+async function serveUntilSignal(server: FastifyInstance, ready: { set(v: boolean): void }) {
+  // (pending break-glass announcements are retried by the gate itself until it is closed)
   const signal = await untilSignal(['SIGTERM', 'SIGINT']);
-  clearInterval(retry);
   // Not ready first, so a load balancer stops sending while the requests in flight finish.
   ready.set(false);
   server.log.info({ signal }, 'shutting down');
@@ -135,7 +119,7 @@ function tlsFilesOf(opts: ServeOptions): TlsFiles | undefined {
 }
 
 /** GATE_TOKEN_BREAK_GLASS, GATE_TOKEN_AUDIT, GATE_TOKEN_DECISIONS: comma-separated tokens. */
-export function tokensFrom(env: NodeJS.ProcessEnv): NonNullable<ServerOptions['tokens']> & {
+export function tokensFrom(env: Environment): NonNullable<ServerOptions['tokens']> & {
   decisions: string[];
 } {
   const list = (name: string) =>

@@ -1,4 +1,0 @@
-export * from './types.js';
-export * from './http.js';
-export * from './files.js';
-export * from './store.js';
