@@ -44,7 +44,11 @@ describe('gate.yaml', () => {
     ],
   ] as const) {
     it(`rejects ${what} with CONFIG_INVALID naming where`, () =>
-      expectCode(() => loadConfig(write('bad.yaml', text), { cwd: dir }), 'CONFIG_INVALID', message));
+      expectCode(
+        () => loadConfig(write('bad.yaml', text), { cwd: dir }),
+        'CONFIG_INVALID',
+        message,
+      ));
   }
 
   it('rejects yaml that does not parse', () =>
@@ -71,7 +75,11 @@ describe('gate.yaml', () => {
       '    l0: &l0 [x, x, x, x, x, x, x, x, x]',
       ...levels,
     ].join('\n');
-    expectCode(() => loadConfig(write('bomb.yaml', bomb), { cwd: dir }), 'CONFIG_INVALID', /not valid yaml/);
+    expectCode(
+      () => loadConfig(write('bomb.yaml', bomb), { cwd: dir }),
+      'CONFIG_INVALID',
+      /not valid yaml/,
+    );
   });
 });
 
