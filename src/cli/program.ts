@@ -150,10 +150,12 @@ export function buildProgram(io: CommandIO, setExit: (code: number) => void): Co
   ledgerOpts(
     audit
       .command('replay')
-      .description('evaluate a recorded input again with the recorded policy')
+      .description(
+        'evaluate a recorded input again with the recorded policy, and another (exit 1 if one differs)',
+      )
       .argument('<id>', 'decision id'),
   )
-    .option('--policy <path>', 'replay with this policy instead of the recorded one')
+    .option('--policy <path>', 'also replay with this policy (the current one, say)')
     .action(async (id: string, opts) => setExit(await auditReplayCommand(id, opts, io)));
   ledgerOpts(
     audit

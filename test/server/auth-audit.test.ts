@@ -205,6 +205,21 @@ describe('GET /v1/audit/decisions', () => {
 });
 
 describe('GET /v1/audit/verify', () => {
+  it('verifies a json lines ledger as far as it can, and refuses what needs a chain', async () => {
+    const app = server({ tokens: { audit: ['t'] } });
+    const at = (url: string) => app.inject({ method: 'GET', url, headers: bearer('t') });
+    expect((await at('/v1/audit/verify')).json()).toEqual({
+      ok: true,
+      records: 4,
+      checkpoints: 0,
+      chained: false,
+    });
+    const one = await at('/v1/audit/decisions/d1');
+    expect(one.statusCode).toBe(400);
+    expect(one.json().error.code).toBe('CONFIG_INVALID');
+    await app.close();
+  });
+
   it('cross-checks the indexes: a deleted subject row is named, with its code and table', async () => {
     const file = path.join(dir, 'verify.db');
     const l = createSqliteLedger({ path: file });
