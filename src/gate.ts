@@ -1,8 +1,7 @@
 import { randomUUID } from 'node:crypto';
-import path from 'node:path';
 import type { AuditLedger, Ledger } from './audit/ledger.js';
 import { openLedger } from './audit/open.js';
-import { savePolicy } from './audit/policy-store.js';
+import { policyStoreFor, type PolicyStore } from './audit/policy-store.js';
 import type { BreakGlassRefusal } from './breakglass/types.js';
 import {
   breakGlassRulesOf,
@@ -86,11 +85,7 @@ export async function createGate(config: GateConfig, deps: GateDeps = {}): Promi
   const outbox = deps.outbox ?? outboxFor(config.notify);
   // each signed ledger checkpoint is also announced through the outbox (truncation evidence)
   const opened = deps.ledger ?? (await openLedger(config.ledger, outbox ? { outbox } : {}));
-  const ledger = storingPolicy(
-    opened,
-    path.join(path.dirname(config.ledger.path), 'policies'),
-    policy,
-  );
+  const ledger = storingPolicy(opened, policyStoreFor(config.ledger), policy);
   const sourcesFor =
     deps.sources ?? ((r: CheckRequest) => defaultSources(config.sources, r.bundles ?? []));
   const now = deps.now ?? (() => new Date());
@@ -239,11 +234,11 @@ async function deliver(outbox: Outbox | undefined): Promise<void> {
  * Replay needs the exact policy each decision was made with: it is stored beside the ledger
  * before the first record that names it, as part of making that record durable.
  */
-function storingPolicy(opened: Ledger, dir: string, policy: CompiledPolicy): Ledger {
+function storingPolicy(opened: Ledger, store: PolicyStore, policy: CompiledPolicy): Ledger {
   let stored = false;
   return {
     append: async (decision, input) => {
-      if (!stored) savePolicy(dir, policy);
+      if (!stored) store.save(policy);
       stored = true;
       await opened.append(decision, input);
     },
