@@ -3,9 +3,8 @@ import path from 'node:path';
 import type { AuditLedger, LedgerQuery } from '../../audit/ledger.js';
 import { openAuditLedger, openLedgerToVerify } from '../../audit/open.js';
 import { policyStoreFor } from '../../audit/policy-store.js';
-import { recordedInput, type Checkpoint, type LedgerRecord } from '../../audit/record.js';
-import { createReplayer, type Replay, type Verdict } from '../../audit/replay.js';
-import type { ChainVerification } from '../../audit/verify-chain.js';
+import { recordedInput, type LedgerRecord } from '../../audit/record.js';
+import { createReplayer } from '../../audit/replay.js';
 import { parseCheckpoints, verifyDefaults } from '../../audit/verify-ledger.js';
 import { loadConfig, type GateConfig } from '../../config.js';
 import type { Outcome } from '../../decision.js';
@@ -13,6 +12,7 @@ import { GateError } from '../../errors.js';
 import { loadCompiledPolicy } from '../../evaluate/policy.js';
 import { readBoundedFile } from '../../util/input.js';
 import { EXIT, type CommandIO, reportError } from '../io.js';
+import { replayText, table, verdict, view } from './audit-text.js';
 
 export interface AuditOptions {
   config?: string;
@@ -134,20 +134,6 @@ function heldCheckpoints(file: string, cwd: string, keyed: boolean) {
   return parseCheckpoints(text.toString('utf8'), file);
 }
 
-function verdict(r: ChainVerification, signed: boolean, external?: Checkpoint[]): string {
-  if (!r.ok) {
-    const b = r.firstBroken!;
-    const where = `${b.code}${b.table ? ` in ${b.table}` : ''}`;
-    return `LEDGER TAMPERED: record ${b.seq}${b.id ? ` (${b.id})` : ''}: ${b.reason} [${where}]\n`;
-  }
-  if (r.chained === false)
-    return `ledger read: ${r.records} records, each once, no break-glass request used twice; a json lines ledger has no hash chain, so edits and removals cannot be seen\n`;
-  const held = external?.length
-    ? `; it extends the ${external.length} checkpoint${external.length === 1 ? '' : 's'} held outside it (up to size ${Math.max(...external.map((c) => c.size))})`
-    : '';
-  return `ledger verified: ${r.records} records, ${r.checkpoints} checkpoints${signed ? ' signed by the ledger key' : ' (no public key: signatures not checked)'}${held}\n`;
-}
-
 /**
  * `gate audit replay ID`: evaluates the recorded input again with the policy the decision was
  * made with (from the policy store beside the ledger) and, given --policy, with that one too;
@@ -188,23 +174,6 @@ function hinted(err: unknown): unknown {
   return err;
 }
 
-function replayText(r: Replay): string {
-  const policy = (digest: string | undefined) => `policy ${(digest ?? 'unknown').slice(0, 12)}`;
-  if (r.same) {
-    const also =
-      r.now && r.now.policy !== r.then?.policy ? ` and with ${policy(r.now.policy)}` : '';
-    const first = r.then ? policy(r.then.policy) : policy(r.now?.policy);
-    return `replay of ${r.id}: same result (${describe(r.recorded)}) with ${first}${also}\n`;
-  }
-  const lines = [
-    `replay of ${r.id} DIFFERS:`,
-    `  recorded: ${describe(r.recorded)} (${policy(r.recorded.policy)})`,
-    `  then:     ${r.then ? `${describe(r.then)} (${policy(r.then.policy)})` : r.thenMissing}`,
-    ...(r.now ? [`  now:      ${describe(r.now)} (${policy(r.now.policy)})`] : []),
-  ];
-  return `${lines.join('\n')}\n`;
-}
-
 /** `gate audit export`: every record as JSON Lines, in chain order, verifiable elsewhere. */
 export function auditExportCommand(
   opts: AuditOptions & { out?: string },
@@ -221,49 +190,10 @@ export function auditExportCommand(
   });
 }
 
-function view(r: LedgerRecord) {
-  return {
-    seq: r.seq,
-    id: r.id,
-    time: r.time,
-    environment: r.environment,
-    outcome: r.outcome,
-    subjects: r.subjects,
-    requester: r.requester,
-    rules: r.rules,
-    hash: r.hash,
-  };
-}
-
-function table(records: LedgerRecord[]): string {
-  if (records.length === 0) return 'no decisions match\n';
-  const rows = records.map((r) => [
-    String(r.seq),
-    r.time,
-    r.environment,
-    r.outcome,
-    r.subjects.map((s) => s.slice(0, 19)).join(' '),
-    r.requester ?? '',
-    r.rules.join(','),
-  ]);
-  const head = ['SEQ', 'TIME', 'ENV', 'OUTCOME', 'SUBJECTS', 'REQUESTER', 'RULES'];
-  const widths = head.map((h, i) => Math.max(h.length, ...rows.map((row) => row[i]!.length)));
-  const line = (cells: string[]) =>
-    cells
-      .map((c, i) => c.padEnd(widths[i]!))
-      .join('  ')
-      .trimEnd();
-  return `${[line(head), ...rows.map(line)].join('\n')}\n`;
-}
-
 async function found(ledger: AuditLedger, id: string): Promise<LedgerRecord> {
   const r = await ledger.get(id);
   if (!r) throw new GateError('USAGE_ERROR', `no decision ${id} in the ledger`);
   return r;
-}
-
-function describe(r: Verdict): string {
-  return r.allow ? 'allow' : `deny: ${r.violations.join(', ') || '(none)'}`;
 }
 
 function isoTime(s: string, flag: string): string {
