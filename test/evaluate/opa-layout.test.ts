@@ -36,8 +36,8 @@ describe('policies/ with the plain opa commands', () => {
     await expect(plain('check', '--strict', 'policies/')).resolves.toMatchObject({ stderr: '' });
   });
 
-  it('opa test policies/ passes every test', async () => {
-    const { stdout } = await plain('test', 'policies/');
+  it('opa test policies/ -v passes every test', async () => {
+    const { stdout } = await plain('test', 'policies/', '-v');
     const [, passed, total] = /PASS: (\d+)\/(\d+)/.exec(stdout) ?? [];
     expect(Number(total)).toBeGreaterThanOrEqual(100);
     expect(passed).toBe(total);
@@ -47,25 +47,26 @@ describe('policies/ with the plain opa commands', () => {
     await expect(plain('fmt', '-l', 'policies/')).resolves.toMatchObject({ stdout: '' });
   });
 
-  it('opa build policies/ builds a bundle', async () => {
-    const out = path.join(mkdtempSync(path.join(tmpdir(), 'gate-opa-layout-')), 'bundle.tar.gz');
-    await expect(plain('build', '-o', out, 'policies/')).resolves.toMatchObject({ stderr: '' });
+  it('opa build policies/ builds a bundle, and with the tests left out a WebAssembly one', async () => {
+    const out = mkdtempSync(path.join(tmpdir(), 'gate-opa-layout-'));
+    const rego = path.join(out, 'rego.tar.gz');
+    const wasm = path.join(out, 'bundle.tar.gz');
+    await expect(plain('build', '-o', rego, 'policies/')).resolves.toMatchObject({ stderr: '' });
+    const wasmBuild = ['-t', 'wasm', '-e', 'gate/decision', '--ignore', '*_test.rego'];
+    await expect(plain('build', ...wasmBuild, '-o', wasm, 'policies/')).resolves.toMatchObject({
+      stderr: '',
+    });
   });
 
-  it('opa eval decides an example input as documented', async () => {
-    const { stdout } = await plain(
-      'eval',
-      '--format',
-      'json',
-      '-d',
-      'policies/',
-      '-i',
-      'examples/policy-inputs/deny-missing-tests.json',
-      'data.gate.decision',
-    );
+  it.each([
+    ['allow-production.json', true, []],
+    ['deny-missing-tests.json', false, ['tests.required_suites']],
+  ])('opa eval decides examples/policy-inputs/%s as documented', async (name, allow, ids) => {
+    const input = `examples/policy-inputs/${name}`;
+    const { stdout } = await plain('eval', '-d', 'policies/', '-i', input, 'data.gate.decision');
     const value = (JSON.parse(stdout) as { result: Array<{ expressions: [{ value: unknown }] }> })
       .result[0]!.expressions[0].value as { allow: boolean; violations: Array<{ id: string }> };
-    expect(value.allow).toBe(false);
-    expect(value.violations.map((v) => v.id)).toEqual(['tests.required_suites']);
+    expect(value.allow).toBe(allow);
+    expect(value.violations.map((v) => v.id)).toEqual(ids);
   });
 });
