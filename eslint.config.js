@@ -15,6 +15,29 @@ export default tseslint.config(
     },
   },
   {
+    // Front ends (the CLI and the HTTP server) are thin adapters over the gate: they import the
+    // gate, the config loader, the shared types and utilities, and the public API (src/index.ts)
+    // for the verifier, the ledger and the policies, never a stage's inner modules.
+    files: ['src/cli/**/*.ts', 'src/server/**/*.ts'],
+    rules: {
+      'no-restricted-imports': [
+        'error',
+        {
+          patterns: [
+            {
+              group: ['**/audit/*', '**/breakglass/*', '**/collect/*', '**/evaluate/*'],
+              message: 'front ends import the gate or src/index.ts, not a stage',
+            },
+            {
+              group: ['**/notify/*', '**/verify/*'],
+              message: 'front ends import the gate or src/index.ts, not a stage',
+            },
+          ],
+        },
+      ],
+    },
+  },
+  {
     // Negative fixtures edit parsed JSON freely.
     files: ['test/**/*.ts'],
     rules: { '@typescript-eslint/no-explicit-any': 'off' },

@@ -1,11 +1,16 @@
 import type { FastifyInstance, FastifyRequest } from 'fastify';
-import { createJsonlLedger } from '../audit/jsonl.js';
-import { MAX_JSONL_LIMIT, readDecisions } from '../audit/jsonl-reader.js';
-import type { AuditLedger, LedgerQuery } from '../audit/ledger.js';
-import { policyStoreFor } from '../audit/policy-store.js';
-import { recordedInput, type LedgerRecord } from '../audit/record.js';
-import { createReplayer } from '../audit/replay.js';
-import { verifyDefaults } from '../audit/verify-ledger.js';
+import {
+  createJsonlLedger,
+  MAX_JSONL_LIMIT,
+  readDecisions,
+  type AuditLedger,
+  type LedgerQuery,
+  policyStoreFor,
+  recordedInput,
+  type LedgerRecord,
+  createReplayer,
+  verifyDefaults,
+} from '../index.js';
 import type { GateConfig } from '../config.js';
 import { GateError } from '../errors.js';
 import type { Gate } from '../gate.js';

@@ -1,6 +1,10 @@
-import type { Checkpoint, LedgerRecord } from '../../audit/record.js';
-import type { Replay, Verdict } from '../../audit/replay.js';
-import type { ChainVerification } from '../../audit/verify-chain.js';
+import {
+  type Checkpoint,
+  type LedgerRecord,
+  type Replay,
+  type ReplayVerdict,
+  type ChainVerification,
+} from '../../index.js';
 
 /** How `gate audit` shows what it read: tables and sentences for people, JSON for tools. */
 
@@ -70,6 +74,6 @@ export function table(records: LedgerRecord[]): string {
   return `${[line(head), ...rows.map(line)].join('\n')}\n`;
 }
 
-function describe(r: Verdict): string {
+function describe(r: ReplayVerdict): string {
   return r.allow ? 'allow' : `deny: ${r.violations.join(', ') || '(none)'}`;
 }

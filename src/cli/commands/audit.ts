@@ -1,15 +1,21 @@
 import { writeFileSync } from 'node:fs';
 import path from 'node:path';
-import type { AuditLedger, LedgerQuery } from '../../audit/ledger.js';
-import { openAuditLedger, openLedgerToVerify } from '../../audit/open.js';
-import { policyStoreFor } from '../../audit/policy-store.js';
-import { recordedInput, type LedgerRecord } from '../../audit/record.js';
-import { createReplayer } from '../../audit/replay.js';
-import { parseCheckpoints, verifyDefaults } from '../../audit/verify-ledger.js';
+import {
+  type AuditLedger,
+  type LedgerQuery,
+  openAuditLedger,
+  openLedgerToVerify,
+  policyStoreFor,
+  recordedInput,
+  type LedgerRecord,
+  createReplayer,
+  parseCheckpoints,
+  verifyDefaults,
+  loadCompiledPolicy,
+} from '../../index.js';
 import { loadConfig, type GateConfig } from '../../config.js';
 import type { Outcome } from '../../decision.js';
 import { GateError } from '../../errors.js';
-import { loadCompiledPolicy } from '../../evaluate/policy.js';
 import { readBoundedFile } from '../../util/input.js';
 import { EXIT, type CommandIO, reportError } from '../io.js';
 import { replayText, table, verdict, view } from './audit-text.js';

@@ -1,10 +1,9 @@
 import { writeFileSync } from 'node:fs';
 import path from 'node:path';
-import { breakGlassStatement } from '../../breakglass/request.js';
-import { BREAK_GLASS_PREDICATE_TYPE } from '../../breakglass/types.js';
 import { GateError } from '../../errors.js';
 import { EXIT, type CommandIO, reportError } from '../io.js';
 import { parseSubject } from '../../subject.js';
+import { breakGlassStatement, BREAK_GLASS_PREDICATE_TYPE } from '../../index.js';
 
 export interface BreakGlassRequestCommandOptions {
   subject: string[];

@@ -3,12 +3,15 @@ import path from 'node:path';
 import { GateError } from '../../errors.js';
 import { isPlainObject, parseJSON, readBoundedFile } from '../../util/input.js';
 import { packagePath } from '../../util/paths.js';
-import { verifyAttestation } from '../../verify/attestation.js';
-import { compileIdentityRules } from '../../verify/identity.js';
 import { parseDigest } from '../../subject.js';
-import { loadTrustedRoot } from '../../verify/trust.js';
-import type { IdentityRule, VerifiedAttestation } from '../../verify/types.js';
 import { EXIT, type CommandIO, reportError } from '../io.js';
+import {
+  verifyAttestation,
+  compileIdentityRules,
+  loadTrustedRoot,
+  type IdentityRule,
+  type VerifiedAttestation,
+} from '../../index.js';
 
 interface DemoConfig {
   description: string;

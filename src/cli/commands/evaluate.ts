@@ -1,9 +1,12 @@
 import path from 'node:path';
-import { checkPolicyInput } from '../../evaluate/input.js';
-import type { PolicyResult } from '../../evaluate/output.js';
-import { DEFAULT_POLICY_PATH, loadCompiledPolicy } from '../../evaluate/policy.js';
 import { parseJSON, readBoundedFile } from '../../util/input.js';
 import { EXIT, type CommandIO, reportError } from '../io.js';
+import {
+  checkPolicyInput,
+  type PolicyResult,
+  DEFAULT_POLICY_PATH,
+  loadCompiledPolicy,
+} from '../../index.js';
 
 export interface EvaluateOptions {
   input: string;

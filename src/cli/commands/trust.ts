@@ -1,8 +1,8 @@
 import { writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { GateError } from '../../errors.js';
-import { refreshTrustedRootWithTUF } from '../../verify/trust.js';
 import { EXIT, type CommandIO, reportError } from '../io.js';
+import { refreshTrustedRootWithTUF } from '../../index.js';
 
 export interface TrustRefreshOptions {
   out: string;

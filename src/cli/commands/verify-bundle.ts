@@ -2,10 +2,7 @@ import { existsSync } from 'node:fs';
 import path from 'node:path';
 import { GateError } from '../../errors.js';
 import { readBoundedFile, MAX_DOCUMENT_BYTES } from '../../util/input.js';
-import { attestationOf } from '../../verify/attestation.js';
-import { loadTrustedRoot } from '../../verify/trust.js';
-import type { ArtifactInput } from '../../verify/types.js';
-import { verifyBundle } from '../../verify/verifier.js';
+import { attestationOf, loadTrustedRoot, type ArtifactInput, verifyBundle } from '../../index.js';
 import { EXIT, reportError, type CommandIO } from '../io.js';
 
 export interface VerifyBundleCommandOptions {
