@@ -10,8 +10,6 @@ import { installBoundedJson } from './json-limits.js';
 import { countedCheck, createMetrics, installMetrics } from './metrics.js';
 import { installDraining } from './shutdown.js';
 
-export const BREAK_GLASS_PREFIX = '/v1/break-glass';
-
 export interface ServerOptions {
   /** owned by the server from now on: closing the server closes the gate */
   gate: Gate;
@@ -20,8 +18,8 @@ export interface ServerOptions {
    * key and cadence (verify) and policy store (replay); a JSON Lines ledger is read from its file
    */
   config?: GateConfig;
-  /** allowed bearer tokens; break-glass and audit routes refuse everyone when a list is empty */
-  tokens?: { breakGlass?: string[]; audit?: string[]; decisions?: string[] };
+  /** allowed bearer tokens; the audit routes refuse everyone when the list is empty */
+  tokens?: { audit?: string[]; decisions?: string[] };
   /** largest request body in bytes (default 1 MiB; admission reviews get at least 4 MiB) */
   bodyLimit?: number;
   /** time allowed to receive a whole request (default 30 s): slow senders cannot hold sockets */
@@ -89,7 +87,6 @@ export function createServer(opts: ServerOptions): FastifyInstance {
 
 function guardRules(tokens: ServerOptions['tokens'] = {}): GuardRule[] {
   const rules: GuardRule[] = [
-    { prefix: BREAK_GLASS_PREFIX, tokens: tokens.breakGlass ?? [], scope: 'break-glass' },
     { prefix: AUDIT_PREFIX, tokens: tokens.audit ?? [], scope: 'the audit log' },
   ];
   // CI calls the decisions endpoint, so it is open unless tokens are configured for it.

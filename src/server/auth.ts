@@ -45,7 +45,7 @@ export function checkBearer(request: FastifyRequest, rule: GuardRule): void {
 
 /**
  * One hook for the whole server, keyed on the matched route's URL rather than on the plugin that
- * registered it: a break-glass or audit route added anywhere later is guarded without anyone
+ * registered it: an audit route added anywhere later is guarded without anyone
  * remembering to. Unknown URLs stay 404 (the guard sees no route).
  */
 export function installGuards(

@@ -50,9 +50,9 @@ export async function serveCommand(opts: ServeOptions, io: CommandIO): Promise<n
     const built = await build(config, opts, io, { tokens, tls, host, ready: () => ready });
     server = built.server;
     await server.listen({ host, port });
-    if (!isLoopback(host) && !tls && (tokens.audit?.length || tokens.breakGlass?.length)) {
+    if (!isLoopback(host) && !tls && tokens.audit?.length) {
       server.log.warn(
-        'the audit and break-glass routes are refused over plain http beyond loopback',
+        'the audit routes are refused over plain http beyond loopback',
       );
     }
     if (tlsFiles && tls) reloader = watchTls(server, tlsFiles, tls);
@@ -118,7 +118,7 @@ function tlsFilesOf(opts: ServeOptions): TlsFiles | undefined {
   return { cert: opts.tlsCert, key: opts.tlsKey };
 }
 
-/** GATE_TOKEN_BREAK_GLASS, GATE_TOKEN_AUDIT, GATE_TOKEN_DECISIONS: comma-separated tokens. */
+/** GATE_TOKEN_AUDIT, GATE_TOKEN_DECISIONS: comma-separated tokens. */
 export function tokensFrom(env: Environment): NonNullable<ServerOptions['tokens']> & {
   decisions: string[];
 } {
@@ -128,7 +128,6 @@ export function tokensFrom(env: Environment): NonNullable<ServerOptions['tokens'
       .map((t) => t.trim())
       .filter((t) => t !== '');
   return {
-    breakGlass: list('GATE_TOKEN_BREAK_GLASS'),
     audit: list('GATE_TOKEN_AUDIT'),
     decisions: list('GATE_TOKEN_DECISIONS'),
   };
