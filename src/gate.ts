@@ -67,6 +67,8 @@ export interface GateDeps {
   sources?: (req: CheckRequest) => Source[];
   /** where break-glass announcements wait for delivery (default: from the configuration) */
   outbox?: Outbox;
+  /** how often announcements not yet taken are tried again (default 30 s) */
+  outboxRetryMs?: number;
 }
 
 /** How often announcements a webhook did not take yet are tried again. */
@@ -98,7 +100,8 @@ export async function createGate(config: GateConfig, deps: GateDeps = {}): Promi
     data ?? mergeData({}, { gate: { config: config.policy.config } }),
   );
   const lock = createLock();
-  const retries = outbox ? setInterval(() => void deliver(outbox), OUTBOX_RETRY_MS) : undefined;
+  const retryMs = deps.outboxRetryMs ?? OUTBOX_RETRY_MS;
+  const retries = outbox ? setInterval(() => void deliver(outbox), retryMs) : undefined;
   retries?.unref();
 
   async function check(asked: CheckRequest): Promise<Decision> {
