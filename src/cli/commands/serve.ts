@@ -51,9 +51,7 @@ export async function serveCommand(opts: ServeOptions, io: CommandIO): Promise<n
     server = built.server;
     await server.listen({ host, port });
     if (!isLoopback(host) && !tls && tokens.audit?.length) {
-      server.log.warn(
-        'the audit routes are refused over plain http beyond loopback',
-      );
+      server.log.warn('the audit routes are refused over plain http beyond loopback');
     }
     if (tlsFiles && tls) reloader = watchTls(server, tlsFiles, tls);
     ready = true;
