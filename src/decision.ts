@@ -17,6 +17,10 @@ export interface EvidenceReport {
   predicateType?: string;
   signer?: Signer;
   logIndex?: string;
+  /** the trusted root whose authorities certified a verified bundle */
+  trustRoot?: { name: string; digest: string };
+  /** the kind of time its certificate (or key) was checked at */
+  timeSource?: 'transparency-log' | 'timestamp-authority';
   code?: string;
   message?: string;
 }
@@ -100,6 +104,8 @@ export function evidenceReports(
         predicateType: a.predicateType,
         signer: a.signer,
         ...(a.logEntries[0] ? { logIndex: a.logEntries[0].logIndex } : {}),
+        ...(a.trustRoot ? { trustRoot: a.trustRoot } : {}),
+        ...(a.timeSource ? { timeSource: a.timeSource } : {}),
       });
     } else if (error) {
       reports.push({

@@ -1,17 +1,35 @@
 import { TrustedRoot } from '@sigstore/protobuf-specs';
 import { toTrustMaterial, type TrustMaterial } from '@sigstore/verify';
 import { GateError } from '../errors.js';
-import { isPlainObject, parseJSON, readBoundedFile, sha256Hex } from '../util/input.js';
+import { clip, isPlainObject, readBoundedFile, sha256Hex } from '../util/input.js';
 import { packagePath } from '../util/paths.js';
+import { rootDocuments, type RootDocument } from './trust-file.js';
 
 export const TRUSTED_ROOT_MEDIA_TYPE = 'application/vnd.dev.sigstore.trustedroot+json;version=0.1';
 
-/** Trust material, loaded once by the caller and passed to every verification. */
-export interface Trust {
+/** One trusted root: the authorities of one Sigstore instance. */
+export interface TrustRoot {
+  /** a label for decisions: the host of its first CA (or log), unique within its file */
+  name: string;
+  /** sha256 hex of the root's bytes (its line in a JSON Lines file) */
+  digest: string;
   root: TrustedRoot;
   /** @sigstore/verify's form, without keys: key-based trust is added per verification */
   material: Omit<TrustMaterial, 'publicKey'>;
-  /** sha256 hex of the trusted root's bytes, recorded in decisions */
+}
+
+/**
+ * Trust material, loaded once by the caller and passed to every verification: every root of the
+ * trust file, each with its own authorities and its own rules (a root without transparency logs
+ * vouches for signing time with its timestamp authorities instead; see root-policy.ts).
+ */
+export interface Trust {
+  /** every root in file order, at least one */
+  roots: TrustRoot[];
+  /** the first root, for callers that know there is one (`gate trust refresh`) */
+  root: TrustedRoot;
+  material: Omit<TrustMaterial, 'publicKey'>;
+  /** sha256 hex of the trust file's bytes, recorded in decisions */
   digest: string;
   /** where it came from: a path, 'public-good (bundled)' or 'tuf' */
   source: string;
@@ -20,13 +38,40 @@ export interface Trust {
 /** The public-good root shipped in the package: the offline default. */
 export const DEFAULT_TRUSTED_ROOT_PATH = packagePath('trust', 'public-good.trusted_root.json');
 
+/** Reads a trusted root JSON file, or JSON Lines of several (`gh attestation trusted-root`). */
 export function loadTrustedRoot(file: string = DEFAULT_TRUSTED_ROOT_PATH): Trust {
   const bytes = readBoundedFile(file, undefined, 'trusted root');
   const source = file === DEFAULT_TRUSTED_ROOT_PATH ? 'public-good (bundled)' : file;
-  return trustFromJSON(parseJSON(bytes, `trusted root ${file}`), sha256Hex(bytes), source);
+  const docs = rootDocuments(bytes, `trusted root ${file}`);
+  return trustOf(docs.map(rootOfDocument), sha256Hex(bytes), source);
 }
 
 export function trustFromJSON(json: unknown, digest: string, source: string): Trust {
+  return trustOf([rootFromJSON(json, digest, 0)], digest, source);
+}
+
+function trustOf(roots: TrustRoot[], digest: string, source: string): Trust {
+  const seen = new Set<string>();
+  for (const r of roots) {
+    // Two roots may name the same host (a file assembled by hand): keep labels apart.
+    if (seen.has(r.name)) r.name = `${r.name} #${roots.indexOf(r) + 1}`;
+    seen.add(r.name);
+  }
+  const first = roots[0]!;
+  return { roots, root: first.root, material: first.material, digest, source };
+}
+
+function rootOfDocument(doc: RootDocument, index: number): TrustRoot {
+  if (doc.line === undefined) return rootFromJSON(doc.json, doc.digest, index);
+  try {
+    return rootFromJSON(doc.json, doc.digest, index);
+  } catch (err) {
+    const e = err as GateError;
+    throw new GateError(e.code, `line ${doc.line}: ${e.message}`, { cause: err });
+  }
+}
+
+function rootFromJSON(json: unknown, digest: string, index: number): TrustRoot {
   if (!isPlainObject(json)) {
     throw new GateError('TRUST_ROOT_INVALID', 'trusted root must be a json object');
   }
@@ -41,14 +86,39 @@ export function trustFromJSON(json: unknown, digest: string, source: string): Tr
       cause: err,
     });
   }
+  checkAuthorities(root);
+  const { publicKey: _unused, ...rest } = material;
+  return { name: nameOf(root, index), digest, root, material: rest };
+}
+
+/**
+ * A root must be able to vouch for something: keys need a log, and a CA's short-lived
+ * certificates need a time inside their validity, from a log or from a timestamp authority.
+ */
+function checkAuthorities(root: TrustedRoot): void {
   if (root.certificateAuthorities.length + root.tlogs.length === 0) {
     throw new GateError(
       'TRUST_ROOT_INVALID',
       'trusted root has no certificate authorities and no logs',
     );
   }
-  const { publicKey: _unused, ...rest } = material;
-  return { root, material: rest, digest, source };
+  if (root.tlogs.length + root.timestampAuthorities.length === 0) {
+    throw new GateError(
+      'TRUST_ROOT_INVALID',
+      'trusted root has no transparency logs and no timestamp authorities',
+    );
+  }
+}
+
+function nameOf(root: TrustedRoot, index: number): string {
+  const uri = root.certificateAuthorities[0]?.uri || root.tlogs[0]?.baseUrl || '';
+  let host = uri;
+  try {
+    host = new URL(uri).host || uri;
+  } catch {
+    // GitHub's root names its CA without a scheme ("fulcio.githubapp.com"): keep it as written.
+  }
+  return host ? clip(host, 80) : `root ${index + 1}`;
 }
 
 /**

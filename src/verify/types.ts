@@ -80,6 +80,10 @@ export interface VerifiedBundle {
   signer: Signer;
   logEntries: LogEntryRef[];
   timestamps: VerifiedTimestamp[];
+  /** the trusted root whose authorities certified the bundle (a bare DSSE envelope has none) */
+  trustRoot?: { name: string; digest: string };
+  /** the kind of time the signing certificate (or key) was checked at */
+  timeSource?: VerifiedTimestamp['source'];
   /** sha256 hex of the bundle's bytes as given */
   bundleDigest: string;
   mediaType: string;

@@ -10,7 +10,8 @@ import {
   type CompiledIdentityRule,
 } from './identity.js';
 import { candidateKeys, parseTrustedKey, type ParsedKey } from './key-id.js';
-import type { Trust } from './trust.js';
+import { firstRootThatVerifies, issuingRoots, keylessPolicy } from './root-policy.js';
+import type { Trust, TrustRoot } from './trust.js';
 import type {
   ArtifactInput,
   IdentityRule,
@@ -62,11 +63,14 @@ export function verifyBundle(
       'bundle is signed keyless but no identity was given to check',
     );
   }
+  const { root, value } = keyed
+    ? firstRootThatVerifies(opts.trust.roots, (r) => verifyWithKeys(entity, opts, r))
+    : verifyKeyless(entity, opts);
   const signer: Signer = keyed
-    ? { kind: 'key', keyId: verifyWithKeys(entity, opts).keyId }
-    : keylessSigner(verifyKeyless(entity, opts));
+    ? { kind: 'key', keyId: (value as ParsedKey).keyId }
+    : keylessSigner(value as ReturnType<Verifier['verify']>);
   if (!keyed && opts.identities !== 'any') checkIdentity(signer, compiled(opts.identities!));
-  return describe(parsed, entity, signer);
+  return describe(parsed, entity, signer, root);
 }
 
 function signedEntity(parsed: ParsedBundle, artifact: ArtifactInput | undefined): SignedEntity {
@@ -88,15 +92,44 @@ function signedEntity(parsed: ParsedBundle, artifact: ArtifactInput | undefined)
   return entity;
 }
 
+/** A Fulcio certificate is verified against the roots whose CAs issued it, each by its rules. */
 function verifyKeyless(entity: SignedEntity, opts: VerifyBundleOptions) {
+  const leaf = entity.key.$case === 'certificate' ? entity.key.certificate : undefined;
+  const roots = leaf ? issuingRoots(opts.trust.roots, leaf) : opts.trust.roots;
+  return firstRootThatVerifies(roots, (root) => verifyKeylessOn(entity, opts, root));
+}
+
+function verifyKeylessOn(entity: SignedEntity, opts: VerifyBundleOptions, root: TrustRoot) {
+  const policy = keylessPolicy(root, opts.tlogThreshold);
+  if (policy.timestampAuthorityOnly) checkTimestampedOnly(entity, root);
   const noKeys: TrustMaterial['publicKey'] = () => {
     throw new VerifyError('PUBLIC_KEY_INVALID', 'a keyless bundle names no key');
   };
-  const verifier = new Verifier({ ...opts.trust.material, publicKey: noKeys } as TrustMaterial, {
-    tlogThreshold: opts.tlogThreshold ?? 1,
-    ctlogThreshold: 1,
+  const verifier = new Verifier({ ...root.material, publicKey: noKeys } as TrustMaterial, {
+    tlogThreshold: policy.tlogThreshold,
+    ctlogThreshold: policy.ctlogThreshold,
   });
   return runVerifier(() => verifier.verify(entity));
+}
+
+/**
+ * Under a root without logs the signing time must come from its timestamp authority. A log entry
+ * there could not be checked (the root has no log key), and @sigstore/verify would count its
+ * unverified integrated time as a timestamp before failing on it: refuse it up front.
+ */
+function checkTimestampedOnly(entity: SignedEntity, root: TrustRoot): void {
+  if (entity.tlogEntries.length > 0) {
+    throw new VerifyError(
+      'TLOG_INVALID',
+      `trusted root ${root.name} has no transparency log to check the bundle's log entry against`,
+    );
+  }
+  if (!entity.timestamps.some((t) => t.$case === 'timestamp-authority')) {
+    throw new VerifyError(
+      'TIMESTAMP_INVALID',
+      `trusted root ${root.name} has no transparency log: the bundle needs an rfc 3161 timestamp`,
+    );
+  }
 }
 
 /**
@@ -104,12 +137,17 @@ function verifyKeyless(entity: SignedEntity, opts: VerifyBundleOptions) {
  * publicKey.hint is not signed: it only narrows which keys are tried (key-id.ts), so a signature
  * made with one key and labelled with another's hint is reported as the key that made it.
  */
-function verifyWithKeys(entity: SignedEntity, opts: VerifyBundleOptions): ParsedKey {
+function verifyWithKeys(
+  entity: SignedEntity,
+  opts: VerifyBundleOptions,
+  root: TrustRoot,
+): ParsedKey {
   const hint = entity.key.$case === 'public-key' ? entity.key.hint : undefined;
   const candidates = candidateKeys(hint || undefined, (opts.keys ?? []).map(parseTrustedKey));
   for (const key of candidates) {
     const material = { publicKey: () => ({ publicKey: key.publicKey, validFor: () => true }) };
-    const verifier = new Verifier({ ...opts.trust.material, ...material } as TrustMaterial, {
+    // A trusted key is certified by no root, so no root's lack of logs can excuse it from one.
+    const verifier = new Verifier({ ...root.material, ...material } as TrustMaterial, {
       tlogThreshold: opts.tlogThreshold ?? 1,
       ctlogThreshold: 0,
     });
@@ -161,13 +199,24 @@ function runVerifier<T>(fn: () => T): T {
   }
 }
 
-function describe(parsed: ParsedBundle, entity: SignedEntity, signer: Signer): VerifiedBundle {
+function describe(
+  parsed: ParsedBundle,
+  entity: SignedEntity,
+  signer: Signer,
+  root: TrustRoot,
+): VerifiedBundle {
   const { bundle } = parsed;
+  const times = timestamps(entity);
   const result: VerifiedBundle = {
     contentType: bundle.content.$case === 'dsseEnvelope' ? 'dsse' : 'message',
     signer,
     logEntries: entity.tlogEntries.map(logEntryRef),
-    timestamps: timestamps(entity),
+    timestamps: times,
+    trustRoot: { name: root.name, digest: root.digest },
+    // A log's integrated time is preferred when there is one: it is what the log vouches for.
+    timeSource: times.some((t) => t.source === 'transparency-log')
+      ? 'transparency-log'
+      : 'timestamp-authority',
     bundleDigest: parsed.digest,
     mediaType: parsed.mediaType,
   };

@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import { readFileSync, writeFileSync, mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -8,6 +9,7 @@ import {
   trustFromJSON,
 } from '../../src/verify/trust.js';
 import { expectCode } from '../helpers.js';
+import { startLocalGitHubSigstore, trustedRootLines } from '../support/github-sigstore.js';
 
 const publicGood = () =>
   JSON.parse(readFileSync(DEFAULT_TRUSTED_ROOT_PATH, 'utf8')) as Record<string, any>;
@@ -72,5 +74,97 @@ describe('trusted root', () => {
     const root = publicGood();
     root.tlogs[0].publicKey.rawBytes = 'AAAA';
     expectCode(() => trustFromJSON(root, 'x', 't'), 'TRUST_ROOT_INVALID', /malformed/);
+  });
+});
+
+describe('when the trusted root file is json lines', () => {
+  const dir = mkdtempSync(path.join(tmpdir(), 'gate-trust-lines-'));
+  const write = (name: string, text: string) => {
+    const file = path.join(dir, name);
+    writeFileSync(file, text);
+    return file;
+  };
+  const line = (root: unknown) => JSON.stringify(root);
+
+  it('loads every root in order, each named and digested by its line', async () => {
+    const github = await startLocalGitHubSigstore();
+    try {
+      const gh = github.trustedRoot;
+      const text = trustedRootLines(publicGood() as any, gh);
+      const trust = loadTrustedRoot(write('gh.jsonl', text));
+      expect(trust.roots.map((r) => r.name)).toEqual([
+        'fulcio.sigstore.dev',
+        new URL(github.fulcioURL).host,
+      ]);
+      expect(trust.roots[1]!.digest).toBe(createHash('sha256').update(line(gh)).digest('hex'));
+      expect(trust.digest).toBe(createHash('sha256').update(text).digest('hex'));
+      expect(trust.roots[1]!.material.tlogs).toEqual([]);
+      expect(trust.root).toBe(trust.roots[0]!.root);
+    } finally {
+      await github.close();
+    }
+  });
+
+  it('skips blank lines and keeps same-named roots apart', () => {
+    const text = `${line(publicGood())}\n\n${line(publicGood())}\r\n`;
+    const trust = loadTrustedRoot(write('twice.jsonl', text));
+    expect(trust.roots.map((r) => r.name)).toEqual([
+      'fulcio.sigstore.dev',
+      'fulcio.sigstore.dev #2',
+    ]);
+  });
+
+  it('rejects an empty file', () =>
+    expectCode(
+      () => loadTrustedRoot(write('empty.jsonl', ' \n\n')),
+      'TRUST_ROOT_INVALID',
+      /is empty/,
+    ));
+
+  it('rejects a line that is not json, naming it', () => {
+    const text = `${line(publicGood())}\n\n{"mediaType": \n`;
+    expectCode(
+      () => loadTrustedRoot(write('bad.jsonl', text)),
+      'TRUST_ROOT_INVALID',
+      /line 3 is not json/,
+    );
+  });
+
+  it('rejects a line that is not a root, naming it', () => {
+    const root = publicGood();
+    delete root.tlogs[0].publicKey.validFor.start;
+    const text = `${line(publicGood())}\n${line(root)}\n`;
+    expectCode(
+      () => loadTrustedRoot(write('invalid.jsonl', text)),
+      'TRUST_ROOT_INVALID',
+      /line 2: trusted root tlogs\[0\] has no validity start/,
+    );
+  });
+
+  it('rejects a line that is json but not an object', () =>
+    expectCode(
+      () => loadTrustedRoot(write('array.jsonl', `${line(publicGood())}\n[]\n`)),
+      'TRUST_ROOT_INVALID',
+      /line 2: trusted root must be a json object/,
+    ));
+
+  it('rejects more roots than a trust file holds', () => {
+    const text = Array.from({ length: 17 }, () => line(publicGood())).join('\n');
+    expectCode(
+      () => loadTrustedRoot(write('many.jsonl', text)),
+      'TRUST_ROOT_INVALID',
+      /more than 16/,
+    );
+  });
+
+  it('rejects a root with neither logs nor timestamp authorities', () => {
+    const root = publicGood();
+    root.tlogs = [];
+    root.timestampAuthorities = [];
+    expectCode(
+      () => trustFromJSON(root, 'x', 't'),
+      'TRUST_ROOT_INVALID',
+      /no transparency logs and no timestamp authorities/,
+    );
   });
 });
