@@ -88,6 +88,22 @@ describe('when the bundle comes from a root without logs', () => {
     expectCode(() => verify(swapped, both), 'TIMESTAMP_INVALID');
   });
 
+  it('fails when its root lists a ct log, for the certificate carries no sct', async () => {
+    const m = await mintGitHub();
+    const root = github.trustedRoot;
+    root.ctlogs = publicGood.trustedRoot.ctlogs;
+    const trust = trustFile('ct.jsonl', trustedRootLines(publicGood.trustedRoot, root));
+    expectCode(() => verify(m.bundle, trust), 'CERTIFICATE_INVALID', /expected 1 SCTs, got 0/);
+  });
+
+  it('refuses a log entry its root has no log to check', async () => {
+    const m = await mintGitHub();
+    const logged = await mintDSSEBundle(publicGood, KEYLESS);
+    const entries = logged.bundle.verificationMaterial.tlogEntries;
+    const withEntry = mutate(m.bundle, 'verificationMaterial.tlogEntries', () => entries);
+    expectCode(() => verify(withEntry, both), 'TLOG_INVALID', /has no transparency log to check/);
+  });
+
   it('fails when the timestamp is outside the certificate validity', async () => {
     // The TSA stamps 11 minutes on: after the 10-minute Fulcio certificate expired.
     const late = await startLocalGitHubSigstore({
