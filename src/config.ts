@@ -20,6 +20,17 @@ export interface SourcesConfig {
   bundles: string[];
   rekor?: HttpSourceConfig;
   store?: HttpSourceConfig;
+  oci?: OciSourceConfig;
+}
+
+/** OCI registries searched for a subject's attestations (referrers API, referrers tag schema). */
+export interface OciSourceConfig {
+  /** `host[:port]/name`; plain http only for loopback hosts and those listed in `insecure` */
+  repositories: string[];
+  insecure?: string[];
+  optional?: boolean;
+  timeoutMs?: number;
+  maxReferrers?: number;
 }
 
 /** The process environment, handed to the loader: secrets are named in the file, read from here. */
@@ -115,6 +126,7 @@ export function normalise(
       bundles: (c.sources?.bundles ?? []).map(at),
       ...(c.sources?.rekor ? { rekor: withToken(c.sources.rekor, env) } : {}),
       ...(c.sources?.store ? { store: withToken(c.sources.store, env) } : {}),
+      ...(c.sources?.oci ? { oci: c.sources.oci } : {}),
     },
     policy: {
       path: c.policy?.path ? at(c.policy.path) : undefined,

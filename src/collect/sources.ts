@@ -1,6 +1,7 @@
-import type { HttpSourceConfig, SourcesConfig } from '../config.js';
+import type { SourcesConfig } from '../config.js';
 import { createFileSource } from './files.js';
 import { createHttpClient, type HttpClient } from './http.js';
+import { createOciSource } from './oci.js';
 import { createRekorSource } from './rekor.js';
 import { createStoreSource } from './store.js';
 import type { CollectRequest, CollectResult, Evidence, Source } from './types.js';
@@ -23,6 +24,11 @@ export function defaultSources(
   if (config.store) {
     const s = config.store;
     first.push(optional(createStoreSource({ url: s.url, http, token: s.token }), s));
+  }
+  if (config.oci) {
+    const o = config.oci;
+    const oci = createOciSource({ ...o, http, insecure: o.insecure ?? [] });
+    first.push(optional(oci, o));
   }
   const pending = new Map<string, Array<Promise<unknown>>>();
   const sources = first.map((s) => remember(s, found, pending));
@@ -71,7 +77,7 @@ function after(pending: Pending, source: Source): Source {
   };
 }
 
-function optional(source: Source, cfg: HttpSourceConfig): Source {
+function optional(source: Source, cfg: { optional?: boolean }): Source {
   if (!cfg.optional) return source;
   return {
     name: source.name,
