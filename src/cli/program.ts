@@ -39,7 +39,10 @@ export function buildProgram(io: CommandIO, setExit: (code: number) => void): Co
     )
     .option('--certificate-oidc-issuer <url>', "the signer's exact oidc issuer")
     .option('--key <pem>', 'verify with this public key instead of an identity')
-    .option('--trusted-root <file>', 'trusted_root.json (default: the bundled public-good root)')
+    .option(
+      '--trusted-root <file>',
+      'a trusted root json, or json lines of several (gh attestation trusted-root); default: public-good',
+    )
     .option('--staging', 'use the sigstore staging instance')
     .option('--json', 'print the verified result as json')
     .argument('<file-or-digest>', 'the artifact, or sha256:<hex>')
@@ -62,7 +65,10 @@ export function buildProgram(io: CommandIO, setExit: (code: number) => void): Co
     .option('--bundle-dir <dir>', 'a folder of bundles (repeatable)', collect)
     .option('--rekor-url <url>', 'a rekor v1 log to search by digest')
     .option('--store-url <url>', 'an attestation store speaking the github attestations api')
-    .option('--trusted-root <file>', 'trusted_root.json (default: the bundled public-good root)')
+    .option(
+      '--trusted-root <file>',
+      'a trusted root json, or json lines of several (gh attestation trusted-root); default: public-good',
+    )
     .option(
       '--policy <path>',
       'rego directory, opa wasm bundle or policy.wasm (default: the built-in library)',
