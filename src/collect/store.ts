@@ -1,6 +1,7 @@
 import { GateError, toGateError } from '../errors.js';
 import { isPlainObject, sha256Hex } from '../util/input.js';
-import { describeUrl, HttpClientError, type HttpClient } from './http.js';
+import { describeUrl, HttpClientError, mapLimit, type HttpClient } from './http.js';
+import { entryBundle, type EntryOptions } from './store-bundle.js';
 import type { CollectRequest, CollectResult, Source } from './types.js';
 
 export interface StoreSourceOptions {
@@ -11,8 +12,14 @@ export interface StoreSourceOptions {
   maxEvidence?: number;
   /** pages followed; a further page is a SOURCE_LIMIT_EXCEEDED failure */
   maxPages?: number;
-  /** sent as `Authorization: Bearer`; never written to a message */
+  /** sent as `Authorization: Bearer` to the API only, never to a bundle_url; never in a message */
   token?: string;
+  /** GitHub's `predicate_type` filter, one query per type; unset: every attestation */
+  predicateTypes?: string[];
+  /** a bundle fetched from a bundle_url, compressed and uncompressed (default 16 MiB) */
+  maxBundleBytes?: number;
+  /** per bundle_url request (default 10 s) */
+  timeoutMs?: number;
 }
 
 interface Page {
@@ -34,18 +41,24 @@ export function createStoreSource(opts: StoreSourceOptions): Source {
     ...(opts.token ? { authorization: `Bearer ${opts.token}` } : {}),
   };
   const limits = { maxEvidence: opts.maxEvidence ?? 100, maxPages: opts.maxPages ?? 10 };
+  const entries: EntryOptions = {
+    maxBundleBytes: opts.maxBundleBytes ?? 16 * 1024 * 1024,
+    timeoutMs: opts.timeoutMs ?? 10_000,
+    retries: 2,
+  };
   return {
     name,
     async collect(req: CollectRequest): Promise<CollectResult> {
-      const first = `${base}/attestations/${req.subject.algorithm}:${req.subject.hex}`;
+      const digest = `${base}/attestations/${req.subject.algorithm}:${req.subject.hex}`;
+      const fetch = { http: opts.http, ...limits, headers, signal: req.signal };
       try {
-        const pages = await fetchPages(first, {
-          http: opts.http,
-          ...limits,
-          headers,
-          signal: req.signal,
-        });
-        return toResult(pages, `store:${describeUrl(first)}`);
+        const result: CollectResult = { evidence: [], rejected: [], failures: [] };
+        for (const query of queries(digest, opts.predicateTypes)) {
+          const pages = await fetchPages(query.url, fetch);
+          const where = `store:${describeUrl(digest)}${query.label}`;
+          await addEntries(result, pages, where, { ...entries, signal: req.signal });
+        }
+        return result;
       } catch (err) {
         const e = toGateError(err, 'SOURCE_BAD_RESPONSE');
         return {
@@ -56,6 +69,18 @@ export function createStoreSource(opts: StoreSourceOptions): Source {
       }
     },
   };
+}
+
+/**
+ * GitHub's list endpoints take one `predicate_type` per request (REST docs, "List attestations"),
+ * so several types are several queries; their results are merged and deduplicated.
+ */
+function queries(digest: string, types: string[] | undefined) {
+  if (!types || types.length === 0) return [{ url: digest, label: '' }];
+  return types.map((t) => ({
+    url: `${digest}?predicate_type=${encodeURIComponent(t)}`,
+    label: `[${t}]`,
+  }));
 }
 
 interface FetchOptions {
@@ -134,26 +159,29 @@ export function nextPage(
   return undefined;
 }
 
-/** Each entry's bundle, re-serialised from the parsed response; duplicates counted once. */
-function toResult(pages: Page[], where: string): CollectResult {
-  const result: CollectResult = { evidence: [], rejected: [], failures: [] };
-  const seen = new Set<string>();
-  let index = 0;
-  for (const page of pages) {
-    for (const entry of page.entries) {
-      const source = `${where}#${index++}`;
-      const bundle = isPlainObject(entry) ? entry.bundle : undefined;
-      if (!isPlainObject(bundle)) {
-        // Newer GitHub responses may hold only a bundle_url to a compressed copy; not fetched.
-        const message = `attestation ${index - 1} from ${describeUrl(page.url)} has no inline bundle`;
-        result.rejected.push({ id: '', source, code: 'EVIDENCE_CONTENT_MISSING', message });
-        continue;
-      }
-      const bytes = Buffer.from(JSON.stringify(bundle), 'utf8');
-      const id = sha256Hex(bytes);
-      if (!seen.has(id)) result.evidence.push({ id, source, kind: 'bundle', bytes });
-      seen.add(id);
+/**
+ * Each entry's bundle (inline ones re-serialised from the parsed response, fetched ones as
+ * decoded); a bundle seen twice, also across queries, counts once.
+ */
+async function addEntries(
+  result: CollectResult,
+  pages: Page[],
+  where: string,
+  o: EntryOptions,
+): Promise<void> {
+  const all = pages.flatMap((p) => p.entries.map((entry) => ({ entry, page: p.url })));
+  const found = await mapLimit(all, 4, ({ entry, page }, i) =>
+    entryBundle(entry, `attestation ${i} from ${describeUrl(page)}`, o),
+  );
+  const seen = new Set(result.evidence.map((e) => e.id));
+  found.forEach((f, i) => {
+    const source = `${where}#${i}`;
+    if (!('bytes' in f)) {
+      result.rejected.push({ id: '', source, code: f.code, message: f.message });
+      return;
     }
-  }
-  return result;
+    const id = sha256Hex(f.bytes);
+    if (!seen.has(id)) result.evidence.push({ id, source, kind: 'bundle', bytes: f.bytes });
+    seen.add(id);
+  });
 }

@@ -110,9 +110,9 @@ describe('finding attestations', () => {
     expect(await source().collect(REQ)).toEqual({ evidence: [], rejected: [], failures: [] });
   });
 
-  it('rejects an entry without an inline bundle and counts a repeated bundle once', async () => {
+  it('rejects an entry with neither bundle nor bundle_url and counts a repeated bundle once', async () => {
     store.add(KEY, bundles[0], bundles[0]);
-    store.addRaw(KEY, { bundle: null, bundle_url: 'https://example.invalid/b' });
+    store.addRaw(KEY, { bundle: null, bundle_url: null });
     const r = await source().collect(REQ);
     expect(r.evidence).toHaveLength(1);
     expect(r.rejected.map((x) => [x.source.split('#')[1], x.code])).toEqual([

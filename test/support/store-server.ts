@@ -18,6 +18,11 @@ export interface StoreServer {
   add(digest: string, ...bundles: unknown[]): void;
   /** serves these attestation entries as given, e.g. `{bundle: null, bundle_url: ...}` */
   addRaw(digest: string, ...entries: unknown[]): void;
+  /**
+   * where add/addRaw file what follows: '' (the root, the default), or a GitHub owner scope such
+   * as '/repos/acme/app', '/orgs/acme', '/users/octo'; a scope only answers for its own entries
+   */
+  scope: string;
   /** attestations per page; changeable between requests */
   pageSize: number;
   fault: StoreFault | undefined;
@@ -28,20 +33,26 @@ export interface StoreServer {
   close(): Promise<void>;
 }
 
-const PATH = /^\/attestations\/((?:sha256|sha512):[0-9a-f]+)$/;
+const PATH =
+  /^((?:\/repos\/[^/]+\/[^/]+|\/orgs\/[^/]+|\/users\/[^/]+)?)\/attestations\/((?:sha256|sha512):[0-9a-f]+)$/;
 
 /**
  * A GitHub-attestations-compatible store on 127.0.0.1: GET /attestations/{digest}?page=N returns
  * `{attestations: [{bundle, repository_id, bundle_url}]}`, paginated with a GitHub-style `Link`
  * header (rel="next", rel="last"), and 404 when it holds nothing for the digest, as GitHub does.
+ * The same under /repos/{owner}/{repo}, /orgs/{org} and /users/{user}, each with its own entries.
+ * `?predicate_type=T` keeps the entries whose `predicate_type` is T: given in addRaw, or read from
+ * the statement of a bundle given to add; next-page links keep the filter, as GitHub's do.
  */
 export async function startStoreServer(opts: { pageSize?: number } = {}): Promise<StoreServer> {
   const held = new Map<string, unknown[]>();
   const state: StoreServer = {
     url: '',
-    add: (digest, ...bundles) => state.addRaw(digest, ...bundles.map((bundle) => ({ bundle }))),
+    add: (digest, ...bundles) =>
+      state.addRaw(digest, ...bundles.map((bundle) => ({ bundle, ...predicateOf(bundle) }))),
     addRaw: (digest, ...entries) => {
-      const list = held.get(digest) ?? [];
+      const key = `${state.scope}${digest}`;
+      const list = held.get(key) ?? [];
       list.push(
         ...entries.map((e, i) => ({
           repository_id: 1,
@@ -50,8 +61,9 @@ export async function startStoreServer(opts: { pageSize?: number } = {}): Promis
           ...(e as object),
         })),
       );
-      held.set(digest, list);
+      held.set(key, list);
     },
+    scope: '',
     pageSize: opts.pageSize ?? 30,
     fault: undefined,
     requireToken: undefined,
@@ -70,15 +82,22 @@ export async function startStoreServer(opts: { pageSize?: number } = {}): Promis
     if (state.requireToken && req.headers.authorization !== `Bearer ${state.requireToken}`) {
       return json(res, 401, { message: 'Bad credentials' });
     }
-    const digest = PATH.exec(url.pathname)?.[1];
-    const all = (digest && held.get(digest)) || [];
+    const m = PATH.exec(url.pathname);
+    const type = url.searchParams.get('predicate_type');
+    const all = ((m && held.get(`${m[1]}${m[2]}`)) || []).filter(
+      (e) => type === null || (e as { predicate_type?: unknown }).predicate_type === type,
+    );
     if (req.method !== 'GET' || all.length === 0) return json(res, 404, { message: 'Not Found' });
     if (state.fault === 'malformed-json') return void res.writeHead(200).end('{"attestations": [');
     const page = Math.max(1, Number(url.searchParams.get('page') ?? 1));
     const last = Math.ceil(all.length / state.pageSize);
     const items = all.slice((page - 1) * state.pageSize, page * state.pageSize);
     const origin = state.fault === 'offsite-link' ? 'http://attacker.invalid' : state.url;
-    const link = (p: number, rel: string) => `<${origin}${url.pathname}?page=${p}>; rel="${rel}"`;
+    const link = (p: number, rel: string) => {
+      const q = new URLSearchParams(url.searchParams);
+      q.set('page', String(p));
+      return `<${origin}${url.pathname}?${q}>; rel="${rel}"`;
+    };
     const links = page < last ? [link(page + 1, 'next'), link(last, 'last')] : [link(1, 'first')];
     json(res, 200, { attestations: items }, { link: links.join(', ') });
   });
@@ -96,4 +115,17 @@ function json(res: ServerResponse, status: number, body: unknown, headers = {}):
   res
     .writeHead(status, { 'content-type': 'application/json; charset=utf-8', ...headers })
     .end(JSON.stringify(body));
+}
+
+/** The predicate type a DSSE bundle's statement names, as GitHub records it on upload. */
+function predicateOf(bundle: unknown): { predicate_type?: string } {
+  try {
+    const payload = (bundle as { dsseEnvelope?: { payload?: string } }).dsseEnvelope?.payload;
+    const statement = JSON.parse(Buffer.from(payload ?? '', 'base64').toString('utf8'));
+    return typeof statement.predicateType === 'string'
+      ? { predicate_type: statement.predicateType }
+      : {};
+  } catch {
+    return {};
+  }
 }
