@@ -19,8 +19,14 @@ export interface HttpSourceConfig {
 export interface SourcesConfig {
   bundles: string[];
   rekor?: HttpSourceConfig;
-  store?: HttpSourceConfig;
+  store?: StoreSourceConfig;
   oci?: OciSourceConfig;
+}
+
+/** The GitHub attestations API (or a store speaking it). */
+export interface StoreSourceConfig extends HttpSourceConfig {
+  /** GitHub's `predicate_type` filter, one query per type; unset: every attestation */
+  predicateTypes?: string[];
 }
 
 /** OCI registries searched for a subject's attestations (referrers API, referrers tag schema). */

@@ -23,7 +23,14 @@ export function defaultSources(
   if (paths.length > 0) first.push(createFileSource({ paths }));
   if (config.store) {
     const s = config.store;
-    first.push(optional(createStoreSource({ url: s.url, http, token: s.token }), s));
+    const store = createStoreSource({
+      url: s.url,
+      http,
+      token: s.token,
+      predicateTypes: s.predicateTypes,
+      timeoutMs: s.timeoutMs,
+    });
+    first.push(optional(store, s));
   }
   if (config.oci) {
     const o = config.oci;

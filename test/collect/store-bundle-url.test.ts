@@ -2,8 +2,10 @@ import { createHash } from 'node:crypto';
 import { compress } from 'snappyjs';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { createHttpClient, type HttpClient } from '../../src/collect/http.js';
+import { defaultSources } from '../../src/collect/sources.js';
 import { createStoreSource } from '../../src/collect/store.js';
 import type { CollectRequest } from '../../src/collect/types.js';
+import { normalise } from '../../src/config.js';
 import { verifyAttestation } from '../../src/verify/attestation.js';
 import { trustFromJSON, type Trust } from '../../src/verify/trust.js';
 import { startBlobServer, type BlobServer } from '../support/blob-server.js';
@@ -227,5 +229,37 @@ describe('routing and filtering', () => {
     expect(r.evidence[2]!.source).toBe(`store:${store.url}/attestations/${KEY}[${TYPES[1]}]#0`);
     const only = await source({ predicateTypes: [TYPES[1]!] }).collect(REQ);
     expect(only.evidence).toHaveLength(2);
+  });
+});
+
+describe('from the configuration', () => {
+  const config = (store: object) =>
+    normalise({ sources: { store } }, '/tmp', 'x'.repeat(64), 'gate.yaml', { GH_TOKEN: TOKEN });
+
+  it('wires tokenEnv and predicateTypes into the store source', async () => {
+    store.add(KEY, bundles[0], bundles[1]);
+    const c = config({
+      url: `${store.url}/orgs/acme`,
+      tokenEnv: 'GH_TOKEN',
+      predicateTypes: [TYPES[1]],
+    });
+    store.scope = '/orgs/acme';
+    store.add(KEY, bundles[1], bundles[2]);
+    const [src] = defaultSources(c.sources, [], http);
+    const r = await src!.collect(REQ);
+    expect(r.failures).toEqual([]);
+    expect(r.evidence.map((e) => JSON.parse(e.bytes.toString()))).toEqual([bundles[1]]);
+    expect(store.requests.map((q) => q.path)).toEqual([
+      `/orgs/acme/attestations/${KEY}?predicate_type=${encodeURIComponent(TYPES[1]!)}`,
+    ]);
+    expect(apiSawToken()).toBe(true);
+  });
+
+  it('refuses an empty or malformed predicateTypes with CONFIG_INVALID', () => {
+    for (const predicateTypes of [[], [''], 'provenance']) {
+      expect(() => config({ url: store.url, predicateTypes })).toThrow(
+        expect.objectContaining({ code: 'CONFIG_INVALID' }),
+      );
+    }
   });
 });
