@@ -29,7 +29,8 @@ interface Page {
 
 /**
  * An attestation store speaking the GitHub attestations API: GET {url}/attestations/{alg}:{hex},
- * paginated with a Link header. Too many results fail loudly rather than being cut: evidence
+ * where url is a /repos/{owner}/{repo}, /orgs/{org} or /users/{user} base (the three answer
+ * alike), paginated with a Link header. Too many results fail loudly rather than being cut: evidence
  * silently dropped could be the attestation a deny rule needs to see.
  */
 export function createStoreSource(opts: StoreSourceOptions): Source {
@@ -50,11 +51,11 @@ export function createStoreSource(opts: StoreSourceOptions): Source {
     name,
     async collect(req: CollectRequest): Promise<CollectResult> {
       const digest = `${base}/attestations/${req.subject.algorithm}:${req.subject.hex}`;
-      const fetch = { http: opts.http, ...limits, headers, signal: req.signal };
+      const api = { http: opts.http, ...limits, headers, signal: req.signal };
       try {
         const result: CollectResult = { evidence: [], rejected: [], failures: [] };
         for (const query of queries(digest, opts.predicateTypes)) {
-          const pages = await fetchPages(query.url, fetch);
+          const pages = await fetchPages(query.url, api);
           const where = `store:${describeUrl(digest)}${query.label}`;
           await addEntries(result, pages, where, { ...entries, signal: req.signal });
         }

@@ -175,19 +175,41 @@ describe('when the bundle_url cannot be used', () => {
     expect(blobs.requests).toEqual([]);
   });
 
+  it('rejects a bundle that is neither an object nor null', async () => {
+    store.addRaw(KEY, { bundle: 'e30=', bundle_url: `${blobs.url}/never` });
+    const r = await source().collect(REQ);
+    expect(r.rejected.map((x) => x.code)).toEqual(['EVIDENCE_MALFORMED']);
+    expect(blobs.requests).toEqual([]);
+  });
+
+  it('could not decide when the blob host redirects off http(s)', async () => {
+    held('/off', Buffer.alloc(0));
+    blobs.redirect('/off', 'file:///etc/passwd');
+    const r = await source().collect(REQ);
+    expect(r.evidence).toEqual([]);
+    expect(r.failures.map((f) => [f.code, f.message])).toEqual([
+      [
+        'SOURCE_BAD_RESPONSE',
+        `bundle_url of attestation 0 from ${store.url}/attestations/${KEY}: ${blobs.url}/off redirects off http(s)`,
+      ],
+    ]);
+  });
+
   it('could not decide when the blob host answers 404: a coded failure, no evidence', async () => {
     store.add(KEY, bundles[0]);
-    store.addRaw(KEY, { bundle: null, bundle_url: `${blobs.url}/gone` });
+    // A blob URL carries its own signature in the query (as a SAS URL does): never in a message.
+    store.addRaw(KEY, { bundle: null, bundle_url: `${blobs.url}/gone?sig=SAS-SECRET` });
     const r = await source().collect(REQ);
     expect(r.evidence).toEqual([]);
     expect(r.failures).toEqual([
       {
         source: `store:${store.url}`,
         code: 'SOURCE_BAD_RESPONSE',
-        message: `bundle_url of attestation 1 from ${store.url}/attestations/${KEY}: ${blobs.url}/gone answered http 404`,
+        message: `bundle_url of attestation 1 from ${store.url}/attestations/${KEY}: ${blobs.url}/gone?… answered http 404`,
       },
     ]);
     expect(JSON.stringify(r)).not.toContain(TOKEN);
+    expect(JSON.stringify(r)).not.toContain('SAS-SECRET');
   });
 });
 
