@@ -100,19 +100,18 @@ async function answer(res: Dispatcher.ResponseData, where: string, max: number):
 
 /** Counted while streaming: a blob host that never stops sending is cut off at the cap. */
 async function readCapped(res: Dispatcher.ResponseData, where: string, max: number) {
-  const tooLarge = () =>
-    new HttpClientError('SOURCE_TOO_LARGE', `${where} answered more than ${max} bytes`);
-  const chunks: Buffer[] = [];
-  let size = Number(res.headers['content-length'] ?? 0) > max ? max + 1 : 0;
-  for await (const chunk of size > max ? [] : res.body) {
-    size += (chunk as Buffer).length;
-    if (size > max) break;
-    chunks.push(chunk as Buffer);
-  }
-  if (size > max) {
+  const tooLarge = () => {
     res.body.on('error', () => {});
     res.body.destroy();
-    throw tooLarge();
+    return new HttpClientError('SOURCE_TOO_LARGE', `${where} answered more than ${max} bytes`);
+  };
+  if (Number(res.headers['content-length'] ?? 0) > max) throw tooLarge();
+  const chunks: Buffer[] = [];
+  let size = 0;
+  for await (const chunk of res.body) {
+    size += (chunk as Buffer).length;
+    if (size > max) throw tooLarge();
+    chunks.push(chunk as Buffer);
   }
   return Buffer.concat(chunks);
 }

@@ -146,6 +146,13 @@ describe('when the bundle_url cannot be used', () => {
     expect(r.rejected[0]!.message).toContain('4294967295 bytes uncompressed');
   });
 
+  it('could not decide when the blob host sends more than the cap', async () => {
+    held('/huge', Buffer.alloc(5000, 'x'));
+    const r = await source({ maxBundleBytes: 2048 }).collect(REQ);
+    expect(r.evidence).toEqual([]);
+    expect(r.failures.map((f) => f.code)).toEqual(['SOURCE_TOO_LARGE']);
+  });
+
   it('rejects truncated, corrupt and non-bundle bodies with EVIDENCE_MALFORMED', async () => {
     const good = block(json(bundles[0]));
     held('/truncated', good.subarray(0, good.length - 40));
