@@ -32,10 +32,17 @@ export interface Call {
   headers: Record<string, string> | undefined;
   signal: AbortSignal | undefined;
   policy: Policy;
+  /**
+   * Raw: the body is handed back as bytes, unparsed, and every final status is an answer (a
+   * registry's 401 carries its token challenge, a 3xx the redirect its caller follows by hand);
+   * 5xx and 429 are still retried first.
+   */
+  raw?: boolean;
 }
 
 type Attempt =
-  { ok: JSONResponse } | { error: HttpClientError; retry: boolean; retryAfterMs?: number };
+  | { ok: JSONResponse }
+  | { error: HttpClientError; retry: boolean; retryAfterMs?: number; answer?: JSONResponse };
 
 /** Attempts until one succeeds, a failure is final, or the retries are spent. */
 export async function withRetries(t: Transport, call: Call): Promise<JSONResponse> {
@@ -43,7 +50,10 @@ export async function withRetries(t: Transport, call: Call): Promise<JSONRespons
   for (let attempt = 0; ; attempt++) {
     const outcome = await attemptOnce(t, call);
     if ('ok' in outcome) return outcome.ok;
-    if (!outcome.retry || attempt >= p.retries) throw outcome.error;
+    if (!outcome.retry || attempt >= p.retries) {
+      if (outcome.answer) return outcome.answer;
+      throw outcome.error;
+    }
     const exp = Math.min(p.backoffMs * 2 ** attempt, MAX_BACKOFF_MS);
     // Jitter spreads the retries of many gates that failed at the same moment.
     const backoff = exp / 2 + (Math.random() * exp) / 2;
@@ -116,7 +126,12 @@ async function readResponse(res: Dispatcher.ResponseData, call: Call): Promise<A
     const message = `${call.where} answered http ${status}`;
     const error = new HttpClientError('SOURCE_BAD_RESPONSE', message, { status });
     const retry = status >= 500 || status === 429;
-    return { error, retry, retryAfterMs: parseRetryAfter(header(res.headers['retry-after'])) };
+    const answer = call.raw
+      ? { status, headers: headersOf(res), body: Buffer.alloc(0) }
+      : undefined;
+    if (answer && !retry) return { ok: answer };
+    const retryAfterMs = parseRetryAfter(header(res.headers['retry-after']));
+    return { error, retry, retryAfterMs, ...(answer ? { answer } : {}) };
   }
   const declared = Number(header(res.headers['content-length']) ?? NaN);
   if (declared > maxBytes) {
@@ -137,9 +152,11 @@ async function readResponse(res: Dispatcher.ResponseData, call: Call): Promise<A
   // undici's pool learns a connection is free from a 'drain' event emitted just after the body
   // ends; yielding once lets the caller's next request reuse that socket instead of opening one.
   await new Promise((r) => setImmediate(r));
+  const bytes = Buffer.concat(chunks);
+  if (call.raw) return { ok: { status, headers: headersOf(res), body: bytes } };
   let body: unknown;
   try {
-    body = JSON.parse(Buffer.concat(chunks).toString('utf8'));
+    body = JSON.parse(bytes.toString('utf8'));
   } catch {
     return {
       error: new HttpClientError('SOURCE_BAD_RESPONSE', `${call.where} answered malformed json`, {
@@ -148,10 +165,14 @@ async function readResponse(res: Dispatcher.ResponseData, call: Call): Promise<A
       retry: false,
     };
   }
-  const headers = Object.fromEntries(
+  return { ok: { status, headers: headersOf(res), body } };
+}
+
+/** Lowercase names; repeated headers joined with ", " (RFC 9110 section 5.3). */
+function headersOf(res: Dispatcher.ResponseData): Record<string, string> {
+  return Object.fromEntries(
     Object.entries(res.headers).map(([k, v]) => [k.toLowerCase(), header(v) ?? '']),
   );
-  return { ok: { status, headers, body } };
 }
 
 /** Connection-level codes worth another try: a dropped connection, a restarting service. */

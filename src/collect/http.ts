@@ -42,8 +42,22 @@ export interface JSONResponse {
   body: unknown;
 }
 
+/** A response as bytes, whatever its status (after 5xx and 429 were retried). */
+export interface BytesResponse {
+  status: number;
+  /** lowercase names */
+  headers: Record<string, string>;
+  bytes: Buffer;
+}
+
 export interface HttpClient {
   getJSON(url: string, opts?: RequestOptions): Promise<unknown>;
+  /**
+   * A GET whose body is kept as bytes (content addressed by its digest, compressed blobs), and
+   * whose every final status is the caller's to read: redirects are not followed, a 401's
+   * challenge is there to answer. Only the headers given are sent beside the client's own.
+   */
+  getBytes(url: string, opts?: RequestOptions): Promise<BytesResponse>;
   postJSON(url: string, body: unknown, opts?: RequestOptions): Promise<unknown>;
   /** the whole response, for callers that need the status or headers (e.g. a Link header) */
   requestJSON(
@@ -83,7 +97,12 @@ export function createHttpClient(options: HttpClientOptions = {}): HttpClient {
     slots: new Semaphore(concurrency),
     headers: { accept: 'application/json', 'user-agent': `gate/${VERSION}`, ...options.headers },
   };
-  const requestJSON: HttpClient['requestJSON'] = async (method, url, opts = {}) => {
+  const send = async (
+    method: 'GET' | 'POST',
+    url: string,
+    opts: RequestOptions & { body?: unknown },
+    raw: boolean,
+  ) => {
     const where = describeUrl(url);
     if (!isHttpUrl(url)) {
       throw new HttpClientError('SOURCE_UNREACHABLE', `cannot reach ${where}: not an http(s) url`);
@@ -102,10 +121,17 @@ export function createHttpClient(options: HttpClientOptions = {}): HttpClient {
         maxBytes: opts.maxBytes ?? defaults.maxBytes,
         maxRetryAfterMs: opts.maxRetryAfterMs ?? defaults.maxRetryAfterMs,
       },
+      raw,
     });
   };
+  const requestJSON: HttpClient['requestJSON'] = (method, url, opts = {}) =>
+    send(method, url, opts, false);
   return {
     requestJSON,
+    getBytes: async (url, opts = {}) => {
+      const { status, headers, body } = await send('GET', url, opts, true);
+      return { status, headers, bytes: body as Buffer };
+    },
     getJSON: async (url, opts) => (await requestJSON('GET', url, opts)).body,
     postJSON: async (url, body, opts) => (await requestJSON('POST', url, { ...opts, body })).body,
     close: async () => {

@@ -27,7 +27,6 @@ export interface OciClientOptions {
   maxManifestBytes?: number;
   /** largest blob read (default 16 MiB: bundles are a few KiB) */
   maxBlobBytes?: number;
-  concurrency?: number;
 }
 
 /** A manifest as served, its bytes checked against the digest it is known by. */
@@ -60,13 +59,7 @@ export interface OciClient {
 export function createOciClient(o: OciClientOptions): OciClient {
   const insecure = o.insecure ?? [];
   const timeoutMs = o.timeoutMs ?? 10_000;
-  const transport = createOciTransport({
-    timeoutMs,
-    retries: o.retries ?? 2,
-    backoffMs: 200,
-    maxRetryAfterMs: 10_000,
-    concurrency: o.concurrency ?? 8,
-  });
+  const transport = createOciTransport(o.http, { timeoutMs, retries: o.retries ?? 2 });
   const maxManifestBytes = o.maxManifestBytes ?? 4 * MiB;
   const maxBlobBytes = o.maxBlobBytes ?? 16 * MiB;
   const send = authed(transport, new TokenCache(o.http, insecure, timeoutMs), insecure);
@@ -117,7 +110,7 @@ export function createOciClient(o: OciClientOptions): OciClient {
       }
       return res.bytes;
     },
-    close: () => transport.close(),
+    close: async () => {},
   };
 }
 

@@ -43,9 +43,9 @@ export function createStoreSource(opts: StoreSourceOptions): Source {
   };
   const limits = { maxEvidence: opts.maxEvidence ?? 100, maxPages: opts.maxPages ?? 10 };
   const entries: EntryOptions = {
+    http: opts.http,
     maxBundleBytes: opts.maxBundleBytes ?? 16 * 1024 * 1024,
     timeoutMs: opts.timeoutMs ?? 10_000,
-    retries: 2,
   };
   return {
     name,
