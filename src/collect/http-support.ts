@@ -31,7 +31,9 @@ export function describeUrl(url: string): string {
   try {
     const u = new URL(url);
     const path = u.pathname === '/' ? '' : u.pathname;
-    return `${u.origin}${path}${u.search ? '?…' : ''}`;
+    // file:, ftp: and the like have no web origin ("null"): name them by scheme and host
+    const origin = u.origin === 'null' ? `${u.protocol}//${u.host}` : u.origin;
+    return `${origin}${path}${u.search ? '?…' : ''}`;
   } catch {
     return 'an invalid url';
   }

@@ -293,4 +293,9 @@ describe('helpers', () => {
   it('keeps userinfo and query out of messages', () => {
     expect(describeUrl('https://u:p@api.example/a/b?token=x')).toBe('https://api.example/a/b?…');
   });
+
+  it('names a url without a web origin by its scheme, not as "null"', () => {
+    expect(describeUrl('file:///etc/passwd')).toBe('file:///etc/passwd');
+    expect(describeUrl('ftp://u:p@host.example/x')).toBe('ftp://host.example/x');
+  });
 });
