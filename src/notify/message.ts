@@ -20,11 +20,7 @@ export function breakGlassMessage(d: Decision): {
     `*decision:* ${d.id} at ${d.time}`,
   ].join('\n');
   return {
-    text,
-    blocks: [
-      { type: 'section', text: { type: 'mrkdwn', text } },
-      { type: 'section', text: { type: 'mrkdwn', text: detail } },
-    ],
+    ...slack(text, detail),
     decision: {
       id: d.id,
       outcome: d.outcome,
@@ -52,12 +48,16 @@ export function checkpointMessage(c: Checkpoint): {
     `*key:* ${c.keyId}`,
     `*signature:* ${c.signature}`,
   ].join('\n');
+  return { ...slack(text, detail), checkpoint: c };
+}
+
+/** Slack's shape: `text` for notifications, and the same with its details as mrkdwn blocks. */
+function slack(text: string, detail: string): { text: string; blocks: unknown[] } {
   return {
     text,
     blocks: [
       { type: 'section', text: { type: 'mrkdwn', text } },
       { type: 'section', text: { type: 'mrkdwn', text: detail } },
     ],
-    checkpoint: c,
   };
 }
