@@ -31,12 +31,24 @@ export interface StoreSourceConfig extends HttpSourceConfig {
 
 /** OCI registries searched for a subject's attestations (referrers API, referrers tag schema). */
 export interface OciSourceConfig {
-  /** `host[:port]/name`; plain http only for loopback hosts and those listed in `insecure` */
+  /** `host[:port]/name`, searched for every subject; plain http only for loopback and `insecure` */
   repositories: string[];
+  /** search the repository of the image a subject was named as (default true) */
+  searchImageRepository?: boolean;
+  /** search the platform manifests of an image index decided on (default false) */
+  platforms?: boolean;
   insecure?: string[];
   optional?: boolean;
   timeoutMs?: number;
   maxReferrers?: number;
+  /** a Docker config.json (resolved against the config file); default: DOCKER_CONFIG, then HOME */
+  dockerConfig?: string;
+  /** registry host → the name of the environment variable holding a bearer token for it */
+  tokenEnv?: Record<string, string>;
+  /** registry host → that token, read from the environment when the configuration was loaded */
+  tokens?: Record<string, string>;
+  /** the environment loaded with: DOCKER_CONFIG and HOME locate config.json, PATH its helpers */
+  env?: Environment;
 }
 
 /** The process environment, handed to the loader: secrets are named in the file, read from here. */
@@ -132,7 +144,9 @@ export function normalise(
       bundles: (c.sources?.bundles ?? []).map(at),
       ...(c.sources?.rekor ? { rekor: withToken(c.sources.rekor, env) } : {}),
       ...(c.sources?.store ? { store: withToken(c.sources.store, env) } : {}),
-      ...(c.sources?.oci ? { oci: c.sources.oci } : {}),
+      ...(c.sources?.oci
+        ? { oci: withCredentials({ repositories: [], ...c.sources.oci }, at, env) }
+        : {}),
     },
     policy: {
       path: c.policy?.path ? at(c.policy.path) : undefined,
@@ -193,6 +207,25 @@ function ledgerConfig(
     ...(l.publicKey ? { publicKeyPem: pem(l.publicKey, 'ledger public key') } : {}),
     ...(l.checkpointEvery ? { checkpointEvery: l.checkpointEvery } : {}),
     ...(l.checkpointLog ? { checkpointLog: at(l.checkpointLog) } : {}),
+  };
+}
+
+/** Registry credentials: the config.json path resolved, tokens read from the variables named. */
+function withCredentials(
+  o: OciSourceConfig,
+  at: (p: string) => string,
+  env: Environment,
+): OciSourceConfig {
+  const tokens: Record<string, string> = {};
+  for (const [host, variable] of Object.entries(o.tokenEnv ?? {})) {
+    const token = env[variable];
+    if (token) tokens[host.toLowerCase()] = token;
+  }
+  return {
+    ...o,
+    ...(o.dockerConfig ? { dockerConfig: at(o.dockerConfig) } : {}),
+    ...(Object.keys(tokens).length > 0 ? { tokens } : {}),
+    env,
   };
 }
 

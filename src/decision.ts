@@ -21,6 +21,10 @@ export interface EvidenceReport {
   trustRoot?: { name: string; digest: string };
   /** the kind of time its certificate (or key) was checked at */
   timeSource?: 'transparency-log' | 'timestamp-authority';
+  /** how its log entry was checked: a Merkle inclusion proof, or only the log's promise (SET) */
+  tlog?: 'inclusion-proof' | 'inclusion-promise';
+  /** the platform manifest of the image index decided on that the statement is about */
+  platformManifest?: { digest: string; platform?: string };
   code?: string;
   message?: string;
 }
@@ -106,6 +110,8 @@ export function evidenceReports(
         ...(a.logEntries[0] ? { logIndex: a.logEntries[0].logIndex } : {}),
         ...(a.trustRoot ? { trustRoot: a.trustRoot } : {}),
         ...(a.timeSource ? { timeSource: a.timeSource } : {}),
+        ...(a.tlog ? { tlog: a.tlog } : {}),
+        ...(a.platformManifest ? { platformManifest: a.platformManifest } : {}),
       });
     } else if (error) {
       reports.push({

@@ -73,7 +73,8 @@ export type GateErrorCode =
   | 'SOURCE_INSECURE_TRANSPORT'
   | 'OCI_DIGEST_MISMATCH'
   | 'OCI_MANIFEST_INVALID'
-  | 'OCI_REFERRER_MISMATCH';
+  | 'OCI_REFERRER_MISMATCH'
+  | 'IMAGE_NOT_FOUND';
 
 export class GateError extends Error {
   readonly code: GateErrorCode;

@@ -10,8 +10,9 @@ import {
   singleUse,
   type BreakGlassResult,
 } from './breakglass/use.js';
-import { collectAll } from './collect/all.js';
-import { defaultSources } from './collect/sources.js';
+import { collectAll, type Deadline } from './collect/all.js';
+import { createImageResolver } from './collect/oci-image.js';
+import { defaultSources, sharedClient } from './collect/sources.js';
 import type { CollectResult, Source } from './collect/types.js';
 import { mergeData, type GateConfig } from './config.js';
 import { couldNotStand, decide } from './decide.js';
@@ -89,7 +90,22 @@ export async function createGate(config: GateConfig, deps: GateDeps = {}): Promi
   const opened = deps.ledger ?? (await openLedger(config.ledger, outbox ? { outbox } : {}));
   const ledger = storingPolicy(opened, policyStoreFor(config.ledger), policy);
   const sourcesFor =
-    deps.sources ?? ((r: CheckRequest) => defaultSources(config.sources, r.bundles ?? []));
+    deps.sources ??
+    ((r: CheckRequest) =>
+      defaultSources(config.sources, r.bundles ?? [], undefined, {
+        images: r.subjects.some((s) => s.image),
+      }));
+  let resolver: ReturnType<typeof createImageResolver> | undefined;
+
+  /** Images named by reference become subjects: each tag resolved once, under the deadline. */
+  async function withImages(req: CheckRequest, deadline: Deadline): Promise<CheckRequest> {
+    if (!req.images?.length) return req;
+    resolver ??= createImageResolver({ ...config.sources.oci, http: sharedClient() });
+    const r = resolver;
+    const images = await Promise.all(req.images.map((i) => r.resolve(i, deadline.signal)));
+    const { images: _, ...rest } = req;
+    return { ...rest, subjects: [...req.subjects, ...images] };
+  }
   const now = deps.now ?? (() => new Date());
   const newId = deps.newId ?? randomUUID;
   const identities = config.identities?.length
@@ -105,12 +121,12 @@ export async function createGate(config: GateConfig, deps: GateDeps = {}): Promi
   retries?.unref();
 
   async function check(asked: CheckRequest): Promise<Decision> {
-    const req = admitRequest(asked);
+    const deadline = deadlineOf(config.deadlineMs, asked.deadlineMs);
+    const req = admitRequest(await withImages(asked, deadline));
     const decidedAt = now();
     // `at` answers an auditor's question: what would the gate have said then?
     const time = req.at ?? decidedAt;
     const digests = req.subjects.map((s) => s.digest);
-    const deadline = deadlineOf(config.deadlineMs, req.deadlineMs);
     const collected = await collectAll(sourcesFor(req), req, deadline);
     const outcomes = verifyEvidence(collected.evidence, digests, verifyContext);
     const bgContext = { trust, keys: config.keys, now: time, rules };
@@ -213,6 +229,7 @@ export async function createGate(config: GateConfig, deps: GateDeps = {}): Promi
     summarize: (d) => summarize(d, config.vsa, data),
     close: async () => {
       clearInterval(retries);
+      await resolver?.close();
       await ledger.close();
     },
     policy,

@@ -30,7 +30,14 @@ export {
 } from './verify/identity.js';
 export { parseBundle, BUNDLE_MEDIA_TYPES, type ParsedBundle } from './verify/bundle.js';
 export { parseStatement, matchSubject } from './verify/statement.js';
-export { parseDigest, parseSubject, type ArtifactDigest, type Subject } from './subject.js';
+export {
+  parseDigest,
+  parseSubject,
+  type ArtifactDigest,
+  type ImageRef,
+  type Subject,
+} from './subject.js';
+export { parseImageReference, type ImageReference } from './collect/oci-image.js';
 
 // The audit ledger, for auditors and tools: open, query, verify, replay.
 export type {

@@ -7,6 +7,11 @@ import { MAX_CONTEXT_DEPTH, valueDepthExceeds } from './util/input.js';
 /** What a front end asks the gate: may these subjects go to this environment? */
 export interface CheckRequest {
   subjects: Subject[];
+  /**
+   * container images, `REGISTRY/REPO[:TAG][@DIGEST]`: each is resolved to its digest once and
+   * decided on as a subject (recorded with the reference); its repository is searched for evidence
+   */
+  images?: string[];
   environment: string;
   /** unsigned: information for policies, never a reason to relax a rule */
   context?: Record<string, unknown>;
@@ -53,6 +58,7 @@ export function policySubject(s: Subject): PolicySubject {
     digest: { [s.digest.algorithm]: s.digest.hex },
     ...(s.name ? { name: s.name } : {}),
     ...(s.version ? { version: s.version } : {}),
+    ...(s.image ? { image: s.image } : {}),
   };
 }
 

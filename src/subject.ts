@@ -17,6 +17,18 @@ export interface Subject {
   digest: ArtifactDigest;
   name?: string;
   version?: string;
+  /** the container image it was asked about as: its attestations are searched in its repository */
+  image?: ImageRef;
+}
+
+/** An image as the caller named it: recorded beside the digest that was decided. */
+export interface ImageRef {
+  /** as written, e.g. `ghcr.io/acme/app:v1.2` */
+  reference: string;
+  /** `host/name` after Docker's normalisation, e.g. `index.docker.io/library/nginx` */
+  repository: string;
+  /** the tag resolved to the digest, when the reference had one */
+  tag?: string;
 }
 
 export const HEX_LENGTH: Record<ArtifactDigest['algorithm'], number> = { sha256: 64, sha512: 128 };

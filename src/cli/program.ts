@@ -54,9 +54,14 @@ export function buildProgram(io: CommandIO, setExit: (code: number) => void): Co
     .description(
       'decide whether artifacts may go to an environment (exit 0 allow, 1 deny, 2 could not decide)',
     )
-    .requiredOption(
+    .option(
       '--subject <subject>',
       'sha256:HEX, or NAME[@VERSION]=sha256:HEX (repeat for a release set)',
+      collect,
+    )
+    .option(
+      '--image <ref>',
+      'a container image, REGISTRY/REPO[:TAG][@sha256:HEX]: a tag is resolved to its digest once; attestations are searched in its repository (repeatable)',
       collect,
     )
     .requiredOption('--env <name>', 'the environment: dev, staging, production, hotfix, ...')

@@ -1,5 +1,5 @@
-import type { ArtifactDigest } from '../subject.js';
-import type { CollectResult, Source } from './types.js';
+import type { Subject } from '../subject.js';
+import type { CollectRequest, CollectResult, Source } from './types.js';
 
 /**
  * The collect step: every source asked about every subject, all under the decision's one
@@ -21,14 +21,20 @@ const GRACE_MS = 100;
 /** Asks every source about every subject; the same evidence found twice counts once. */
 export async function collectAll(
   sources: Source[],
-  req: { subjects: Array<{ digest: ArtifactDigest }> },
+  req: { subjects: Array<Pick<Subject, 'digest' | 'image'>> },
   deadline?: Deadline,
 ): Promise<CollectResult> {
   const out: CollectResult = { evidence: [], rejected: [], failures: [] };
   const seen = new Set<string>();
   for (const subject of req.subjects) {
     const results = await Promise.all(
-      sources.map((s) => bounded(s, { subject: subject.digest }, deadline)),
+      sources.map((s) =>
+        bounded(
+          s,
+          { subject: subject.digest, ...(subject.image ? { image: subject.image } : {}) },
+          deadline,
+        ),
+      ),
     );
     for (const r of results) {
       for (const e of r.evidence) if (!seen.has(e.id) && seen.add(e.id)) out.evidence.push(e);
@@ -45,7 +51,7 @@ export async function collectAll(
  */
 function bounded(
   source: Source,
-  req: { subject: ArtifactDigest },
+  req: Omit<CollectRequest, 'signal'>,
   deadline: Deadline | undefined,
 ): Promise<CollectResult> {
   if (!deadline) return source.collect(req);

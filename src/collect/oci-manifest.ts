@@ -16,6 +16,8 @@ export interface Descriptor {
   size: number;
   artifactType?: string;
   annotations?: Record<string, string>;
+  /** in an image index: the platform the manifest is for */
+  platform?: { os?: string; architecture?: string; variant?: string };
 }
 
 /** Sigstore bundle media types: `application/vnd.dev.sigstore.bundle.v0.3+json` and the older
@@ -64,7 +66,7 @@ export function parseManifestJSON(bytes: Buffer, what: string): Record<string, u
 
 export function parseDescriptor(v: unknown, what: string): Descriptor {
   if (!isPlainObject(v)) throw invalid(`${what} is not a descriptor`);
-  const { mediaType, digest, size, artifactType, annotations } = v;
+  const { mediaType, digest, size, artifactType, annotations, platform } = v;
   if (typeof mediaType !== 'string') throw invalid(`${what} has no media type`);
   if (typeof digest !== 'string' || !isDigest(digest))
     throw invalid(`${what} has no sha256 or sha512 digest`);
@@ -76,6 +78,7 @@ export function parseDescriptor(v: unknown, what: string): Descriptor {
     size,
     ...(typeof artifactType === 'string' ? { artifactType } : {}),
     ...(isStringMap(annotations) ? { annotations } : {}),
+    ...(isPlainObject(platform) ? { platform: platformFields(platform) } : {}),
   };
 }
 
@@ -92,6 +95,16 @@ export function indexEntries(
       return err as GateError;
     }
   });
+}
+
+function platformFields(p: Record<string, unknown>): NonNullable<Descriptor['platform']> {
+  const s = (v: unknown) => (typeof v === 'string' && /^[\w.-]{1,64}$/.test(v) ? v : undefined);
+  const out: NonNullable<Descriptor['platform']> = {};
+  for (const k of ['os', 'architecture', 'variant'] as const) {
+    const v = s(p[k]);
+    if (v) out[k] = v;
+  }
+  return out;
 }
 
 function isStringMap(v: unknown): v is Record<string, string> {

@@ -3,16 +3,29 @@ import { toGateError, type GateError } from '../errors.js';
 import type { HttpClient } from './http.js';
 import { bundlesOf } from './oci-bundle.js';
 import { createOciClient, type OciClient, type OciClientOptions } from './oci-client.js';
+import { createKeychain, type KeychainOptions } from './oci-credentials.js';
+import { searchCosignTags } from './oci-cosign.js';
 import { referrersApi, referrersTagListing, type LayoutName, type Listing } from './oci-layouts.js';
-import { type Descriptor } from './oci-manifest.js';
+import { DOCKER_LIST, indexEntries, OCI_INDEX, type Descriptor } from './oci-manifest.js';
 import { describeRepository, parseRepository, type Repository } from './oci-ref.js';
-import { emptyResult, type CollectRequest, type CollectResult, type Source } from './types.js';
+import {
+  emptyResult,
+  type CollectRequest,
+  type CollectResult,
+  type PlatformManifest,
+  type Source,
+} from './types.js';
 
 const BUNDLE_V03 = 'application/vnd.dev.sigstore.bundle.v0.3+json';
 
-export interface OciSourceOptions extends Omit<OciClientOptions, 'http'> {
-  /** `host[:port]/name` repositories holding the subject's attestations */
+/** Without a `keychain`, one is made from the KeychainOptions (the user's docker config.json). */
+export interface OciSourceOptions extends Omit<OciClientOptions, 'http'>, KeychainOptions {
+  /** `host[:port]/name` repositories searched for every subject (cosign's COSIGN_REPOSITORY) */
   repositories: string[];
+  /** search the repository of the image a subject was named as (default true) */
+  searchImageRepository?: boolean;
+  /** when the subject is an image index, search its platform manifests too (default false) */
+  platforms?: boolean;
   http: HttpClient;
   /** more referrers than this for one subject in one layout is SOURCE_LIMIT_EXCEEDED (default 100) */
   maxReferrers?: number;
@@ -44,9 +57,9 @@ export interface OciSource extends Source {
  * `oci:<host>/<name>@<subject>#<layout>:<referrer digest>`; `layouts` says what each layout held.
  */
 export function createOciSource(opts: OciSourceOptions): OciSource {
-  const repos = opts.repositories.map((r) => parseRepository(r, opts.insecure));
-  const name = `oci:${repos.map(describeRepository).join(',')}`;
-  const client = createOciClient(opts);
+  const configured = opts.repositories.map((r) => parseRepository(r, opts.insecure));
+  const name = `oci:${configured.length ? configured.map(describeRepository).join(',') : 'image repositories'}`;
+  const client = createOciClient({ ...opts, keychain: opts.keychain ?? createKeychain(opts) });
   const maxReferrers = opts.maxReferrers ?? 100;
   return {
     name,
@@ -54,15 +67,96 @@ export function createOciSource(opts: OciSourceOptions): OciSource {
     async collect(req) {
       const subject = `${req.subject.algorithm}:${req.subject.hex}`;
       const result: OciCollectResult = { ...emptyResult(), layouts: [] };
-      for (const repo of repos) {
-        await searchRepository(client, repo, subject, { maxReferrers, signal: req.signal }, result);
+      const repos = repositoriesFor(req, configured, opts);
+      const search: SearchOpts = { maxReferrers, signal: req.signal };
+      for (const repo of repos) await searchRepository(client, repo, subject, search, result);
+      if (opts.platforms) {
+        const children = await platformManifests(client, repos, subject, search, result);
+        for (const via of children) {
+          const child = `${via.manifest.algorithm}:${via.manifest.hex}`;
+          for (const repo of repos)
+            await searchRepository(client, repo, child, { ...search, via }, result);
+        }
       }
       return result;
     },
   };
 }
 
-type SearchOpts = { maxReferrers: number; signal?: AbortSignal };
+/** The image's own repository first (unless configured off), then the configured ones, once each. */
+function repositoriesFor(
+  req: CollectRequest,
+  configured: Repository[],
+  opts: OciSourceOptions,
+): Repository[] {
+  const repos = [...configured];
+  if (req.image && opts.searchImageRepository !== false) {
+    const own = parseRepository(req.image.repository, opts.insecure);
+    if (!repos.some((r) => describeRepository(r) === describeRepository(own))) repos.unshift(own);
+  }
+  return repos;
+}
+
+/** More platforms than this in one index is SOURCE_LIMIT_EXCEEDED: real indexes list a handful. */
+const MAX_PLATFORMS = 64;
+
+/**
+ * The platform manifests of the subject when it is an image index, read from the first
+ * repository that has it (the index's bytes are checked against the subject digest, so the list
+ * is the one the digest names). Attestation manifests listed in the index (buildx writes them
+ * with `vnd.docker.reference.type: attestation-manifest`) are not platforms.
+ */
+async function platformManifests(
+  client: OciClient,
+  repos: Repository[],
+  subject: string,
+  opts: SearchOpts,
+  result: OciCollectResult,
+): Promise<PlatformManifest[]> {
+  for (const repo of repos) {
+    let index;
+    try {
+      index = await client.manifest(repo, subject, opts.signal);
+    } catch (err) {
+      result.failures.push({ source: `oci:${describeRepository(repo)}@${subject}`, ...coded(err) });
+      continue;
+    }
+    if (!index) continue;
+    if (index.mediaType !== OCI_INDEX && index.mediaType !== DOCKER_LIST) return [];
+    const entries = indexEntries(index.doc, `index ${subject}`).filter(
+      (e): e is Descriptor =>
+        !(e instanceof Error) &&
+        e.annotations?.['vnd.docker.reference.type'] !== 'attestation-manifest',
+    );
+    if (entries.length > MAX_PLATFORMS) {
+      result.failures.push({
+        source: `oci:${describeRepository(repo)}@${subject}`,
+        code: 'SOURCE_LIMIT_EXCEEDED',
+        message: `index ${subject} lists more than ${MAX_PLATFORMS} manifests`,
+      });
+      return [];
+    }
+    const [alg, hex] = subject.split(':') as ['sha256', string];
+    return entries.map((e) => {
+      const [a, h] = e.digest.split(':') as ['sha256', string];
+      const platform = platformOf(e);
+      return {
+        index: { algorithm: alg, hex },
+        manifest: { algorithm: a, hex: h },
+        ...(platform ? { platform } : {}),
+      };
+    });
+  }
+  return [];
+}
+
+function platformOf(d: Descriptor): string | undefined {
+  const p = d.platform;
+  if (!p?.os || !p.architecture) return undefined;
+  return [p.os, p.architecture, p.variant].filter(Boolean).join('/');
+}
+
+type SearchOpts = { maxReferrers: number; signal?: AbortSignal; via?: PlatformManifest };
 
 async function searchRepository(
   client: OciClient,
@@ -104,9 +198,11 @@ async function searchRepository(
       report.referrers++;
       if (!(entry instanceof Error) && seen.has(entry.digest)) continue;
       if (!(entry instanceof Error)) seen.add(entry.digest);
-      await collectEntry(client, repo, subject, entry, origin, report, result, opts.signal);
+      await collectEntry(client, repo, subject, entry, origin, report, result, opts);
     }
   }
+  // cosign's legacy sha256-<hex>.att and .sig tags (oci-cosign.ts): their own layout reports.
+  await searchCosignTags(client, repo, subject, opts, result);
 }
 
 async function collectEntry(
@@ -117,13 +213,14 @@ async function collectEntry(
   origin: string,
   report: LayoutReport,
   result: CollectResult,
-  signal?: AbortSignal,
+  opts: SearchOpts,
 ): Promise<void> {
   const source = entry instanceof Error ? origin : `${origin}:${entry.digest}`;
   try {
     if (entry instanceof Error) throw entry;
-    for (const bytes of await bundlesOf(client, repo, subject, entry, signal)) {
-      result.evidence.push({ id: sha256(bytes), source, kind: 'bundle', bytes });
+    for (const bytes of await bundlesOf(client, repo, subject, entry, opts.signal)) {
+      const via = opts.via ? { via: opts.via } : {};
+      result.evidence.push({ id: sha256(bytes), source, kind: 'bundle', bytes, ...via });
       report.bundles++;
     }
   } catch (err) {

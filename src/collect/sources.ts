@@ -16,6 +16,8 @@ export function defaultSources(
   config: SourcesConfig,
   extraBundles: string[] = [],
   http: HttpClient = sharedClient(),
+  /** some subject was named as an image: its repository is searched even without `oci` */
+  opts: { images?: boolean } = {},
 ): Source[] {
   const found: Evidence[] = [];
   const first: Source[] = [];
@@ -32,8 +34,8 @@ export function defaultSources(
     });
     first.push(optional(store, s));
   }
-  if (config.oci) {
-    const o = config.oci;
+  if (config.oci || opts.images) {
+    const o = config.oci ?? { repositories: [] };
     const oci = createOciSource({ ...o, http, insecure: o.insecure ?? [] });
     first.push(optional(oci, o));
   }
@@ -53,7 +55,8 @@ export function defaultSources(
 }
 
 let client: HttpClient | undefined;
-function sharedClient(): HttpClient {
+/** One pooled HTTP client for every source the configuration names. */
+export function sharedClient(): HttpClient {
   return (client ??= createHttpClient());
 }
 

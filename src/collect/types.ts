@@ -1,5 +1,5 @@
 import type { GateErrorCode } from '../errors.js';
-import type { ArtifactDigest } from '../subject.js';
+import type { ArtifactDigest, ImageRef } from '../subject.js';
 
 /**
  * A candidate piece of evidence, as found: never trusted, never decided on here. The verify
@@ -10,9 +10,29 @@ export interface Evidence {
   id: string;
   /** where it was found, e.g. "file:/path/x.sigstore.json", "rekor:https://log#<uuid>", "store:https://api/...#3" */
   source: string;
-  /** a Sigstore bundle (JSON), or a bare DSSE envelope (JSON) that must be checked with a configured key */
-  kind: 'bundle' | 'dsse-envelope';
+  /**
+   * a Sigstore bundle (JSON), a bare DSSE envelope (JSON) that must be checked with a configured
+   * key, or a cosign image signature: a message-signature bundle over `payload`, cosign's
+   * simple-signing document naming the image digest it signs (oci-cosign.ts)
+   */
+  kind: 'bundle' | 'dsse-envelope' | 'image-signature';
   bytes: Buffer;
+  /** image-signature: the signed payload, exactly as stored */
+  payload?: Buffer;
+  /**
+   * Found for a platform manifest of the image index asked about: it is checked against that
+   * manifest's digest and counts for the index (the digest decided on).
+   */
+  via?: PlatformManifest;
+}
+
+/** A platform manifest of an image index, as the index lists it (its bytes checked by digest). */
+export interface PlatformManifest {
+  /** the index: the subject asked about */
+  index: ArtifactDigest;
+  manifest: ArtifactDigest;
+  /** `os/architecture[/variant]` from the index entry */
+  platform?: string;
 }
 
 /** A piece of evidence a source found but could not turn into something verifiable. */
@@ -38,6 +58,8 @@ export interface CollectResult {
 
 export interface CollectRequest {
   subject: ArtifactDigest;
+  /** the image the subject was named as: a registry source searches its repository too */
+  image?: ImageRef;
   signal?: AbortSignal;
 }
 

@@ -1,6 +1,7 @@
 import { schemaChecker } from '../util/schemas.js';
 import type { CollectRejection } from '../collect/types.js';
 import type { EvidenceOutcome } from '../verify/evidence.js';
+import type { ImageRef } from '../subject.js';
 import type { Rejection, VerifiedAttestation } from '../verify/types.js';
 
 /** A subject the decision is about (schemas/policy-input.schema.json). */
@@ -8,6 +9,7 @@ export interface PolicySubject {
   name?: string;
   digest: Record<string, string>;
   version?: string;
+  image?: ImageRef;
 }
 
 export interface PolicyAttestation {
@@ -20,6 +22,7 @@ export interface PolicyAttestation {
   signer: VerifiedAttestation['signer'];
   logEntries: VerifiedAttestation['logEntries'];
   timestamps: VerifiedAttestation['timestamps'];
+  platformManifest?: VerifiedAttestation['platformManifest'];
 }
 
 export interface PolicyRejection extends Rejection {
@@ -52,6 +55,7 @@ export function toPolicyAttestation(a: VerifiedAttestation, source: string): Pol
     signer: a.signer,
     logEntries: a.logEntries,
     timestamps: a.timestamps,
+    ...(a.platformManifest ? { platformManifest: a.platformManifest } : {}),
   };
 }
 

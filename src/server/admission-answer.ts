@@ -1,6 +1,7 @@
 import type { FastifyBaseLogger } from 'fastify';
 import type { Decision } from '../decision.js';
 import type { CheckRequest } from '../gate.js';
+import { parseImageReference, type ImageRef, type Subject } from '../index.js';
 import type { AdmissionRequest, AdmissionResult } from './admission-review.js';
 import { toHttpError } from './errors.js';
 import { parsePinnedImage, type ContainerImage } from './pod-specs.js';
@@ -49,14 +50,32 @@ export async function decide(
   return { allowed: true, auditAnnotations, ...(warnings.length > 0 ? { warnings } : {}) };
 }
 
-/** One subject per distinct digest, named after the first repository that uses it. */
+/**
+ * One subject per distinct digest, named after the first repository that uses it; its image
+ * reference goes with it, so the registry source searches that repository for its attestations.
+ */
 export function releaseSet(images: ContainerImage[]): CheckRequest['subjects'] {
-  const byHex = new Map<string, string>();
+  const byHex = new Map<string, Subject>();
   for (const i of images) {
     const p = parsePinnedImage(i.image)!;
-    if (!byHex.has(p.hex)) byHex.set(p.hex, p.repository);
+    if (byHex.has(p.hex)) continue;
+    const image = pullableRef(i.image);
+    byHex.set(p.hex, {
+      digest: { algorithm: 'sha256', hex: p.hex },
+      name: p.repository,
+      ...(image ? { image } : {}),
+    });
   }
-  return [...byHex].map(([hex, name]) => ({ digest: { algorithm: 'sha256', hex }, name }));
+  return [...byHex.values()];
+}
+
+/** A reference kubelet could not pull either gets no repository to search (other sources still count). */
+function pullableRef(reference: string): ImageRef | undefined {
+  try {
+    return parseImageReference(reference).ref;
+  } catch {
+    return undefined;
+  }
 }
 
 export function notPinned(i: ContainerImage): string {

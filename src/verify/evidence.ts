@@ -1,8 +1,9 @@
 import type { Evidence } from '../collect/types.js';
-import { toGateError, type GateError } from '../errors.js';
+import { GateError, toGateError } from '../errors.js';
 import type { ArtifactDigest } from '../subject.js';
 import { attestationOf } from './attestation.js';
 import { verifyEnvelope } from './envelope.js';
+import { imageSignatureOf, verifyImageSignature } from './image-signature.js';
 import type { CompiledIdentityRule } from './identity.js';
 import type { Trust } from './trust.js';
 import type { TrustedKey, VerifiedAttestation, VerifiedBundle } from './types.js';
@@ -38,6 +39,7 @@ export function verifyEvidence(
 }
 
 function verifyOne(e: Evidence, subjects: ArtifactDigest[], ctx: VerifyContext): EvidenceOutcome {
+  if (e.via) return verifyForIndex(e, subjects, ctx);
   const attestations: VerifiedAttestation[] = [];
   let error: GateError | undefined;
   let verified: VerifiedBundle | undefined;
@@ -46,14 +48,16 @@ function verifyOne(e: Evidence, subjects: ArtifactDigest[], ctx: VerifyContext):
       attestations.push(
         e.kind === 'dsse-envelope'
           ? verifyEnvelope(e.bytes, { keys: ctx.keys, subject: { digest } })
-          : attestationOf(
-              (verified ??= verifyBundle(e.bytes, {
-                trust: ctx.trust,
-                identities: ctx.identities,
-                keys: ctx.keys,
-              })),
-              { digest },
-            ),
+          : e.kind === 'image-signature'
+            ? imageSignatureOf((verified ??= verifyImageSignature(e, ctx)), e, digest)
+            : attestationOf(
+                (verified ??= verifyBundle(e.bytes, {
+                  trust: ctx.trust,
+                  identities: ctx.identities,
+                  keys: ctx.keys,
+                })),
+                { digest },
+              ),
       );
     } catch (err) {
       error = toGateError(err);
@@ -65,3 +69,36 @@ function verifyOne(e: Evidence, subjects: ArtifactDigest[], ctx: VerifyContext):
     ? { evidence: e, attestations }
     : { evidence: e, attestations, error };
 }
+
+/**
+ * Evidence found for a platform manifest of an image index: it must be about that manifest, and
+ * it counts for the index asked about, the digest decided on (the index's bytes, checked against
+ * that digest, list the manifest).
+ */
+function verifyForIndex(
+  e: Evidence,
+  subjects: ArtifactDigest[],
+  ctx: VerifyContext,
+): EvidenceOutcome {
+  const via = e.via!;
+  const asked = subjects.some(
+    (s) => s.algorithm === via.index.algorithm && s.hex === via.index.hex,
+  );
+  const onManifest = verifyOne({ ...e, via: undefined }, asked ? [via.manifest] : [], ctx);
+  if (!asked || onManifest.attestations.length === 0) {
+    return asked ? onManifest : { evidence: e, attestations: [], error: notAsked(via) };
+  }
+  const manifest = `${via.manifest.algorithm}:${via.manifest.hex}`;
+  const attestations = onManifest.attestations.map((a) => ({
+    ...a,
+    matchedSubject: { digest: { [via.index.algorithm]: via.index.hex } },
+    platformManifest: { digest: manifest, ...(via.platform ? { platform: via.platform } : {}) },
+  }));
+  return { evidence: e, attestations };
+}
+
+const notAsked = (via: NonNullable<Evidence['via']>) =>
+  new GateError(
+    'SUBJECT_MISMATCH',
+    `found for a platform manifest of ${via.index.algorithm}:${via.index.hex}, which is not a subject of this request`,
+  );

@@ -69,6 +69,8 @@ export interface LogEntryRef {
   version: string;
 }
 
+export type TlogCheck = 'inclusion-proof' | 'inclusion-promise';
+
 export interface VerifiedTimestamp {
   source: 'transparency-log' | 'timestamp-authority';
   time: string;
@@ -84,6 +86,12 @@ export interface VerifiedBundle {
   trustRoot?: { name: string; digest: string };
   /** the kind of time the signing certificate (or key) was checked at */
   timeSource?: VerifiedTimestamp['source'];
+  /**
+   * how the log entries were checked (absent without one): `inclusion-proof` when each carries a
+   * Merkle inclusion proof to a signed checkpoint, `inclusion-promise` when one rests on the log's
+   * signed entry timestamp alone (a promise to include the entry, not a proof that it did)
+   */
+  tlog?: TlogCheck;
   /** sha256 hex of the bundle's bytes as given */
   bundleDigest: string;
   mediaType: string;
@@ -114,6 +122,11 @@ export interface VerifiedAttestation extends VerifiedBundle {
   subjects: InTotoSubject[];
   /** the subject that matched the requested digest */
   matchedSubject: InTotoSubject;
+  /**
+   * Set when the statement is about a platform manifest of the image index asked about:
+   * `matchedSubject` then names the index, this the manifest the statement names.
+   */
+  platformManifest?: { digest: string; platform?: string };
 }
 
 export interface Rejection {

@@ -47,6 +47,7 @@ const SURFACE = [
   'parseBundle',
   'parseCheckpoints',
   'parseDigest',
+  'parseImageReference',
   'parseStatement',
   'parseSubject',
   'policyStoreFor',

@@ -126,8 +126,13 @@ describe('POST /v1/admission', () => {
     ] as const) {
       const { response, gate } = await admit(review(kind, object));
       expect(response.allowed, kind).toBe(true);
+      // the first reference names the subject and says where its attestations are searched
       expect(gate.calls[0]!.subjects).toEqual([
-        { name: 'web', digest: { algorithm: 'sha256', hex: A } },
+        {
+          name: 'web',
+          digest: { algorithm: 'sha256', hex: A },
+          image: { reference: `web@sha256:${A}`, repository: 'index.docker.io/library/web' },
+        },
       ]);
     }
     const broken = await admit(review('Deployment', { metadata: { name: 'web' }, spec: {} }));

@@ -121,6 +121,10 @@ describe('what the real gate recorded', () => {
     expect(decisions[0].subjects[0]).toEqual({
       name: 'ghcr.io/acme/app',
       digest: { sha256: real.denied },
+      image: {
+        reference: `ghcr.io/acme/app@sha256:${real.denied}`,
+        repository: 'ghcr.io/acme/app',
+      },
     });
   });
 

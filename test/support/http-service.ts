@@ -1,4 +1,4 @@
-import { createServer, type IncomingMessage } from 'node:http';
+import { createServer, type IncomingHttpHeaders, type IncomingMessage } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { HandlerFn } from '@sigstore/mock';
 
@@ -19,9 +19,14 @@ async function readBody(req: IncomingMessage): Promise<string> {
  * 127.0.0.1 port, so clients exercise a genuine network round trip instead of nock interception.
  * `beforeRequest` runs first on every request (used to advance the services' clocks).
  */
+/** A @sigstore/mock handler, also given the request's headers (Fulcio reads a bearer token). */
+export type Handler = (body: string, headers: IncomingHttpHeaders) => ReturnType<HandlerFn>;
+
 export async function serveHandlers(
-  routes: Record<string, HandlerFn>,
+  routes: Record<string, Handler>,
   beforeRequest: () => void = () => {},
+  /** headers a real service sends with an answer (Rekor's ETag and Location, for one) */
+  headersFor: (statusCode: number, payload: Buffer) => Record<string, string> = () => ({}),
 ): Promise<HttpService> {
   const server = createServer((req, res) => {
     const fn = req.method === 'POST' ? routes[(req.url ?? '').split('?')[0] ?? ''] : undefined;
@@ -32,14 +37,19 @@ export async function serveHandlers(
     readBody(req)
       .then((body) => {
         beforeRequest();
-        return fn(body);
+        return fn(body, req.headers);
       })
       .then(({ statusCode, response, contentType }) => {
         const payload =
           typeof response === 'string'
             ? Buffer.from(response, 'utf8')
             : Buffer.from(response.buffer, response.byteOffset, response.byteLength);
-        res.writeHead(statusCode, { 'content-type': contentType ?? 'text/plain' }).end(payload);
+        res
+          .writeHead(statusCode, {
+            'content-type': contentType ?? 'text/plain',
+            ...headersFor(statusCode, payload),
+          })
+          .end(payload);
       })
       .catch((err: unknown) => {
         res.writeHead(500, { 'content-type': 'text/plain' }).end(String(err));

@@ -1,5 +1,6 @@
 import { createPublicKey, verify as cryptoVerify } from 'node:crypto';
-import type { HandlerFn, initializeCA } from '@sigstore/mock';
+import type { initializeCA } from '@sigstore/mock';
+import type { Handler } from './http-service.js';
 import { FULCIO_OIDS, OID_ISSUER_V1 } from './fulcio-oids.js';
 
 type CA = Awaited<ReturnType<typeof initializeCA>>;
@@ -28,14 +29,19 @@ function decodeJwtClaims(token: string): Record<string, unknown> {
  * verbatim from EXTENSIONS_CLAIM. Like real Fulcio it checks proof of possession (a signature
  * over `sub`). The CA embeds an SCT from its CT log in every certificate.
  */
-export function signingCertHandler(ca: CA): HandlerFn {
-  return async (body) => {
+export function signingCertHandler(ca: CA): Handler {
+  return async (body, headers) => {
     try {
       const req = JSON.parse(body) as {
-        credentials: { oidcIdentityToken: string };
+        credentials?: { oidcIdentityToken: string };
         publicKeyRequest: { publicKey: { content: string }; proofOfPossession: string };
       };
-      const claims = decodeJwtClaims(req.credentials.oidcIdentityToken);
+      // Fulcio v2 takes the token in the body or, as sigstore-go (cosign v3) sends it, as a
+      // bearer token.
+      const bearer = /^Bearer (.+)$/i.exec(headers.authorization ?? '')?.[1];
+      const token = req.credentials?.oidcIdentityToken ?? bearer;
+      if (!token) return { statusCode: 401, response: 'no identity token' };
+      const claims = decodeJwtClaims(token);
       const sub = String(claims.sub ?? '');
       const iss = typeof claims.iss === 'string' ? claims.iss : undefined;
       const pem = req.publicKeyRequest.publicKey.content;
@@ -63,7 +69,8 @@ export function signingCertHandler(ca: CA): HandlerFn {
       const response = JSON.stringify({
         signedCertificateEmbeddedSct: { chain: { certificates: chain } },
       });
-      return { statusCode: 201, response, contentType: 'application/json' };
+      // Real Fulcio answers 200 (sigstore-go refuses anything else)
+      return { statusCode: 200, response, contentType: 'application/json' };
     } catch (e) {
       return { statusCode: 400, response: e instanceof Error ? e.message : String(e) };
     }

@@ -68,6 +68,20 @@ export interface LocalSigstoreOptions {
   clocks?: Partial<Record<ServiceName, () => number>>;
 }
 
+/**
+ * Real Rekor names a created entry in `ETag` and `Location` (sigstore/rekor pkg/api/entries.go);
+ * sigstore-go, and so cosign v3, reads the entry out of the answer by its ETag.
+ */
+function createdEntryHeaders(statusCode: number, payload: Buffer): Record<string, string> {
+  if (statusCode !== 201) return {};
+  try {
+    const uuid = Object.keys(JSON.parse(payload.toString('utf8')) as object)[0];
+    return uuid ? { etag: uuid, location: `${CREATE_ENTRY_PATH}/${uuid}` } : {};
+  } catch {
+    return {};
+  }
+}
+
 const newKeyPair = (): { publicKey: KeyObject; privateKey: KeyObject } =>
   generateKeyPairSync('ec', { namedCurve: 'P-256' });
 
@@ -130,6 +144,7 @@ export async function startLocalSigstore(opts: LocalSigstoreOptions = {}): Promi
     const rekor = await serveHandlers(
       { [CREATE_ENTRY_PATH]: (b) => rekorRoute(b) },
       tlogClock.tick,
+      createdEntryHeaders,
     );
     services.push(rekor);
     const tlog = await initializeTLog(rekor.url, tlogKeys, tlogClock.date);

@@ -16,7 +16,8 @@ import { parseSubject } from '../../subject.js';
 import { EXIT, type CommandIO, reportError } from '../io.js';
 
 export interface CheckOptions {
-  subject: string[];
+  subject?: string[];
+  image?: string[];
   env: string;
   config?: string;
   bundle?: string[];
@@ -45,9 +46,12 @@ export async function checkCommand(opts: CheckOptions, io: CommandIO): Promise<n
   try {
     const config = withFlags(loadConfig(opts.config, { cwd: io.cwd, env: io.env }), opts, io.cwd);
     const at = opts.at === undefined ? undefined : parseAt(opts);
+    if (!opts.subject?.length && !opts.image?.length)
+      throw new GateError('USAGE_ERROR', 'name what to decide on: --subject or --image');
     const req: CheckRequest = {
       ...(at ? { at } : {}),
-      subjects: opts.subject.map(parseSubject),
+      subjects: (opts.subject ?? []).map(parseSubject),
+      ...(opts.image?.length ? { images: opts.image } : {}),
       environment: opts.env,
       context: opts.context ? readContext(path.resolve(io.cwd, opts.context)) : {},
       bundles: [...(opts.bundle ?? []), ...(opts.bundleDir ?? [])].map((p) =>
@@ -148,7 +152,10 @@ export function renderDecision(d: Decision): string {
     error: 'COULD NOT DECIDE',
   }[d.outcome];
   const subjects = d.subjects.map(
-    (s) => `${s.name ? `${s.name} ` : ''}${Object.entries(s.digest)[0]!.join(':')}`,
+    (s) => {
+      const label = s.image?.reference ?? s.name;
+      return `${label ? `${label} ` : ''}${Object.entries(s.digest)[0]!.join(':')}`;
+    },
   );
   const asOf = d.asOf ? ` as of ${d.asOf}` : '';
   const lines = [`${head}: ${subjects.join(', ')} for ${d.environment}${asOf}`];
