@@ -111,7 +111,13 @@ export function createHttpClient(options: HttpClientOptions = {}): HttpClient {
       method,
       url,
       where,
-      body: opts.body === undefined ? undefined : JSON.stringify(opts.body),
+      // a form (an OAuth2 token request) goes as it is; anything else as JSON
+      body:
+        opts.body === undefined
+          ? undefined
+          : opts.body instanceof URLSearchParams
+            ? opts.body.toString()
+            : JSON.stringify(opts.body),
       headers: opts.headers,
       signal: opts.signal,
       policy: {

@@ -1,6 +1,7 @@
 import { GateError } from '../errors.js';
 import type { HttpClient } from './http.js';
-import { describeUrl } from './http-support.js';
+import { describeUrl, HttpClientError } from './http-support.js';
+import { basicAuthorization, mayCarryCredentials, type Credential } from './oci-credentials.js';
 import { transportAllowed } from './oci-ref.js';
 
 /** A parsed `WWW-Authenticate` challenge (RFC 9110 section 11.6.1). */
@@ -22,11 +23,23 @@ export function parseChallenge(header: string): Challenge | undefined {
   return { scheme: m[1]!.toLowerCase(), params };
 }
 
+/** The user's credentials for a registry, exchanged at its token realm for a bearer token. */
+export interface Login {
+  /** the registry host (`host[:port]`) the credentials are for */
+  registry: string;
+  credential: Credential & { kind: 'basic' | 'identity' };
+}
+
 /**
- * The anonymous bearer-token flow of the distribution spec's token authentication: a 401 names a
- * realm, a service and a scope; a GET to the realm answers `{token}` or `{access_token}`. Tokens
- * are kept per realm, service and scope for the life of the client. No credentials are sent:
- * this is how public repositories (GHCR, Docker Hub) are read.
+ * The bearer-token flow of the distribution spec's token authentication: a 401 names a realm, a
+ * service and a scope; the realm answers `{token}` or `{access_token}`. Anonymously (how public
+ * repositories on GHCR and Docker Hub are read) or with a login, the realm is asked with a GET,
+ * the login's username and password as HTTP basic auth; an identity token (OAuth2 refresh token)
+ * is POSTed as a `refresh_token` grant (the spec's OAuth2 flow), and a realm without that flow
+ * (404) is asked with the GET instead, as go-containerregistry does. Credentials go to the realm
+ * only over https, or plain http to loopback or the registry's own insecure host; the client
+ * follows no redirect from it. Tokens are kept per realm, service, scope and credential for the
+ * life of the client.
  */
 export class TokenCache {
   private readonly tokens = new Map<string, Promise<string>>();
@@ -41,13 +54,13 @@ export class TokenCache {
    * A token for the challenge and our own scope: the challenge's scope names the repository of
    * the request that drew it, and only pull is ever asked for.
    */
-  token(challenge: Challenge, scope: string, signal?: AbortSignal): Promise<string> {
+  token(challenge: Challenge, scope: string, signal?: AbortSignal, login?: Login): Promise<string> {
     const realm = challenge.params.realm ?? '';
     const service = challenge.params.service;
-    const key = `${realm} ${service ?? ''} ${scope}`;
+    const key = cacheKey(challenge, scope, login);
     let t = this.tokens.get(key);
     if (!t) {
-      t = this.fetch(realm, service, scope, signal);
+      t = this.fetch(realm, service, scope, signal, login);
       // A failed attempt is not remembered: the next decision asks again.
       t.catch(() => this.tokens.delete(key));
       this.tokens.set(key, t);
@@ -56,9 +69,8 @@ export class TokenCache {
   }
 
   /** Forgets a token the registry no longer accepts. */
-  forget(challenge: Challenge, scope: string): void {
-    const p = challenge.params;
-    this.tokens.delete(`${p.realm ?? ''} ${p.service ?? ''} ${scope}`);
+  forget(challenge: Challenge, scope: string, login?: Login): void {
+    this.tokens.delete(cacheKey(challenge, scope, login));
   }
 
   private async fetch(
@@ -66,6 +78,7 @@ export class TokenCache {
     service: string | undefined,
     scope: string,
     signal?: AbortSignal,
+    login?: Login,
   ) {
     let url: URL;
     try {
@@ -82,13 +95,24 @@ export class TokenCache {
         `token realm ${describeUrl(realm)} is plain http on a host not configured as insecure`,
       );
     }
-    if (service) url.searchParams.set('service', service);
-    url.searchParams.set('scope', scope);
-    const body = await this.http.getJSON(url.toString(), {
-      signal,
-      timeoutMs: this.timeoutMs,
-      maxBytes: 1024 * 1024,
-    });
+    if (login && !mayCarryCredentials(url, login.registry, this.insecure)) {
+      throw new GateError(
+        'SOURCE_INSECURE_TRANSPORT',
+        `token realm ${describeUrl(realm)} is plain http on another host than ${login.registry}: the gate sends no credentials there`,
+      );
+    }
+    let body: unknown;
+    try {
+      body = await this.ask(url, service, scope, signal, login);
+    } catch (err) {
+      const status = err instanceof HttpClientError ? err.status : undefined;
+      if (login && (status === 401 || status === 403)) {
+        throw authFailed(
+          `token endpoint ${describeUrl(realm)} refused the credentials from ${login.credential.source} for ${login.registry} (http ${status})`,
+        );
+      }
+      throw err;
+    }
     const b = body as { token?: unknown; access_token?: unknown } | null;
     const token = typeof b?.token === 'string' ? b.token : b?.access_token;
     if (typeof token !== 'string' || token === '' || /[\r\n]/.test(token)) {
@@ -96,6 +120,47 @@ export class TokenCache {
     }
     return token;
   }
+
+  private async ask(
+    realm: URL,
+    service: string | undefined,
+    scope: string,
+    signal: AbortSignal | undefined,
+    login: Login | undefined,
+  ): Promise<unknown> {
+    const opts = { signal, timeoutMs: this.timeoutMs, maxBytes: 1024 * 1024 };
+    const c = login?.credential;
+    if (c?.kind === 'identity') {
+      const form = new URLSearchParams({
+        grant_type: 'refresh_token',
+        refresh_token: c.token,
+        client_id: 'gate',
+        scope,
+        ...(service ? { service } : {}),
+      });
+      try {
+        return await this.http.postJSON(realm.toString(), form, {
+          ...opts,
+          headers: { 'content-type': 'application/x-www-form-urlencoded' },
+        });
+      } catch (err) {
+        // not every token server speaks OAuth2: the GET of the token spec is the fallback
+        if (!(err instanceof HttpClientError && err.status === 404)) throw err;
+      }
+    }
+    const url = new URL(realm);
+    if (service) url.searchParams.set('service', service);
+    url.searchParams.set('scope', scope);
+    const basic = c?.kind === 'basic' ? c : c?.basic;
+    const headers = basic ? { authorization: basicAuthorization(basic) } : undefined;
+    return this.http.getJSON(url.toString(), { ...opts, ...(headers ? { headers } : {}) });
+  }
+}
+
+/** Two credentials never share a token: the key names the credential (by its hash) too. */
+function cacheKey(challenge: Challenge, scope: string, login?: Login): string {
+  const p = challenge.params;
+  return `${p.realm ?? ''} ${p.service ?? ''} ${scope} ${login?.credential.id ?? 'anonymous'}`;
 }
 
 export const authFailed = (message: string) => new GateError('SOURCE_AUTH_FAILED', message);

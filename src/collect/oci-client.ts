@@ -1,7 +1,13 @@
 import { GateError } from '../errors.js';
 import type { HttpClient } from './http.js';
 import { describeUrl, HttpClientError } from './http-support.js';
-import { authFailed, parseChallenge, TokenCache, type Challenge } from './oci-auth.js';
+import { authFailed, parseChallenge, TokenCache, type Challenge, type Login } from './oci-auth.js';
+import {
+  basicAuthorization,
+  mayCarryCredentials,
+  type Credential,
+  type Keychain,
+} from './oci-credentials.js';
 import {
   checkDigest,
   digestOf,
@@ -27,6 +33,8 @@ export interface OciClientOptions {
   maxManifestBytes?: number;
   /** largest blob read (default 16 MiB: bundles are a few KiB) */
   maxBlobBytes?: number;
+  /** the user's registry credentials (oci-credentials.ts); unset: anonymous only */
+  keychain?: Keychain;
 }
 
 /** A manifest as served, its bytes checked against the digest it is known by. */
@@ -53,8 +61,9 @@ export interface OciClient {
 }
 
 /**
- * The registry client: one transport, the anonymous token flow, redirects that never carry the
- * registry's token to another origin, and every manifest and blob checked against its digest.
+ * The registry client: one transport, the token flow (anonymous, or with the keychain's
+ * credentials), redirects that never carry the registry's token or credentials to another
+ * origin, and every manifest and blob checked against its digest.
  */
 export function createOciClient(o: OciClientOptions): OciClient {
   const insecure = o.insecure ?? [];
@@ -62,7 +71,8 @@ export function createOciClient(o: OciClientOptions): OciClient {
   const transport = createOciTransport(o.http, { timeoutMs, retries: o.retries ?? 2 });
   const maxManifestBytes = o.maxManifestBytes ?? 4 * MiB;
   const maxBlobBytes = o.maxBlobBytes ?? 16 * MiB;
-  const send = authed(transport, new TokenCache(o.http, insecure, timeoutMs), insecure);
+  const tokens = new TokenCache(o.http, insecure, timeoutMs);
+  const send = authed(transport, tokens, insecure, o.keychain);
   const get: OciClient['get'] = (repo, path, accept, signal) =>
     send(repo, `${repo.base}/v2/${repo.name}/${path}`, accept, maxManifestBytes, signal);
   return {
@@ -147,34 +157,105 @@ type Send = (
   signal?: AbortSignal,
 ) => Promise<RawResponse>;
 
-/** Sends with the host's last bearer challenge answered; a 401 gets one fresh token and one retry. */
-function authed(transport: OciTransport, tokens: TokenCache, insecure: readonly string[]): Send {
-  const challenges = new Map<string, Challenge>();
+/** How a host's last challenge was answered: reused for its next requests. */
+interface HostAuth {
+  challenge: Challenge;
+  credential: Credential | undefined;
+}
+
+/**
+ * Sends with the host's last challenge answered; a 401 gets a fresh answer and one retry. The
+ * answer: anonymously, a bearer token from the challenge's realm; with the user's credentials
+ * (the keychain, asked on a host's first 401), `Basic` to a Basic challenge, a token the realm
+ * issues for them to a Bearer challenge, or their bearer token sent as it is.
+ */
+function authed(
+  transport: OciTransport,
+  tokens: TokenCache,
+  insecure: readonly string[],
+  keychain: Keychain | undefined,
+): Send {
+  const hosts = new Map<string, HostAuth>();
+  const authorization = async (
+    repo: Repository,
+    a: HostAuth,
+    scope: string,
+    signal?: AbortSignal,
+  ) => {
+    const c = a.credential;
+    if (c?.kind === 'bearer') return `Bearer ${c.token}`;
+    if (c?.kind === 'basic' && a.challenge.scheme === 'basic') return basicAuthorization(c);
+    return `Bearer ${await tokens.token(a.challenge, scope, signal, loginFor(repo, c))}`;
+  };
   return async (repo, url, accept, maxBytes, signal) => {
     const scope = `repository:${repo.name}:pull`;
     const headers: Record<string, string> = { accept };
-    const known = challenges.get(repo.host);
-    if (known) headers.authorization = `Bearer ${await tokens.token(known, scope, signal)}`;
+    const known = hosts.get(repo.host);
+    if (known) headers.authorization = await authorization(repo, known, scope, signal);
     let res = await follow(transport, url, headers, maxBytes, insecure, signal);
+    if (known?.credential && res.status === 403 && sameOrigin(res.url, url)) {
+      throw refused(url, repo, known.credential, 403);
+    }
     if (res.status !== 401) return res;
     const c = parseChallenge(res.headers['www-authenticate'] ?? '');
-    if (c?.scheme !== 'bearer') {
-      throw authFailed(
-        `${describeUrl(url)} asks for ${c?.scheme ?? 'unknown'} authentication; the gate has no credentials for ${repo.host}`,
+    if (known) tokens.forget(known.challenge, scope, loginFor(repo, known.credential));
+    const credential = keychain ? await keychain.resolve(repo.host) : undefined;
+    const answer = answerable(url, repo, c, credential, keychain);
+    if (credential && !mayCarryCredentials(new URL(url), repo.host, insecure)) {
+      throw new GateError(
+        'SOURCE_INSECURE_TRANSPORT',
+        `${describeUrl(url)} is plain http: the gate sends no credentials there`,
       );
     }
-    if (known) tokens.forget(known, scope);
-    challenges.set(repo.host, c);
-    headers.authorization = `Bearer ${await tokens.token(c, scope, signal)}`;
+    hosts.set(repo.host, answer);
+    headers.authorization = await authorization(repo, answer, scope, signal);
     res = await follow(transport, url, headers, maxBytes, insecure, signal);
+    if (credential && (res.status === 401 || (res.status === 403 && sameOrigin(res.url, url)))) {
+      throw refused(url, repo, credential, res.status);
+    }
     if (res.status === 401) {
       throw authFailed(
-        `${describeUrl(url)} refused the anonymous token: the repository may be private`,
+        `${describeUrl(url)} refused the anonymous token: the repository may be private${keychain ? ` (no credentials for ${repo.host} in ${keychain.searched})` : ''}`,
       );
     }
     return res;
   };
 }
+
+/** The challenge, when the gate can answer it with what it has; else why not. */
+function answerable(
+  url: string,
+  repo: Repository,
+  c: Challenge | undefined,
+  credential: Credential | undefined,
+  keychain: Keychain | undefined,
+): HostAuth {
+  // a bearer token of the user's own is sent as it is, whatever the registry's challenge
+  if (credential?.kind === 'bearer')
+    return { challenge: c ?? { scheme: 'bearer', params: {} }, credential };
+  if (c?.scheme === 'bearer') return { challenge: c, credential };
+  if (c?.scheme === 'basic') {
+    if (credential && credential.kind !== 'identity') return { challenge: c, credential };
+    const why = credential
+      ? `the credentials from ${credential.source} are an identity token, which answers only a bearer challenge`
+      : `the gate has no credentials for ${repo.host} (looked in ${keychain?.searched ?? 'nothing: no keychain'})`;
+    throw authFailed(`${describeUrl(url)} asks for basic authentication; ${why}`);
+  }
+  throw authFailed(
+    `${describeUrl(url)} asks for ${c?.scheme ?? 'unknown'} authentication, which the gate does not speak`,
+  );
+}
+
+function loginFor(repo: Repository, c: Credential | undefined): Login | undefined {
+  return c && c.kind !== 'bearer' ? { registry: repo.host, credential: c } : undefined;
+}
+
+const sameOrigin = (a: string, b: string) => new URL(a).origin === new URL(b).origin;
+
+const refused = (url: string, repo: Repository, c: Credential, status: number) =>
+  authFailed(
+    `${describeUrl(url)} refused the credentials from ${c.source} for ${repo.host} (http ${status})`,
+  );
 
 /** Registries send blobs to storage by redirect; the token is the registry's, never the storage's. */
 async function follow(

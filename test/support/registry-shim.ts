@@ -21,6 +21,21 @@ export interface ShimOptions {
   extra?: Map<string, Descriptor[]>;
   /** flips the last byte of every blob served: content that does not match its digest */
   tamperBlobs?: boolean;
+  /**
+   * The repository is private: `basic`, every /v2/ request must carry the login as HTTP basic
+   * auth (a 401 with a `Basic` challenge otherwise); `bearer`, the token flow, where GET /token
+   * issues the token only to a request carrying the login as basic auth, or to a POST
+   * `refresh_token` grant with `refreshToken` (POSTs answer 404 when `noOAuth`).
+   */
+  login?: {
+    scheme: 'basic' | 'bearer';
+    username: string;
+    password: string;
+    refreshToken?: string;
+    noOAuth?: boolean;
+  };
+  /** every /v2/ request must carry this bearer token (a 401 `Bearer` challenge otherwise) */
+  bearerToken?: string;
 }
 
 export interface RegistryShim {
@@ -28,6 +43,8 @@ export interface RegistryShim {
   readonly host: string;
   /** every request line seen, e.g. "GET /v2/app/referrers/sha256:..?artifactType=..." */
   readonly seen: string[];
+  /** the Authorization header of each request in `seen` ("" without one) */
+  readonly authorizations: string[];
   close(): Promise<void>;
 }
 
@@ -36,9 +53,11 @@ const TOKEN = 'anonymous-pull-token';
 export async function startShim(upstream: string, opts: ShimOptions = {}): Promise<RegistryShim> {
   const referrers = new Map<string, Descriptor[]>();
   const seen: string[] = [];
+  const authorizations: string[] = [];
   let self = '';
   const server = createServer((req, res) => {
     seen.push(`${req.method} ${req.url}`);
+    authorizations.push(req.headers.authorization ?? '');
     handle(req, res).catch((err: unknown) => {
       if (!res.headersSent) res.writeHead(500);
       res.end(String(err));
@@ -46,6 +65,11 @@ export async function startShim(upstream: string, opts: ShimOptions = {}): Promi
   });
   async function handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
     const url = new URL(req.url ?? '/', self);
+    if (opts.login && url.pathname === '/token') return loginToken(req, url, res, opts.login);
+    const need = required(opts);
+    if (need && req.headers.authorization !== need.authorization) {
+      return need.basic ? basicChallenge(res) : challenge(url, self, res);
+    }
     if (opts.auth && url.pathname === '/token') return token(url, res);
     if (opts.auth && req.headers.authorization !== `Bearer ${TOKEN}`) {
       return challenge(url, self, res);
@@ -108,6 +132,7 @@ export async function startShim(upstream: string, opts: ShimOptions = {}): Promi
     url: self,
     host: `127.0.0.1:${port}`,
     seen,
+    authorizations,
     close: () =>
       new Promise<void>((resolve, reject) => {
         server.close((err) => (err ? reject(err) : resolve()));
@@ -123,6 +148,53 @@ function token(url: URL, res: ServerResponse) {
     return;
   }
   res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify({ token: TOKEN }));
+}
+
+const LOGIN_TOKEN = 'login-pull-token';
+const basicOf = (l: { username: string; password: string }) =>
+  `Basic ${Buffer.from(`${l.username}:${l.password}`).toString('base64')}`;
+
+/** The Authorization a /v2/ request must carry under `login` or `bearerToken`. */
+function required(opts: ShimOptions): { authorization: string; basic: boolean } | undefined {
+  if (opts.login?.scheme === 'basic') return { authorization: basicOf(opts.login), basic: true };
+  if (opts.login) return { authorization: `Bearer ${LOGIN_TOKEN}`, basic: false };
+  if (opts.bearerToken) return { authorization: `Bearer ${opts.bearerToken}`, basic: false };
+  return undefined;
+}
+
+async function loginToken(
+  req: IncomingMessage,
+  url: URL,
+  res: ServerResponse,
+  login: NonNullable<ShimOptions['login']>,
+) {
+  let params = url.searchParams;
+  let ok = req.headers.authorization === basicOf(login);
+  if (req.method === 'POST') {
+    if (login.noOAuth) return void res.writeHead(404).end('no oauth here');
+    params = new URLSearchParams((await readAll(req)).toString('utf8'));
+    ok =
+      req.headers['content-type'] === 'application/x-www-form-urlencoded' &&
+      params.get('grant_type') === 'refresh_token' &&
+      login.refreshToken !== undefined &&
+      params.get('refresh_token') === login.refreshToken;
+  }
+  const scope = params.get('scope') ?? '';
+  if (!/^repository:[^:]+:pull$/.test(scope) || params.get('service') !== 'shim') {
+    return void res.writeHead(400).end('bad scope or service');
+  }
+  if (!ok) return void res.writeHead(401).end('{"errors":[{"code":"UNAUTHORIZED"}]}');
+  const body = req.method === 'POST' ? { access_token: LOGIN_TOKEN } : { token: LOGIN_TOKEN };
+  res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify(body));
+}
+
+function basicChallenge(res: ServerResponse) {
+  res
+    .writeHead(401, {
+      'www-authenticate': 'Basic realm="shim"',
+      'content-type': 'application/json',
+    })
+    .end('{"errors":[{"code":"UNAUTHORIZED"}]}');
 }
 
 function challenge(url: URL, self: string, res: ServerResponse) {
