@@ -111,6 +111,12 @@ export class TokenCache {
           `token endpoint ${describeUrl(realm)} refused the credentials from ${login.credential.source} for ${login.registry} (http ${status})`,
         );
       }
+      // an anonymous token refused: the repository is private (or gone), not a broken registry
+      if (status === 401 || status === 403) {
+        throw authFailed(
+          `token endpoint ${describeUrl(realm)} refused an anonymous token for ${scope} (http ${status}): the repository may be private; see sources.oci credentials`,
+        );
+      }
       throw err;
     }
     const b = body as { token?: unknown; access_token?: unknown } | null;

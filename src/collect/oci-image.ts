@@ -2,6 +2,7 @@ import { GateError } from '../errors.js';
 import type { ImageRef, Subject } from '../subject.js';
 import { clip } from '../util/input.js';
 import { createOciClient, type OciClient, type OciClientOptions } from './oci-client.js';
+import { createKeychain, type KeychainOptions } from './oci-credentials.js';
 import { isDigest, parseRepository, type Repository } from './oci-ref.js';
 
 /** An image reference, parsed: where it lives, and the tag and digest it names. */
@@ -91,12 +92,15 @@ export async function resolveImage(
   return { digest: { algorithm, hex }, name: image.name, image: image.ref };
 }
 
-/** Resolves image references with one registry client (its tokens reused across images). */
-export function createImageResolver(opts: OciClientOptions): {
+/**
+ * Resolves image references with one registry client (its tokens reused across images) and the
+ * same credentials as the registry source.
+ */
+export function createImageResolver(opts: OciClientOptions & KeychainOptions): {
   resolve(reference: string, signal?: AbortSignal): Promise<Subject>;
   close(): Promise<void>;
 } {
-  const client = createOciClient(opts);
+  const client = createOciClient({ ...opts, keychain: opts.keychain ?? createKeychain(opts) });
   return {
     resolve: (reference, signal) =>
       resolveImage(client, parseImageReference(reference, opts.insecure), signal),
