@@ -6,6 +6,7 @@ import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { normalise } from '../../src/config.js';
 import { createGate, type Gate } from '../../src/gate.js';
+import { createServer } from '../../src/server/app.js';
 import { FIXTURES } from '../helpers.js';
 import { mintDSSEBundle } from '../support/mint.js';
 import {
@@ -284,6 +285,58 @@ describe('an image index', () => {
     expect(d.subjects[0]!.digest).toEqual({ sha256: amd64.digest.slice(7) });
     expect(d.outcome).toBe('allow');
     expect(verified(d)[0]).not.toHaveProperty('platformManifest');
+  });
+});
+
+describe('admission', () => {
+  const review = (images: string[]) => ({
+    apiVersion: 'admission.k8s.io/v1',
+    kind: 'AdmissionReview',
+    request: {
+      uid: 'uid-1',
+      kind: { group: '', version: 'v1', kind: 'Pod' },
+      operation: 'CREATE',
+      namespace: 'shop',
+      object: {
+        kind: 'Pod',
+        metadata: { name: 'app' },
+        spec: { containers: images.map((image, i) => ({ name: `c${i}`, image })) },
+      },
+    },
+  });
+
+  it("searches each container image's own repository for its attestations", async () => {
+    const web = await pushImage(registry.url, 'shop/web', 'v1');
+    const api = await pushImage(registry.url, 'shop/api', 'v1');
+    await attest('shop/web', web);
+    const gate = await gateWith();
+    const app = createServer({
+      gate,
+      config: normalise({ ledger: { path: path.join(dir, 'unused.db') } }, dir, 'x'),
+      tokens: {},
+      ready: () => true,
+    });
+    try {
+      const admit = async (images: string[]) =>
+        (
+          await app.inject({
+            method: 'POST',
+            url: '/v1/admission?env=dev',
+            payload: review(images),
+          })
+        ).json().response;
+      const webRef = `${registry.host}/shop/web@${web.digest}`;
+      const apiRef = `${registry.host}/shop/api@${api.digest}`;
+      expect(await admit([webRef])).toMatchObject({ allowed: true });
+      // api has no attestation in its repository: the pod is denied, and says which image
+      const denied = await admit([webRef, apiRef]);
+      expect(denied.allowed).toBe(false);
+      expect(denied.status.message).toContain(api.digest.slice(7, 19));
+      // tags stay denied in admission, whatever the registry holds
+      expect(await admit([`${registry.host}/shop/web:v1`])).toMatchObject({ allowed: false });
+    } finally {
+      await app.close();
+    }
   });
 });
 
