@@ -100,7 +100,7 @@ lint: deps ## eslint and prettier
 	npx eslint .
 	npx prettier --check .
 
-demo: build policies ## the whole flow offline: local Sigstore, evidence, check, break-glass, ledger
+demo: build policies $(CRANE) ## the whole flow offline: local Sigstore, evidence, check, break-glass, ledger, a registry
 	npx tsx test/demo/run.ts
 
 bench: build policies ## side-by-side benchmarks (results as ratios); the ledger's builds a 1M-record ledger once in .gate/bench

@@ -16,6 +16,8 @@ import { fileURLToPath } from 'node:url';
 import { run } from '../../src/cli/program.js';
 import type { CommandIO } from '../../src/cli/io.js';
 import { mintDSSEBundle, type KeylessIdentity } from '../support/mint.js';
+import { pushBundleArtifact, pushImage, pushReferrersTag } from '../support/registry-push.js';
+import { startRegistry } from '../support/registry-server.js';
 import { startLocalSigstore, type LocalSigstore } from '../support/sigstore-services.js';
 import {
   ARTIFACT_NAME,
@@ -137,6 +139,52 @@ policy:
 `;
 }
 
+/**
+ * A real registry (go-containerregistry's `crane registry serve`, built by make into .tools/bin)
+ * on 127.0.0.1: the image is pushed, then each attestation as a Sigstore bundle artifact
+ * referring to it, listed under the referrers tag schema, the layout GitHub's push-to-registry
+ * and cosign v3 write where a registry has no referrers API. `gate check --image` resolves the
+ * tag, searches the image's repository and decides.
+ */
+async function imageStep(svc: LocalSigstore): Promise<void> {
+  const registry = await startRegistry();
+  try {
+    const repo = 'acme/api';
+    const image = await pushImage(registry.url, repo, '1.4.2');
+    const hex = image.digest.slice('sha256:'.length);
+    const now = new Date();
+    const statements: Array<[object, KeylessIdentity]> = [
+      [provenance(hex, now), RELEASE_WORKFLOW],
+      [testResult(hex), CI_WORKFLOW],
+      [vulnerabilityScan(hex, now), SCAN_WORKFLOW],
+    ];
+    const referrers = [];
+    for (const [statement, identity] of statements) {
+      const m = await mintDSSEBundle(svc, {
+        statement,
+        version: '0.3',
+        signer: 'keyless',
+        identity,
+      });
+      const bytes = Buffer.from(JSON.stringify(m.bundle));
+      referrers.push(await pushBundleArtifact(registry.url, repo, image, bytes));
+    }
+    await pushReferrersTag(registry.url, repo, image.digest, referrers);
+    const ref = `${registry.host}/${repo}:1.4.2`;
+    out(`registry ${registry.url} (crane registry serve); pushed ${ref} = ${image.digest}`);
+    out(
+      `and ${referrers.length} sigstore bundle artifacts referring to it (tag sha256-${hex.slice(0, 12)}...)`,
+    );
+    await gate(['check', '--config', CONFIG, '--image', ref, '--env', 'dev'], '', {
+      exit: 0,
+      says: ['ALLOW:', `${ref} sha256:${hex}`, '#referrers-tag:'],
+      what: 'an allow on the registry evidence',
+    });
+  } finally {
+    await registry.close();
+  }
+}
+
 async function main(): Promise<void> {
   const started = Date.now();
   out('gate demo: the whole flow, offline, with the built-in default policy');
@@ -249,11 +297,14 @@ async function main(): Promise<void> {
       says: ['ledger verified: 4 records'],
       what: 'a verified chain',
     });
+
+    heading('5. An image in an OCI registry, attestations beside it, decided by tag');
+    await imageStep(svc);
   } finally {
     await svc.close();
   }
 
-  heading('5. Real attestations: `gate demo` verifies examples/ against the public-good root');
+  heading('6. Real attestations: `gate demo` verifies examples/ against the public-good root');
   await gate(['demo'], '', {
     exit: 0,
     says: ['VERIFIED'],
