@@ -13,7 +13,16 @@ import {
   peer,
   type Peer,
 } from '../support/peers.js';
-import { BUNDLE_V03, pushImage } from '../support/registry-push.js';
+import { editBase64JSON, mutate } from '../support/mutate.js';
+import {
+  BUNDLE_V03,
+  OCI_INDEX,
+  OCI_MANIFEST,
+  pushBundleArtifact,
+  pushImage,
+  pushReferrersTag,
+  type Descriptor,
+} from '../support/registry-push.js';
 import { startRegistry, type RegistryServer } from '../support/registry-server.js';
 import { startShim, type RegistryShim } from '../support/registry-shim.js';
 import { startLocalSigstore, type LocalSigstore } from '../support/sigstore-services.js';
@@ -62,6 +71,36 @@ afterAll(async () => {
   await shim?.close();
   await Promise.all([registry?.close(), svc?.close()]);
 });
+
+/** The referrers of a digest, as the registry lists them (the API, else the fallback tag). */
+async function referrersOf(host: string, repo: string, digest: string): Promise<Descriptor[]> {
+  const api = await fetch(`http://${host}/v2/${repo}/referrers/${digest}`);
+  const res = api.ok
+    ? api
+    : await fetch(`http://${host}/v2/${repo}/manifests/${digest.replace(':', '-')}`, {
+        headers: { accept: OCI_INDEX },
+      });
+  return ((await res.json()) as { manifests: Descriptor[] }).manifests;
+}
+
+/** The Sigstore bundle a referrer holds, parsed. */
+async function bundleOf(host: string, repo: string, digest: string): Promise<object> {
+  const manifest = (await (
+    await fetch(`http://${host}/v2/${repo}/manifests/${digest}`, {
+      headers: { accept: OCI_MANIFEST },
+    })
+  ).json()) as { layers: Descriptor[] };
+  const blob = await fetch(`http://${host}/v2/${repo}/blobs/${manifest.layers[0]!.digest}`);
+  return JSON.parse(await blob.text()) as object;
+}
+
+async function sizeOf(host: string, img: { pinned: string; digest: string }) {
+  const repo = img.pinned.slice(host.length + 1, img.pinned.indexOf('@'));
+  const res = await fetch(`http://${host}/v2/${repo}/manifests/${img.digest}`, {
+    headers: { accept: OCI_MANIFEST },
+  });
+  return { size: (await res.arrayBuffer()).byteLength };
+}
 
 async function gateCheck(image: string) {
   const args = [BIN, 'check', '--config', configFile, '--trusted-root', rootFile];
@@ -175,6 +214,52 @@ describe.each(registries)('%s', (_name, hostOf, newLayout) => {
     expect(verified.map((e: { source: string }) => e.source)).toEqual([
       expect.stringContaining(`#${newLayout}:`),
     ]);
+  });
+
+  it("rejects tampered copies of cosign's attestation, and never allows on them", async () => {
+    const img = await image('tamper/app');
+    await cosignAttest(img.pinned, 'key', false);
+    const listed = await referrersOf(hostOf(), 'tamper/app', img.digest);
+    const original = await bundleOf(hostOf(), 'tamper/app', listed[0]!.digest);
+    // (1) the statement edited to claim another builder: the signature no longer holds
+    const edited = mutate(original, ['dsseEnvelope', 'payload'], (p) =>
+      editBase64JSON(p as string, (st) =>
+        mutate(st, ['predicate', 'runDetails', 'builder', 'id'], () => 'https://evil.example'),
+      ),
+    );
+    // (2) cosign's real attestation of this image, attached to another image
+    const other = await image('tamper/other');
+    for (const [target, bundle] of [
+      [img, edited],
+      [other, original],
+    ] as const) {
+      const ref = await pushBundleArtifact(
+        `http://${hostOf()}`,
+        target === img ? 'tamper/app' : 'tamper/other',
+        {
+          mediaType: OCI_MANIFEST,
+          digest: target.digest,
+          ...(await sizeOf(hostOf(), target)),
+        },
+        Buffer.from(JSON.stringify(bundle)),
+      );
+      if (newLayout === 'referrers-tag') {
+        const repo = target === img ? 'tamper/app' : 'tamper/other';
+        const keep = target === img ? listed : [];
+        await pushReferrersTag(`http://${hostOf()}`, repo, target.digest, [...keep, ref]);
+      }
+    }
+    const r = await gateCheck(img.tagged);
+    expect(r.code).toBe(0); // the untouched original still stands
+    const rejected = r.decision.evidence.filter((e: { status: string }) => e.status === 'rejected');
+    // the log entry's payload hash is checked first: the edit shows there
+    expect(rejected.map((e: { code: string }) => e.code)).toEqual(['TLOG_BODY_MISMATCH']);
+    const moved = await gateCheck(other.tagged);
+    expect(moved.code).toBe(1);
+    expect(moved.decision.outcome).toBe('deny');
+    expect(moved.decision.evidence.map((e: { status: string }) => e.status)).not.toContain(
+      'verified',
+    );
   });
 
   it('denies an image cosign never attested, having searched every layout', async () => {
