@@ -15,6 +15,8 @@ import type { Descriptor } from './registry-push.js';
  */
 export interface ShimOptions {
   pageSize?: number;
+  /** every referrers page links back to itself as the next page */
+  loopPages?: boolean;
   ignoreFilter?: boolean;
   auth?: boolean;
   /** descriptors to add to a subject's referrers list as given (e.g. one that lies) */
@@ -78,7 +80,12 @@ export async function startShim(upstream: string, opts: ShimOptions = {}): Promi
     if (req.method === 'GET' && m) return listReferrers(m[1]!, m[2]!, url, res);
     const body = await readAll(req);
     const put = /^\/v2\/(.+)\/manifests\/[^/]+$/.exec(url.pathname);
-    if (req.method === 'PUT' && put) remember(put[1]!, body, req.headers['content-type']);
+    if (req.method === 'PUT' && put) {
+      const subject = remember(put[1]!, body, req.headers['content-type']);
+      // distribution spec 1.1: the registry says it indexed the subject, so clients (oras,
+      // cosign) do not also write the referrers tag schema's fallback tag
+      if (subject) res.setHeader('oci-subject', subject);
+    }
     const tamper = opts.tamperBlobs === true && /\/blobs\/sha/.test(url.pathname);
     return proxy(upstream, req, body, res, tamper);
   }
@@ -89,7 +96,7 @@ export async function startShim(upstream: string, opts: ShimOptions = {}): Promi
       config?: { mediaType: string };
       annotations?: Record<string, string>;
     };
-    if (!m.subject) return;
+    if (!m.subject) return undefined;
     const key = `${repo}@${m.subject.digest}`;
     const d: Descriptor = {
       mediaType: contentType ?? 'application/vnd.oci.image.manifest.v1+json',
@@ -99,6 +106,7 @@ export async function startShim(upstream: string, opts: ShimOptions = {}): Promi
       ...(m.annotations ? { annotations: m.annotations } : {}),
     };
     referrers.set(key, [...(referrers.get(key) ?? []), d]);
+    return m.subject.digest;
   }
   function listReferrers(repo: string, digest: string, url: URL, res: ServerResponse) {
     let all = [...(referrers.get(`${repo}@${digest}`) ?? []), ...(opts.extra?.get(digest) ?? [])];
@@ -113,7 +121,10 @@ export async function startShim(upstream: string, opts: ShimOptions = {}): Promi
     const size = opts.pageSize ?? all.length;
     const from = Number(url.searchParams.get('n_from') ?? 0);
     const page = all.slice(from, from + Math.max(size, 1));
-    if (from + size < all.length) {
+    if (opts.loopPages) {
+      // every page names the first one as the next: a client must notice the loop
+      headers.link = `<${url.pathname}${url.search}>; rel="next"`;
+    } else if (from + size < all.length) {
       const next = new URL(url);
       next.searchParams.set('n_from', String(from + size));
       headers.link = `<${next.pathname}${next.search}>; rel="next"`;
