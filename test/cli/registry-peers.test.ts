@@ -187,6 +187,37 @@ describe.each(registries)('%s', (_name, hostOf, newLayout) => {
     });
   }
 
+  for (const legacy of [false, true]) {
+    it(`finds and verifies cosign sign (${legacy ? 'legacy .sig' : 'bundle format'}) as an image signature`, async () => {
+      const img = await image(`sign-${legacy ? 'sig' : 'new'}/app`);
+      await cosign.run(
+        [
+          'sign',
+          '--yes',
+          ...signWith('key'),
+          ...cosignServices(svc, rootFile),
+          ...(legacy ? ['--new-bundle-format=false'] : []),
+          '--allow-http-registry',
+          img.pinned,
+        ],
+        { COSIGN_PASSWORD: 'pw' },
+      );
+      const r = await gateCheck(img.tagged);
+      // a signature is not provenance: the policy still denies, on verified evidence
+      expect(r.code).toBe(1);
+      const verified = r.decision.evidence.filter(
+        (e: { status: string }) => e.status === 'verified',
+      );
+      expect(verified).toEqual([
+        expect.objectContaining({
+          predicateType: 'https://sigstore.dev/cosign/sign/v1',
+          source: expect.stringContaining(legacy ? '#cosign-sig:' : `#${newLayout}:`),
+          signer: expect.objectContaining({ kind: 'key' }),
+        }),
+      ]);
+    });
+  }
+
   it('finds and verifies a raw sigstore bundle attached by oras', async () => {
     const img = await image('oras/app');
     const minted = await mintDSSEBundle(svc, {
