@@ -1,5 +1,5 @@
 import type { AcceptedBreakGlass, BreakGlassRefusal } from './breakglass/types.js';
-import type { CollectRejection, SourceFailure } from './collect/types.js';
+import type { CollectRejection, SearchReport, SourceFailure } from './collect/types.js';
 import type { GateErrorCode } from './errors.js';
 import type { PolicySubject } from './evaluate/input.js';
 import type { RuleResult } from './evaluate/output.js';
@@ -48,6 +48,8 @@ export interface Decision {
   rules: string[];
   evidence: EvidenceReport[];
   sourceFailures: SourceFailure[];
+  /** where the sources looked and what each place held (registries: each layout searched) */
+  searched?: SearchReport[];
   error?: { code: GateErrorCode; message: string };
   /** the break-glass request that turned a deny into an allow, and the violations it set aside */
   override?: AcceptedBreakGlass & { overridden: string[] };

@@ -189,6 +189,7 @@ export async function createGate(config: GateConfig, deps: GateDeps = {}): Promi
       mode: req.dryRun ? 'dry-run' : config.mode,
       evidence: evidenceReports(collected.rejected, outcomes),
       sourceFailures: collected.failures,
+      ...(collected.searched?.length ? { searched: collected.searched } : {}),
       digests: {
         policy: policy.digest,
         trustRoot: trust.digest,

@@ -24,7 +24,7 @@ export async function collectAll(
   req: { subjects: Array<Pick<Subject, 'digest' | 'image'>> },
   deadline?: Deadline,
 ): Promise<CollectResult> {
-  const out: CollectResult = { evidence: [], rejected: [], failures: [] };
+  const out: CollectResult = { evidence: [], rejected: [], failures: [], searched: [] };
   const seen = new Set<string>();
   for (const subject of req.subjects) {
     const results = await Promise.all(
@@ -40,6 +40,7 @@ export async function collectAll(
       for (const e of r.evidence) if (!seen.has(e.id) && seen.add(e.id)) out.evidence.push(e);
       out.rejected.push(...r.rejected);
       out.failures.push(...r.failures);
+      out.searched!.push(...(r.searched ?? []));
     }
   }
   return out;

@@ -4,8 +4,9 @@ import { badResponse, type OciClient } from './oci-client.js';
 import { indexEntries, OCI_INDEX, parseManifestJSON, type Descriptor } from './oci-manifest.js';
 import { referrersTag, type Repository } from './oci-ref.js';
 
-/** Where referrers of a subject are listed. */
-export type LayoutName = 'referrers-api' | 'referrers-tag';
+/** Where evidence about a subject is listed: the referrers API, the referrers tag schema, and
+ * cosign's legacy `sha256-<hex>.att` / `.sig` tags (oci-cosign.ts). */
+export type LayoutName = 'referrers-api' | 'referrers-tag' | 'cosign-att' | 'cosign-sig';
 
 /** One listing: absent (the layout is not there) is kept apart from empty (it is, with nothing). */
 export interface Listing {

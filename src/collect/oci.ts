@@ -13,6 +13,7 @@ import {
   type CollectRequest,
   type CollectResult,
   type PlatformManifest,
+  type SearchReport,
   type Source,
 } from './types.js';
 
@@ -31,18 +32,10 @@ export interface OciSourceOptions extends Omit<OciClientOptions, 'http'>, Keycha
   maxReferrers?: number;
 }
 
-/** What one layout of one repository held for a subject: the report of where the gate looked. */
-export interface LayoutReport {
-  repository: string;
-  layout: LayoutName;
-  /** listed: the layout exists; absent: no referrers API (404) or no fallback tag; failed: could not look */
-  outcome: 'listed' | 'absent' | 'failed';
-  referrers: number;
-  bundles: number;
-  rejected: number;
-}
+/** What one layout of one repository held for a subject (absent: no referrers API, no tag). */
+export type LayoutReport = SearchReport & { layout: LayoutName };
 
-export type OciCollectResult = CollectResult & { layouts: LayoutReport[] };
+export type OciCollectResult = CollectResult & { searched: LayoutReport[] };
 /** A Source whose results also say what each layout held. */
 export interface OciSource extends Source {
   collect(req: CollectRequest): Promise<OciCollectResult>;
@@ -54,7 +47,7 @@ export interface OciSource extends Source {
  * the referrers tag schema are both searched (a registry may have gained the API after clients
  * wrote fallback tags; the same referrer found twice counts once), and each Sigstore bundle
  * artifact found becomes a bundle the verifier checks. Evidence names where it was found:
- * `oci:<host>/<name>@<subject>#<layout>:<referrer digest>`; `layouts` says what each layout held.
+ * `oci:<host>/<name>@<subject>#<layout>:<referrer digest>`; `searched` says what each layout held.
  */
 export function createOciSource(opts: OciSourceOptions): OciSource {
   const configured = opts.repositories.map((r) => parseRepository(r, opts.insecure));
@@ -66,7 +59,7 @@ export function createOciSource(opts: OciSourceOptions): OciSource {
     close: () => client.close(),
     async collect(req) {
       const subject = `${req.subject.algorithm}:${req.subject.hex}`;
-      const result: OciCollectResult = { ...emptyResult(), layouts: [] };
+      const result: OciCollectResult = { ...emptyResult(), searched: [] };
       const repos = repositoriesFor(req, configured, opts);
       const search: SearchOpts = { maxReferrers, signal: req.signal };
       for (const repo of repos) await searchRepository(client, repo, subject, search, result);
@@ -176,14 +169,15 @@ async function searchRepository(
   ];
   for (const [layout, list] of listings) {
     const report: LayoutReport = {
-      repository: where,
+      where: `oci:${where}`,
       layout,
+      subject,
       outcome: 'listed',
       referrers: 0,
       bundles: 0,
       rejected: 0,
     };
-    result.layouts.push(report);
+    result.searched.push(report);
     let listing: Listing;
     try {
       listing = await list();

@@ -99,7 +99,7 @@ function optional(source: Source, cfg: { optional?: boolean }): Source {
         code: f.code,
         message: `optional source failed: ${f.message}`,
       }));
-      return { evidence: r.evidence, rejected: [...r.rejected, ...asRejections], failures: [] };
+      return { ...r, rejected: [...r.rejected, ...asRejections], failures: [] };
     },
   };
 }

@@ -54,6 +54,24 @@ export interface CollectResult {
   evidence: Evidence[];
   rejected: CollectRejection[];
   failures: SourceFailure[];
+  /** where a source looked and what each place held (the registry source: one per layout) */
+  searched?: SearchReport[];
+}
+
+/** What one layout of one repository held for a subject: the report of where the gate looked. */
+export interface SearchReport {
+  /** e.g. `oci:ghcr.io/acme/app` */
+  where: string;
+  /** e.g. `referrers-api`, `referrers-tag`, `cosign-att`, `cosign-sig` */
+  layout: string;
+  /** the subject looked for there (a platform manifest's digest for an index's platforms) */
+  subject: string;
+  /** listed: the layout exists; absent: not there (no referrers API, no tag); failed: could not look */
+  outcome: 'listed' | 'absent' | 'failed';
+  /** entries listed, candidate pieces of evidence taken, entries rejected */
+  referrers: number;
+  bundles: number;
+  rejected: number;
 }
 
 export interface CollectRequest {

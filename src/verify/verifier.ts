@@ -217,6 +217,15 @@ function describe(
     timeSource: times.some((t) => t.source === 'transparency-log')
       ? 'transparency-log'
       : 'timestamp-authority',
+    // @sigstore/verify checks a proof when there is one and the promise otherwise (both when
+    // both): an entry without a proof is only as good as its promise.
+    ...(entity.tlogEntries.length > 0
+      ? {
+          tlog: entity.tlogEntries.every((e) => e.inclusionProof)
+            ? ('inclusion-proof' as const)
+            : ('inclusion-promise' as const),
+        }
+      : {}),
     bundleDigest: parsed.digest,
     mediaType: parsed.mediaType,
   };

@@ -71,9 +71,11 @@ describe('when the registry has no referrers API (crane registry serve)', () => 
     expect(r.evidence[0]!.source).toBe(
       `oci:${registry.host}/tagged/app@${image.digest}#referrers-tag:${ref.digest}`,
     );
-    expect(r.layouts.map((l) => [l.layout, l.outcome, l.bundles])).toEqual([
+    expect(r.searched.map((l) => [l.layout, l.outcome, l.bundles])).toEqual([
       ['referrers-api', 'absent', 0],
       ['referrers-tag', 'listed', 1],
+      ['cosign-att', 'absent', 0],
+      ['cosign-sig', 'absent', 0],
     ]);
   });
 
@@ -81,7 +83,7 @@ describe('when the registry has no referrers API (crane registry serve)', () => 
     const image = await pushImage(registry.url, 'bare/app');
     const r = await collect(registry.host, 'bare/app', image);
     expect(r).toMatchObject({ evidence: [], rejected: [], failures: [] });
-    expect(r.layouts.map((l) => l.outcome)).toEqual(['absent', 'absent']);
+    expect(r.searched.map((l) => l.outcome)).toEqual(['absent', 'absent', 'absent', 'absent']);
   });
 
   it('rejects a referrer whose listed artifactType lies', async () => {
@@ -143,8 +145,8 @@ describe('when the registry has no referrers API (crane registry serve)', () => 
     const image = await pushImage(registry.url, 'gone/app');
     const r = await collect(host, 'gone/app', image);
     expect(r.evidence).toEqual([]);
-    expect(r.failures.map((f) => f.code)).toEqual(['SOURCE_UNREACHABLE', 'SOURCE_UNREACHABLE']);
-    expect(r.layouts.map((l) => l.outcome)).toEqual(['failed', 'failed']);
+    expect(r.failures.map((f) => f.code)).toEqual(Array(4).fill('SOURCE_UNREACHABLE'));
+    expect(r.searched.map((l) => l.outcome)).toEqual(['failed', 'failed', 'failed', 'failed']);
   });
 });
 
@@ -159,7 +161,7 @@ describe('when the registry serves the referrers API (shim over the real registr
     expect(r.evidence.map((e) => e.id).sort()).toEqual(
       bundles.map((b) => sha256(b).slice(7)).sort(),
     );
-    expect(r.layouts[0]).toMatchObject({
+    expect(r.searched[0]).toMatchObject({
       layout: 'referrers-api',
       outcome: 'listed',
       referrers: 3,
@@ -189,7 +191,7 @@ describe('when the registry serves the referrers API (shim over the real registr
     const r = await collect(front.host, 'nofilter/app', image);
     expect(r.rejected).toEqual([]);
     expect(r.evidence.map((e) => e.bytes.toString())).toEqual([b.toString()]);
-    expect(r.layouts[0]).toMatchObject({ referrers: 2, bundles: 1 });
+    expect(r.searched[0]).toMatchObject({ referrers: 2, bundles: 1 });
   });
 
   it('counts a referrer listed by both the API and the fallback tag once', async () => {
@@ -199,9 +201,11 @@ describe('when the registry serves the referrers API (shim over the real registr
     await pushReferrersTag(front.url, 'both/app', image.digest, [ref]);
     const r = await collect(front.host, 'both/app', image);
     expect(r.evidence).toHaveLength(1);
-    expect(r.layouts.map((l) => [l.layout, l.referrers, l.bundles])).toEqual([
+    expect(r.searched.map((l) => [l.layout, l.referrers, l.bundles])).toEqual([
       ['referrers-api', 1, 1],
       ['referrers-tag', 1, 0],
+      ['cosign-att', 0, 0],
+      ['cosign-sig', 0, 0],
     ]);
   });
 

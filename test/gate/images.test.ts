@@ -108,6 +108,46 @@ describe('an image named by tag', () => {
       },
     ]);
     expect(verified(d)).toHaveLength(1);
+    // the decision says where it looked and what each layout held
+    const where = `oci:${registry.host}/tagged/app`;
+    expect(d.searched).toEqual([
+      {
+        where,
+        layout: 'referrers-api',
+        subject: img.digest,
+        outcome: 'absent',
+        referrers: 0,
+        bundles: 0,
+        rejected: 0,
+      },
+      {
+        where,
+        layout: 'referrers-tag',
+        subject: img.digest,
+        outcome: 'listed',
+        referrers: 1,
+        bundles: 1,
+        rejected: 0,
+      },
+      {
+        where,
+        layout: 'cosign-att',
+        subject: img.digest,
+        outcome: 'absent',
+        referrers: 0,
+        bundles: 0,
+        rejected: 0,
+      },
+      {
+        where,
+        layout: 'cosign-sig',
+        subject: img.digest,
+        outcome: 'absent',
+        referrers: 0,
+        bundles: 0,
+        rejected: 0,
+      },
+    ]);
   });
 
   it('is the digest given when the reference has both a tag and a digest', async () => {
@@ -212,6 +252,9 @@ describe('an image named by tag', () => {
     expect(pinned.code).toBe(2);
     expect(pinned.stdout).toMatch(/^COULD NOT DECIDE/);
     expect(pinned.stdout).toMatch(/could not look at oci:.*SOURCE_UNREACHABLE/);
+    expect(pinned.stdout).toContain(
+      `searched oci:${host}/gone/app@sha256:aaaaaaaaaaaa: referrers-api failed; referrers-tag failed; cosign-att failed; cosign-sig failed`,
+    );
   });
 
   it('refuses a malformed reference as a usage error', async () => {

@@ -116,3 +116,46 @@ export async function pushReferrersTag(
   const index = { schemaVersion: 2, mediaType: OCI_INDEX, manifests: referrers };
   return pushManifest(base, repo, index, subjectDigest.replace(':', '-'));
 }
+
+/** One layer of a cosign legacy tag: the blob, its media type and its annotations. */
+export interface LegacyCosignLayer {
+  blob: Buffer;
+  mediaType: string;
+  annotations: Record<string, string>;
+}
+
+/**
+ * cosign's legacy layout (pkg/oci/static, pkg/oci/remote): an image manifest tagged
+ * `sha256-<hex>.att` (attestations) or `.sig` (signatures) in the image's repository, an image
+ * config listing the layers, one layer per signature with its material in annotations.
+ */
+export async function pushLegacyCosign(
+  base: string,
+  repo: string,
+  subjectDigest: string,
+  suffix: 'att' | 'sig',
+  layers: LegacyCosignLayer[],
+): Promise<Descriptor> {
+  const pushed = [];
+  for (const l of layers) {
+    const d = await pushBlob(base, repo, l.blob, l.mediaType);
+    pushed.push({ ...d, annotations: l.annotations });
+  }
+  const config = await pushBlob(
+    base,
+    repo,
+    Buffer.from(
+      JSON.stringify({
+        architecture: '',
+        created: '0001-01-01T00:00:00Z',
+        history: [{ created: '0001-01-01T00:00:00Z' }],
+        os: '',
+        rootfs: { type: 'layers', diff_ids: pushed.map((d) => d.digest) },
+        config: {},
+      }),
+    ),
+    'application/vnd.oci.image.config.v1+json',
+  );
+  const manifest = { schemaVersion: 2, mediaType: OCI_MANIFEST, config, layers: pushed };
+  return pushManifest(base, repo, manifest, `${subjectDigest.replace(':', '-')}.${suffix}`);
+}

@@ -12,7 +12,8 @@ async function post(url: string, body: unknown): Promise<Response> {
     headers: { 'content-type': 'application/json' },
     body: JSON.stringify(body),
   });
-  if (res.status !== 200 && res.status !== 201) throw new Error(`${url}: HTTP ${res.status}: ${await res.text()}`);
+  if (res.status !== 200 && res.status !== 201)
+    throw new Error(`${url}: HTTP ${res.status}: ${await res.text()}`);
   return res;
 }
 

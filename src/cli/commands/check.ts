@@ -144,6 +144,20 @@ function readContext(file: string): Record<string, unknown> {
   return ctx;
 }
 
+/** One line per place searched: `searched oci:HOST/NAME: referrers-api absent, referrers-tag 2 listed, 1 taken`. */
+function searchedLines(searched: NonNullable<Decision['searched']>): string[] {
+  const byPlace = new Map<string, string[]>();
+  for (const s of searched) {
+    const key = `${s.where}@${s.subject.slice(0, 19)}`;
+    const what =
+      s.outcome === 'listed'
+        ? `${s.layout} ${s.referrers} listed, ${s.bundles} taken${s.rejected ? `, ${s.rejected} rejected` : ''}`
+        : `${s.layout} ${s.outcome}`;
+    byPlace.set(key, [...(byPlace.get(key) ?? []), what]);
+  }
+  return [...byPlace].map(([where, what]) => `  searched ${where}: ${what.join('; ')}`);
+}
+
 export function renderDecision(d: Decision): string {
   const head = {
     allow: 'ALLOW',
@@ -151,12 +165,10 @@ export function renderDecision(d: Decision): string {
     override: 'ALLOW BY BREAK-GLASS OVERRIDE',
     error: 'COULD NOT DECIDE',
   }[d.outcome];
-  const subjects = d.subjects.map(
-    (s) => {
-      const label = s.image?.reference ?? s.name;
-      return `${label ? `${label} ` : ''}${Object.entries(s.digest)[0]!.join(':')}`;
-    },
-  );
+  const subjects = d.subjects.map((s) => {
+    const label = s.image?.reference ?? s.name;
+    return `${label ? `${label} ` : ''}${Object.entries(s.digest)[0]!.join(':')}`;
+  });
   const asOf = d.asOf ? ` as of ${d.asOf}` : '';
   const lines = [`${head}: ${subjects.join(', ')} for ${d.environment}${asOf}`];
   if (d.error) lines.push(`  ${d.error.code}: ${d.error.message}`);
@@ -183,6 +195,7 @@ export function renderDecision(d: Decision): string {
     lines.push(`  break-glass refused: ${r.code}: ${r.message}`);
   for (const f of d.sourceFailures)
     lines.push(`  could not look at ${f.source}: ${f.code}: ${f.message}`);
+  for (const line of searchedLines(d.searched ?? [])) lines.push(line);
   lines.push(`  decision ${d.id} recorded; policy ${d.digests.policy?.slice(0, 12)}`);
   return `${lines.join('\n')}\n`;
 }
