@@ -45,6 +45,23 @@ it('stops at referrers pages that loop, and could not look (never nothing found)
   }
 });
 
+it('waits as a throttling registry asks (429, Retry-After) and then reads', async () => {
+  const front = await startShim(registry.url, { throttle: 2 });
+  try {
+    const image = await pushImage(registry.url, 'slow/app');
+    const source = createOciSource({ repositories: [`${front.host}/slow/app`], http, retries: 2 });
+    const started = Date.now();
+    const r = await source.collect({ subject: subjectOf(image.digest) });
+    expect(r.failures).toEqual([]);
+    // the shim has the referrers API (an empty list); no fallback or legacy tags
+    expect(r.searched.map((l) => l.outcome)).toEqual(['listed', 'absent', 'absent', 'absent']);
+    expect(front.seen.filter((l) => l.includes('/referrers/'))).toHaveLength(3);
+    expect(Date.now() - started).toBeGreaterThanOrEqual(1900);
+  } finally {
+    await front.close();
+  }
+});
+
 it('never follows a referrer that is itself an index (no manifest loop can form)', async () => {
   const image = await pushImage(registry.url, 'nested/app');
   // an index listing the image it refers to, listed as a sigstore bundle

@@ -17,6 +17,8 @@ export interface ShimOptions {
   pageSize?: number;
   /** every referrers page links back to itself as the next page */
   loopPages?: boolean;
+  /** the first N /v2/ requests are answered 429 with `Retry-After: 1` */
+  throttle?: number;
   ignoreFilter?: boolean;
   auth?: boolean;
   /** descriptors to add to a subject's referrers list as given (e.g. one that lies) */
@@ -57,6 +59,7 @@ export async function startShim(upstream: string, opts: ShimOptions = {}): Promi
   const seen: string[] = [];
   const authorizations: string[] = [];
   let self = '';
+  let throttled = 0;
   const server = createServer((req, res) => {
     seen.push(`${req.method} ${req.url}`);
     authorizations.push(req.headers.authorization ?? '');
@@ -75,6 +78,10 @@ export async function startShim(upstream: string, opts: ShimOptions = {}): Promi
     if (opts.auth && url.pathname === '/token') return token(url, res);
     if (opts.auth && req.headers.authorization !== `Bearer ${TOKEN}`) {
       return challenge(url, self, res);
+    }
+    if (opts.throttle && throttled < opts.throttle && url.pathname.startsWith('/v2/')) {
+      throttled++;
+      return void res.writeHead(429, { 'retry-after': '1' }).end('slow down');
     }
     const m = /^\/v2\/(.+)\/referrers\/([^/]+)$/.exec(url.pathname);
     if (req.method === 'GET' && m) return listReferrers(m[1]!, m[2]!, url, res);
