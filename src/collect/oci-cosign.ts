@@ -1,8 +1,8 @@
 import { createHash } from 'node:crypto';
-import { GateError, toGateError } from '../errors.js';
-import { isPlainObject } from '../util/input.js';
+import { GateError } from '../errors.js';
+import { isPlainObject, sha256Hex as sha256 } from '../util/input.js';
 import type { OciClient } from './oci-client.js';
-import type { LayoutName } from './oci-layouts.js';
+import { coded, COULD_NOT_LOOK, type LayoutName } from './oci-layouts.js';
 import {
   DOCKER_MANIFEST,
   OCI_MANIFEST,
@@ -338,19 +338,3 @@ function parseJSONObject(text: Buffer | string, what: string): Record<string, un
 
 const isCount = (v: unknown): v is number =>
   typeof v === 'number' && Number.isSafeInteger(v) && v >= 0;
-
-function coded(err: unknown): { code: GateError['code']; message: string } {
-  const e = toGateError(err, 'SOURCE_BAD_RESPONSE');
-  return { code: e.code, message: e.message };
-}
-
-// The codes oci.ts treats as "could not look" (a registry that failed, not content that is bad).
-const COULD_NOT_LOOK = new Set<GateError['code']>([
-  'SOURCE_UNREACHABLE',
-  'SOURCE_TIMEOUT',
-  'SOURCE_BAD_RESPONSE',
-  'SOURCE_AUTH_FAILED',
-  'SOURCE_INSECURE_TRANSPORT',
-]);
-
-const sha256 = (b: Buffer) => createHash('sha256').update(b).digest('hex');

@@ -1,4 +1,4 @@
-import { GateError } from '../errors.js';
+import { GateError, toGateError, type GateErrorCode } from '../errors.js';
 import { HttpClientError } from './http-support.js';
 import { badResponse, type OciClient } from './oci-client.js';
 import { indexEntries, OCI_INDEX, parseManifestJSON, type Descriptor } from './oci-manifest.js';
@@ -98,3 +98,18 @@ function nextPage(link: string | undefined, repo: Repository): string | undefine
 
 const tooMany = (subject: string, max: number) =>
   new GateError('SOURCE_LIMIT_EXCEEDED', `more than ${max} referrers of ${subject}`);
+
+/** A failure as a source reports it: coded, a foreign error read as a bad response. */
+export function coded(err: unknown): { code: GateErrorCode; message: string } {
+  const e = toGateError(err, 'SOURCE_BAD_RESPONSE');
+  return { code: e.code, message: e.message };
+}
+
+/** The codes that mean the registry failed (could not look), not that its content is bad. */
+export const COULD_NOT_LOOK = new Set<GateErrorCode>([
+  'SOURCE_UNREACHABLE',
+  'SOURCE_TIMEOUT',
+  'SOURCE_BAD_RESPONSE',
+  'SOURCE_AUTH_FAILED',
+  'SOURCE_INSECURE_TRANSPORT',
+]);

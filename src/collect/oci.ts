@@ -1,11 +1,18 @@
-import { createHash } from 'node:crypto';
-import { toGateError, type GateError } from '../errors.js';
+import type { GateError } from '../errors.js';
 import type { HttpClient } from './http.js';
 import { bundlesOf } from './oci-bundle.js';
 import { createOciClient, type OciClient, type OciClientOptions } from './oci-client.js';
 import { createKeychain, type KeychainOptions } from './oci-credentials.js';
 import { searchCosignTags } from './oci-cosign.js';
-import { referrersApi, referrersTagListing, type LayoutName, type Listing } from './oci-layouts.js';
+import {
+  coded,
+  COULD_NOT_LOOK,
+  referrersApi,
+  referrersTagListing,
+  type LayoutName,
+  type Listing,
+} from './oci-layouts.js';
+import { sha256Hex as sha256 } from '../util/input.js';
 import { DOCKER_LIST, indexEntries, OCI_INDEX, type Descriptor } from './oci-manifest.js';
 import { describeRepository, parseRepository, type Repository } from './oci-ref.js';
 import {
@@ -230,18 +237,3 @@ async function collectEntry(
     result.rejected.push({ id, source, ...c });
   }
 }
-
-function coded(err: unknown): { code: GateError['code']; message: string } {
-  const e = toGateError(err, 'SOURCE_BAD_RESPONSE');
-  return { code: e.code, message: e.message };
-}
-
-const COULD_NOT_LOOK = new Set<GateError['code']>([
-  'SOURCE_UNREACHABLE',
-  'SOURCE_TIMEOUT',
-  'SOURCE_BAD_RESPONSE',
-  'SOURCE_AUTH_FAILED',
-  'SOURCE_INSECURE_TRANSPORT',
-]);
-
-const sha256 = (b: Buffer) => createHash('sha256').update(b).digest('hex');

@@ -82,6 +82,10 @@ async function attest(repo: string, subject: Descriptor, digest = subject.digest
   await pushReferrersTag(registry.url, repo, subject.digest, [ref]);
 }
 
+/** A decision for dev on images named by reference. */
+const onImage = (gate: Gate, ...images: string[]) =>
+  gate.check({ subjects: [], images, environment: 'dev' });
+
 const verified = (d: { evidence: Array<{ status: string }> }) =>
   d.evidence.filter((e) => e.status === 'verified');
 
@@ -90,11 +94,7 @@ describe('an image named by tag', () => {
     const img = await pushImage(registry.url, 'tagged/app', 'v2');
     await attest('tagged/app', img);
     const gate = await gateWith();
-    const d = await gate.check({
-      subjects: [],
-      images: [`${registry.host}/tagged/app:v2`],
-      environment: 'dev',
-    });
+    const d = await onImage(gate, `${registry.host}/tagged/app:v2`);
     expect(d.outcome).toBe('allow');
     expect(d.subjects).toEqual([
       {
@@ -155,7 +155,7 @@ describe('an image named by tag', () => {
     const other = await pushImage(registry.url, 'both/app', 'v2');
     const gate = await gateWith();
     const ref = `${registry.host}/both/app:v2@${img.digest}`;
-    const d = await gate.check({ subjects: [], images: [ref], environment: 'dev' });
+    const d = await onImage(gate, ref);
     expect(d.subjects[0]!.digest).toEqual({ sha256: img.digest.slice(7) });
     expect(d.subjects[0]!.digest).not.toEqual({ sha256: other.digest.slice(7) });
     expect(d.outcome).toBe('deny');
@@ -168,9 +168,9 @@ describe('an image named by tag', () => {
     await attest('attestations/store', img);
     const only = await gateWith({ repositories: [] });
     const images = [`${registry.host}/plain/app:v1`];
-    expect((await only.check({ subjects: [], images, environment: 'dev' })).outcome).toBe('deny');
+    expect((await onImage(only, ...images)).outcome).toBe('deny');
     const both = await gateWith({ repositories: [`${registry.host}/attestations/store`] });
-    const d = await both.check({ subjects: [], images, environment: 'dev' });
+    const d = await onImage(both, ...images);
     expect(d.outcome).toBe('allow');
     expect(verified(d)[0]).toMatchObject({
       source: expect.stringContaining(`oci:${registry.host}/attestations/store@`),
@@ -183,11 +183,7 @@ describe('an image named by tag', () => {
       const img = await pushImage(front.url, 'own/app', 'v1');
       await attest('own/app', img);
       const gate = await gateWith({ repositories: [], searchImageRepository: false });
-      const d = await gate.check({
-        subjects: [],
-        images: [`${front.host}/own/app:v1`],
-        environment: 'dev',
-      });
+      const d = await onImage(gate, `${front.host}/own/app:v1`);
       expect(d.outcome).toBe('deny');
       expect(front.seen.filter((l) => /referrers|sha256-/.test(l))).toEqual([]);
     } finally {
@@ -204,9 +200,7 @@ describe('an image named by tag', () => {
       const images = [`${front.host}/private/app:v1`];
       // a config.json the configuration names must be there: read at the first challenge
       const missing = await gateWith({ repositories: [], dockerConfig: 'none.json' });
-      await expect(
-        missing.check({ subjects: [], images, environment: 'dev' }),
-      ).rejects.toMatchObject({
+      await expect(onImage(missing, ...images)).rejects.toMatchObject({
         code: 'SOURCE_AUTH_FAILED',
         message: expect.stringContaining('cannot read docker config'),
       });
@@ -216,13 +210,11 @@ describe('an image named by tag', () => {
         JSON.stringify({ auths: { [front.host]: { auth } } }),
       );
       const gate = await gateWith({ repositories: [], dockerConfig: 'docker.json' });
-      const d = await gate.check({ subjects: [], images, environment: 'dev' });
+      const d = await onImage(gate, ...images);
       expect(d.outcome).toBe('allow');
       expect(d.subjects[0]!.digest).toEqual({ sha256: img.digest.slice(7) });
       const noCreds = await gateWith({ repositories: [] });
-      await expect(
-        noCreds.check({ subjects: [], images, environment: 'dev' }),
-      ).rejects.toMatchObject({
+      await expect(onImage(noCreds, ...images)).rejects.toMatchObject({
         code: 'SOURCE_AUTH_FAILED',
       });
     } finally {
@@ -233,9 +225,9 @@ describe('an image named by tag', () => {
   it('is IMAGE_NOT_FOUND when the tag does not exist, and the CLI exits 2', async () => {
     await pushImage(registry.url, 'missing/app', 'v1');
     const gate = await gateWith();
-    await expect(
-      gate.check({ subjects: [], images: [`${registry.host}/missing/app:v9`], environment: 'dev' }),
-    ).rejects.toMatchObject({ code: 'IMAGE_NOT_FOUND' });
+    await expect(onImage(gate, `${registry.host}/missing/app:v9`)).rejects.toMatchObject({
+      code: 'IMAGE_NOT_FOUND',
+    });
     const r = await cli(['--image', `${registry.host}/missing/app:v9`]);
     expect(r.code).toBe(2);
     expect(r.stderr).toContain(`IMAGE_NOT_FOUND: ${registry.host}/missing/app has no tag v9`);
@@ -291,11 +283,7 @@ describe('an image index', () => {
 
   it('is decided on as itself: platform evidence does not count unless configured', async () => {
     const gate = await gateWith();
-    const d = await gate.check({
-      subjects: [],
-      images: [`${registry.host}/multi/app:v1`],
-      environment: 'dev',
-    });
+    const d = await onImage(gate, `${registry.host}/multi/app:v1`);
     expect(d.subjects[0]!.digest).toEqual({ sha256: index.digest.slice(7) });
     expect(d.outcome).toBe('deny');
     expect(verified(d)).toEqual([]);
@@ -303,11 +291,7 @@ describe('an image index', () => {
 
   it('counts evidence on a platform manifest for the index when sources.oci.platforms is set', async () => {
     const gate = await gateWith({ repositories: [], platforms: true });
-    const d = await gate.check({
-      subjects: [],
-      images: [`${registry.host}/multi/app:v1`],
-      environment: 'dev',
-    });
+    const d = await onImage(gate, `${registry.host}/multi/app:v1`);
     expect(d.subjects[0]!.digest).toEqual({ sha256: index.digest.slice(7) });
     expect(d.outcome).toBe('allow');
     expect(verified(d)).toEqual([
@@ -319,11 +303,7 @@ describe('an image index', () => {
 
   it('does not count a platform manifest for a subject that is not its index', async () => {
     const gate = await gateWith({ repositories: [], platforms: true });
-    const d = await gate.check({
-      subjects: [],
-      images: [`${registry.host}/multi/app:amd64`],
-      environment: 'dev',
-    });
+    const d = await onImage(gate, `${registry.host}/multi/app:amd64`);
     // the platform manifest asked about directly: its own evidence, found as any image's
     expect(d.subjects[0]!.digest).toEqual({ sha256: amd64.digest.slice(7) });
     expect(d.outcome).toBe('allow');
