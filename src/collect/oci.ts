@@ -50,11 +50,13 @@ export interface OciSource extends Source {
 }
 
 /**
- * Evidence kept in OCI registries next to the image: for each repository, the referrers API and
- * the referrers tag schema are both searched (a registry may have gained the API after clients
- * wrote fallback tags; the same referrer found twice counts once), and each Sigstore bundle
- * artifact found becomes a bundle the verifier checks. Evidence names where it was found:
- * `oci:<host>/<name>@<subject>#<layout>:<referrer digest>`; `searched` says what each layout held.
+ * Evidence kept in OCI registries next to the image. The repositories are the image's own (when
+ * the subject was named as an image) and the configured ones; in each, the referrers API and the
+ * referrers tag schema are both searched (a registry may have gained the API after clients wrote
+ * fallback tags; the same referrer found twice counts once), then cosign's legacy `.att` and
+ * `.sig` tags. Each Sigstore bundle artifact or legacy layer found becomes evidence the verifier
+ * checks, named where it was found: `oci:<host>/<name>@<subject>#<layout>:<digest>`; `searched`
+ * says what each layout held. With `platforms`, an index's platform manifests are searched too.
  */
 export function createOciSource(opts: OciSourceOptions): OciSource {
   const configured = opts.repositories.map((r) => parseRepository(r, opts.insecure));
@@ -67,7 +69,13 @@ export function createOciSource(opts: OciSourceOptions): OciSource {
     async collect(req) {
       const subject = `${req.subject.algorithm}:${req.subject.hex}`;
       const result: OciCollectResult = { ...emptyResult(), searched: [] };
-      const repos = repositoriesFor(req, configured, opts);
+      let repos: Repository[];
+      try {
+        repos = repositoriesFor(req, configured, opts);
+      } catch (err) {
+        const where = `oci:${req.image?.repository ?? 'image'}`;
+        return { ...result, failures: [{ source: where, ...coded(err) }] };
+      }
       const search: SearchOpts = { maxReferrers, signal: req.signal };
       for (const repo of repos) await searchRepository(client, repo, subject, search, result);
       if (opts.platforms) {
