@@ -64,6 +64,8 @@ export interface GateConfig {
   mode: 'enforce' | 'dry-run';
   /** one deadline per decision (ms): bounds every source, retries and Retry-After waits included */
   deadlineMs: number;
+  /** remembered verification results: bounds and lifetimes (maxEntries 0: off) */
+  verifyCache: { maxEntries?: number; ttlMs?: number; failureTtlMs?: number };
   ledger: {
     backend: 'sqlite' | 'postgres' | 'jsonl';
     path: string;
@@ -154,6 +156,7 @@ export function normalise(
     },
     mode: c.mode ?? 'enforce',
     deadlineMs: c.deadlineMs ?? DEFAULT_DEADLINE_MS,
+    verifyCache: c.verifyCache ?? {},
     ledger: ledgerConfig(c.ledger ?? {}, at, env),
     ...(c.vsa
       ? {

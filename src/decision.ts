@@ -23,6 +23,8 @@ export interface EvidenceReport {
   timeSource?: 'transparency-log' | 'timestamp-authority';
   /** how its log entry was checked: a Merkle inclusion proof, or only the log's promise (SET) */
   tlog?: 'inclusion-proof' | 'inclusion-promise';
+  /** the verification result came from the verification cache (the policy ran all the same) */
+  cached?: true;
   /** the platform manifest of the image index decided on that the statement is about */
   platformManifest?: { digest: string; platform?: string };
   code?: string;
@@ -100,7 +102,7 @@ export function evidenceReports(
     code: r.code,
     message: r.message,
   }));
-  for (const { evidence: e, attestations, error } of outcomes) {
+  for (const { evidence: e, attestations, error, cached } of outcomes) {
     const a = attestations[0];
     if (a) {
       reports.push({
@@ -114,6 +116,7 @@ export function evidenceReports(
         ...(a.timeSource ? { timeSource: a.timeSource } : {}),
         ...(a.tlog ? { tlog: a.tlog } : {}),
         ...(a.platformManifest ? { platformManifest: a.platformManifest } : {}),
+        ...(cached ? { cached } : {}),
       });
     } else if (error) {
       reports.push({
@@ -122,6 +125,7 @@ export function evidenceReports(
         status: 'rejected',
         code: error.code,
         message: error.message,
+        ...(cached ? { cached } : {}),
       });
     }
   }

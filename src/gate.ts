@@ -35,6 +35,7 @@ import { createLock } from './util/lock.js';
 import { VERSION } from './util/version.js';
 import type { EvidenceOutcome } from './verify/evidence.js';
 import { verifyEvidence } from './verify/evidence.js';
+import { createVerifyCache, type VerifyCache, type VerifyCacheStats } from './verify/cache.js';
 import { compileIdentityRules } from './verify/identity.js';
 import { loadTrustedRoot, type Trust } from './verify/trust.js';
 import { summarize, type SignedSummary } from './vsa.js';
@@ -55,6 +56,8 @@ export interface Gate {
   readonly policyData: unknown;
   /** the ledger the gate records to, for queries (undefined for a JSON Lines ledger) */
   readonly ledger: AuditLedger | undefined;
+  /** hits, misses, entries and the oldest entry's age of the verification cache */
+  verifyCacheStats(): VerifyCacheStats;
 }
 
 /** Everything that touches disk, network and clock, injectable for tests. */
@@ -70,6 +73,8 @@ export interface GateDeps {
   outbox?: Outbox;
   /** how often announcements not yet taken are tried again (default 30 s) */
   outboxRetryMs?: number;
+  /** remembered verification results (default: one per gate, from the configuration) */
+  verifyCache?: VerifyCache;
 }
 
 /** How often announcements a webhook did not take yet are tried again. */
@@ -111,7 +116,8 @@ export async function createGate(config: GateConfig, deps: GateDeps = {}): Promi
   const identities = config.identities?.length
     ? compileIdentityRules(config.identities)
     : ('any' as const);
-  const verifyContext = { trust, identities, keys: config.keys };
+  const cache = deps.verifyCache ?? createVerifyCache(config.verifyCache);
+  const verifyContext = { trust, identities, keys: config.keys, cache };
   const rules = breakGlassRulesOf(
     data ?? mergeData({}, { gate: { config: config.policy.config } }),
   );
@@ -238,6 +244,7 @@ export async function createGate(config: GateConfig, deps: GateDeps = {}): Promi
     outbox,
     policyData: data,
     ledger: 'query' in opened ? (opened as AuditLedger) : undefined,
+    verifyCacheStats: () => cache.stats(),
   };
 }
 

@@ -7,7 +7,7 @@ import { installGuards, type GuardRule } from './auth.js';
 import { registerDecisionRoutes } from './decisions.js';
 import { installErrorHandling } from './errors.js';
 import { installBoundedJson } from './json-limits.js';
-import { countedCheck, createMetrics, installMetrics } from './metrics.js';
+import { countedCheck, createMetrics, installCacheMetrics, installMetrics } from './metrics.js';
 import { installDraining } from './shutdown.js';
 
 export interface ServerOptions {
@@ -67,6 +67,7 @@ export function createServer(opts: ServerOptions): FastifyInstance {
   installGuards(app, guardRules(opts.tokens), { requireTls: opts.exposed === true && !opts.tls });
   const metrics = createMetrics();
   installMetrics(app, metrics);
+  installCacheMetrics(metrics, opts.gate);
   registerHealth(app, opts.ready ?? (() => true));
   const check = countedCheck(opts.gate, metrics);
   registerDecisionRoutes(app, check, {

@@ -1,5 +1,5 @@
 import type { FastifyInstance } from 'fastify';
-import { Counter, Histogram, Registry } from 'prom-client';
+import { Counter, Gauge, Histogram, Registry } from 'prom-client';
 import type { Decision } from '../decision.js';
 import type { CheckRequest, Gate } from '../gate.js';
 
@@ -35,6 +35,51 @@ export function createMetrics(): Metrics {
       registers: [registry],
     }),
   };
+}
+
+/**
+ * The verification cache as the gate counts it: hits and misses (counters, advanced by what the
+ * gate counted since the last scrape), entries and the oldest entry's age (gauges).
+ */
+export function installCacheMetrics(metrics: Metrics, gate: Pick<Gate, 'verifyCacheStats'>): void {
+  const seen = { hits: 0, misses: 0 };
+  const advance = (counter: Counter, key: 'hits' | 'misses') => {
+    const now = gate.verifyCacheStats()[key];
+    if (now > seen[key]) counter.inc(now - seen[key]);
+    seen[key] = now;
+  };
+  new Counter({
+    name: 'verify_cache_hits_total',
+    help: 'pieces of evidence whose verification result came from the cache',
+    registers: [metrics.registry],
+    collect() {
+      advance(this, 'hits');
+    },
+  });
+  new Counter({
+    name: 'verify_cache_misses_total',
+    help: 'pieces of evidence verified because the cache had no result for them',
+    registers: [metrics.registry],
+    collect() {
+      advance(this, 'misses');
+    },
+  });
+  new Gauge({
+    name: 'verify_cache_entries',
+    help: 'verification results held',
+    registers: [metrics.registry],
+    collect() {
+      this.set(gate.verifyCacheStats().entries);
+    },
+  });
+  new Gauge({
+    name: 'verify_cache_oldest_age_seconds',
+    help: 'age of the oldest verification result held',
+    registers: [metrics.registry],
+    collect() {
+      this.set(gate.verifyCacheStats().oldestAgeMs / 1000);
+    },
+  });
 }
 
 const MAX_ENVIRONMENTS = 50;

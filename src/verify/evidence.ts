@@ -8,11 +8,15 @@ import type { CompiledIdentityRule } from './identity.js';
 import type { Trust } from './trust.js';
 import type { TrustedKey, VerifiedAttestation, VerifiedBundle } from './types.js';
 import { verifyBundle } from './verifier.js';
+import { verifyCacheKey, type VerifyCache } from './cache.js';
+import { statementSubjectsOf } from './statement-peek.js';
 
 export interface VerifyContext {
   trust: Trust;
   identities: CompiledIdentityRule[] | 'any';
   keys: TrustedKey[];
+  /** remembered verification results (see cache.ts); none: every piece is verified */
+  cache?: VerifyCache;
 }
 
 /**
@@ -24,6 +28,8 @@ export interface EvidenceOutcome {
   evidence: Evidence;
   attestations: VerifiedAttestation[];
   error?: GateError;
+  /** the verification result (or failure) came from the cache */
+  cached?: true;
 }
 
 /**
@@ -40,24 +46,35 @@ export function verifyEvidence(
 
 function verifyOne(e: Evidence, subjects: ArtifactDigest[], ctx: VerifyContext): EvidenceOutcome {
   if (e.via) return verifyForIndex(e, subjects, ctx);
+  // Evidence that names none of the subjects cannot matter: no cryptography is spent on it.
+  const elsewhere = aboutNoneOf(e, subjects);
+  if (elsewhere) return { evidence: e, attestations: [], error: elsewhere };
   const attestations: VerifiedAttestation[] = [];
   let error: GateError | undefined;
   let verified: VerifiedBundle | undefined;
+  let cached = false;
+  // Once per piece of evidence, however many subjects it is matched against; from the cache
+  // when the same bytes were verified on the same ground before.
+  const verifyOnce = (): VerifiedBundle => {
+    if (verified) return verified;
+    const compute = () =>
+      e.kind === 'image-signature'
+        ? verifyImageSignature(e, ctx)
+        : verifyBundle(e.bytes, { trust: ctx.trust, identities: ctx.identities, keys: ctx.keys });
+    if (!ctx.cache) return (verified = compute());
+    const r = ctx.cache.get(verifyCacheKey(ctx, e.kind, e.bytes, e.payload), compute);
+    cached = r.hit;
+    if (r.error) throw r.error;
+    return (verified = r.value);
+  };
   for (const digest of subjects) {
     try {
       attestations.push(
         e.kind === 'dsse-envelope'
           ? verifyEnvelope(e.bytes, { keys: ctx.keys, subject: { digest } })
           : e.kind === 'image-signature'
-            ? imageSignatureOf((verified ??= verifyImageSignature(e, ctx)), e, digest)
-            : attestationOf(
-                (verified ??= verifyBundle(e.bytes, {
-                  trust: ctx.trust,
-                  identities: ctx.identities,
-                  keys: ctx.keys,
-                })),
-                { digest },
-              ),
+            ? imageSignatureOf(verifyOnce(), e, digest)
+            : attestationOf(verifyOnce(), { digest }),
       );
     } catch (err) {
       error = toGateError(err);
@@ -65,9 +82,10 @@ function verifyOne(e: Evidence, subjects: ArtifactDigest[], ctx: VerifyContext):
       if (error.code !== 'SUBJECT_MISMATCH') break;
     }
   }
+  const hit = cached ? { cached: true as const } : {};
   return attestations.length > 0
-    ? { evidence: e, attestations }
-    : { evidence: e, attestations, error };
+    ? { evidence: e, attestations, ...hit }
+    : { evidence: e, attestations, error, ...hit };
 }
 
 /**
@@ -95,6 +113,23 @@ function verifyForIndex(
     platformManifest: { digest: manifest, ...(via.platform ? { platform: via.platform } : {}) },
   }));
   return { evidence: e, attestations };
+}
+
+/**
+ * SUBJECT_MISMATCH, without any cryptography, when the evidence plainly names none of the
+ * subjects (its statement's subjects, or the image an image signature signs). Anything that
+ * cannot be read this cheaply is left to full verification, which reports it with its code.
+ */
+function aboutNoneOf(e: Evidence, subjects: ArtifactDigest[]): GateError | undefined {
+  if (e.kind === 'dsse-envelope') return undefined;
+  const named = statementSubjectsOf(e);
+  if (!named) return undefined;
+  const wanted = new Set(subjects.map((s) => `${s.algorithm}:${s.hex}`));
+  if (named.some((d) => wanted.has(d))) return undefined;
+  return new GateError(
+    'SUBJECT_MISMATCH',
+    `about ${named.slice(0, 3).join(', ')}${named.length > 3 ? ', ...' : ''}, none of the subjects asked about`,
+  );
 }
 
 const notAsked = (via: NonNullable<Evidence['via']>) =>

@@ -37,6 +37,7 @@ export function fakeGate(answer: Answer = (req) => decisionFor(req, 'allow')): F
     outbox: undefined,
     policyData: undefined,
     ledger: undefined,
+    verifyCacheStats: () => ({ hits: 0, misses: 0, entries: 0, oldestAgeMs: 0 }),
   };
   return gate;
 }
