@@ -103,7 +103,8 @@ lint: deps ## eslint and prettier
 demo: build policies $(CRANE) ## the whole flow offline: local Sigstore, evidence, check, break-glass, ledger, a registry
 	npx tsx test/demo/run.ts
 
-bench: build policies ## side-by-side benchmarks (results as ratios); the ledger's builds a 1M-record ledger once in .gate/bench
+bench: build policies $(COSIGN) ## every figure side by side in one run (bench/results.json, goals as ratios); then the ledger at 1M records (built once in .gate/bench)
+	npx tsx bench/run.ts
 	npx vitest bench --run
 	npx tsx bench/ledger.ts
 
