@@ -101,7 +101,8 @@ function checkBase64Fields(json: Record<string, unknown>): void {
       // protobuf JSON allows either alphabet; mixing them is not base64 at all.
       // Line breaks are tolerated as Go's and Node's decoders both skip them (the byte string is
       // the same either way); any other stray character is an error.
-      if (!isStrictBase64(value.replace(/\r?\n/g, ''))) {
+      const text = value.includes('\n') ? value.replace(/\r?\n/g, '') : value;
+      if (!isStrictBase64(text)) {
         throw new GateError('BUNDLE_BAD_BASE64', `bundle field ${where} is not valid base64`);
       }
     }

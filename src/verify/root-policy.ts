@@ -32,12 +32,18 @@ export function keylessPolicy(root: TrustRoot, tlogThreshold = 1): RootPolicy {
 /**
  * The roots whose certificate authorities could have issued `leaf` (a CA certificate with the
  * leaf's issuer name whose key verifies the leaf's signature); the chain itself is then checked
- * in full by @sigstore/verify. Chosen by chain, never by the certificate's names: anyone can
+ * in full (entity-verifier.ts). Chosen by chain, never by the certificate's names: anyone can
  * write "GitHub, Inc." into a certificate, only the CA's key can sign one.
  */
-export function issuingRoots(roots: TrustRoot[], leaf: X509Certificate): TrustRoot[] {
+export function issuingRoots(
+  roots: TrustRoot[],
+  leaf: X509Certificate,
+  signed: (issuer: X509Certificate) => boolean = (issuer) => leaf.verify(issuer),
+): TrustRoot[] {
   const issued = roots.filter((r) =>
-    r.material.certificateAuthorities.some((ca) => ca.certChain.some((c) => issues(c, leaf))),
+    r.material.certificateAuthorities.some((ca) =>
+      ca.certChain.some((c) => issues(c, leaf, signed)),
+    ),
   );
   if (issued.length === 0) {
     throw new VerifyError(
@@ -48,9 +54,14 @@ export function issuingRoots(roots: TrustRoot[], leaf: X509Certificate): TrustRo
   return issued;
 }
 
-function issues(issuer: X509Certificate, leaf: X509Certificate): boolean {
+/** `signed` is leaf.verify(issuer), or the same check made once per issuer key (verifier.ts). */
+function issues(
+  issuer: X509Certificate,
+  leaf: X509Certificate,
+  signed: (issuer: X509Certificate) => boolean,
+): boolean {
   try {
-    return issuer.subject.equals(leaf.issuer) && leaf.verify(issuer);
+    return issuer.subject.equals(leaf.issuer) && signed(issuer);
   } catch {
     // @sigstore/core parses lazily: a corrupt leaf throws here; the library says why later.
     return false;
