@@ -57,6 +57,7 @@ export interface Cert {
   spki: Buffer;
   /** the subject public key, or why node could not read it */
   key: KeyObject | Error;
+  spkiDigest?: Buffer;
   /** signature checks made with this certificate as the subject, by issuer */
   verified?: Map<Cert, boolean | Error>;
 }
@@ -170,17 +171,18 @@ export function leafCert(x509: X509Certificate, raw: Buffer): Cert {
   if (root.subs.length === 0 || derSize(root) !== raw.length) {
     throw new UseLibrary('signing certificate is not DER-canonical');
   }
-  const tbsObj = root.subs[0]!;
-  const at = headerSize(root);
-  const tbs = raw.subarray(at, at + derSize(tbsObj));
   let cert: Cert;
   try {
-    cert = certOf(x509, raw, tbs, childSpan(tbs, tbsObj, 6), tbsObj.subs[6]);
+    const tbsObj = root.subs[0]!;
+    const spki = spans(tbsObj)[6];
+    if (!spki) throw new UseLibrary('signing certificate has too few fields');
+    cert = certOf(x509, raw, spans(root)[0]!, spki, tbsObj.subs[6]);
   } catch (err) {
     throw new UseLibrary('signing certificate fields do not parse', { cause: err });
   }
-  if (cert.key instanceof Error)
+  if (cert.key instanceof Error) {
     throw new UseLibrary('signing certificate key', { cause: cert.key });
+  }
   cert.verified = new Map();
   return cert;
 }
@@ -449,20 +451,20 @@ export function preCertTBS(leaf: Cert, sctIndex: number): Buffer {
   const tbsObj = leaf.x509.root.subs[0]!;
   const wrapAt = tbsObj.subs.findIndex((s) => s.tag.isContextSpecific(0x03));
   const parts: Buffer[] = [];
-  spans(leaf.tbs, tbsObj).forEach((span, i) => {
+  spans(tbsObj).forEach((span, i) => {
     if (i !== wrapAt) {
       parts.push(span);
       return;
     }
     const wrap = tbsObj.subs[i]!;
     const inner: Buffer[] = [];
-    spans(span, wrap).forEach((wspan, j) => {
+    spans(wrap).forEach((wspan, j) => {
       if (j !== 0) {
         inner.push(wspan);
         return;
       }
       const seq = wrap.subs[0]!;
-      const kept = spans(wspan, seq).filter((_, k) => k !== sctIndex);
+      const kept = spans(seq).filter((_, k) => k !== sctIndex);
       inner.push(encode(seq, kept.length > 0 ? Buffer.concat(kept) : seq.value));
     });
     parts.push(encode(wrap, Buffer.concat(inner)));
@@ -472,11 +474,13 @@ export function preCertTBS(leaf: Cert, sctIndex: number): Buffer {
 
 /** sha256 of a certificate's SubjectPublicKeyInfo DER: the issuer key hash of an SCT. */
 export function spkiDigest(c: Cert): Buffer {
-  return createHash('sha256').update(c.spki).digest();
+  return (c.spkiDigest ??= createHash('sha256').update(c.spki).digest());
 }
 
-// DER sizes and spans of ASN.1 objects parsed by @sigstore/core, which records each object's
-// content but not its header.
+// DER sizes and encodings of ASN.1 objects parsed by @sigstore/core, which records each
+// object's content (a view of the bytes parsed) but not its header. Children are parsed out of
+// their parent's content in place: each child's encoding ends where its content ends and starts
+// where the previous one's ended.
 
 function lengthSize(len: number): number {
   if (len < 0x80) return 1;
@@ -485,62 +489,33 @@ function lengthSize(len: number): number {
   return n;
 }
 
-function contentSize(obj: ASN1Obj): number {
-  if (obj.subs.length === 0) return obj.value.length;
-  let n = 0;
-  for (const s of obj.subs) n += derSize(s);
-  return n;
-}
-
-function headerSize(obj: ASN1Obj): number {
-  return 1 + lengthSize(contentSize(obj));
-}
-
 /** The size of `obj` encoded as @sigstore/core's toDER encodes it (minimal lengths). */
 function derSize(obj: ASN1Obj): number {
-  const content = contentSize(obj);
+  let content = 0;
+  if (obj.subs.length === 0) content = obj.value.length;
+  else for (const s of obj.subs) content += derSize(s);
   return 1 + lengthSize(content) + content;
 }
 
-/** The encodings of `obj`'s children within `bytes`, its canonical encoding. */
-function spans(bytes: Buffer, obj: ASN1Obj): Buffer[] {
-  let at = headerSize(obj);
+/** The encodings of `obj`'s children as parsed. */
+function spans(obj: ASN1Obj): Buffer[] {
+  const content = obj.value;
+  let start = 0;
   return obj.subs.map((s) => {
-    const size = derSize(s);
-    const span = bytes.subarray(at, at + size);
-    at += size;
+    if (s.value.buffer !== content.buffer) throw new UseLibrary('not parsed in place');
+    const end = s.value.byteOffset + s.value.length - content.byteOffset;
+    if (end < start || end > content.length) throw new UseLibrary('not parsed in place');
+    const span = content.subarray(start, end);
+    start = end;
     return span;
   });
 }
 
-/**
- * The encoding of `parent`'s child `index` as it was parsed, when it is what toDER would write
- * for it (else undefined). @sigstore/core parses children out of their parent's content in
- * place, so each child's encoding ends where its content ends and starts where the previous
- * one's ended.
- */
+/** The encoding of `parent`'s child `index` as parsed, when it is what toDER would write. */
 export function parsedChild(parent: ASN1Obj, index: number): Buffer | undefined {
-  const content = parent.value;
   const child = parent.subs[index];
-  if (!child) return undefined;
-  let start = content.byteOffset;
-  for (let i = 0; i < index; i++) {
-    const prev = parent.subs[i]!.value;
-    if (prev.buffer !== content.buffer) return undefined;
-    start = prev.byteOffset + prev.length;
-  }
-  const own = child.value;
-  if (own.buffer !== content.buffer) return undefined;
-  const end = own.byteOffset + own.length;
-  if (start < content.byteOffset || end > content.byteOffset + content.length) return undefined;
-  if (end - start !== derSize(child)) return undefined;
-  return content.subarray(start - content.byteOffset, end - content.byteOffset);
-}
-
-function childSpan(bytes: Buffer, obj: ASN1Obj, index: number): Buffer {
-  const span = spans(bytes, obj)[index];
-  if (!span) throw new UseLibrary('certificate has too few fields');
-  return span;
+  const span = child ? spans(parent)[index] : undefined;
+  return span && span.length === derSize(child!) ? span : undefined;
 }
 
 function encode(obj: ASN1Obj, content: Buffer): Buffer {

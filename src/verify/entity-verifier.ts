@@ -122,17 +122,29 @@ function verifyTimestamps(entity: SignedEntity, material: TrustMaterial): Date[]
   return timestamps.map((t) => t.timestamp);
 }
 
+const signingTimes = new WeakMap<RFC3161Timestamp, Date>();
+
+/** RFC3161Timestamp.signingTime, which parses the TSTInfo again at every call, read once. */
+export function signingTime(ts: RFC3161Timestamp): Date {
+  let time = signingTimes.get(ts);
+  if (time === undefined) {
+    time = ts.signingTime;
+    signingTimes.set(ts, time);
+  }
+  return new Date(time.getTime());
+}
+
 /** getTSATimestamp and verifyRFC3161Timestamp of @sigstore/verify. */
 function tsaTimestamp(
   timestamp: RFC3161Timestamp,
   data: Buffer,
   authorities: CertAuthority[],
 ): VerifiedTime {
-  const signingTime = timestamp.signingTime;
+  const time = signingTime(timestamp);
   const serialNumber = timestamp.signerSerialNumber;
   const issuer = timestamp.signerIssuer;
   const verified = authorities
-    .filter((ca) => ca.validFor.start <= signingTime && ca.validFor.end >= signingTime)
+    .filter((ca) => ca.validFor.start <= time && ca.validFor.end >= time)
     .filter(
       (ca) =>
         ca.certChain.length > 0 &&
@@ -141,7 +153,7 @@ function tsaTimestamp(
     )
     .some((ca) => {
       try {
-        verifyTimestampToken(timestamp, data, tsaSigningKey(ca, signingTime));
+        verifyTimestampToken(timestamp, data, tsaSigningKey(ca, time));
         return true;
       } catch (err) {
         if (err instanceof UseLibrary) throw err;
@@ -157,7 +169,7 @@ function tsaTimestamp(
   return {
     type: 'timestamp-authority',
     logID: timestamp.signerSerialNumber,
-    timestamp: timestamp.signingTime,
+    timestamp: signingTime(timestamp),
   };
 }
 
@@ -169,10 +181,10 @@ const OID_MESSAGE_DIGEST = '1.2.840.113549.1.9.4';
  * RFC3161Timestamp.verify of @sigstore/core: the token is signed data holding a TSTInfo whose
  * message imprint is the digest of `data`, the signed attributes' message digest is the
  * TSTInfo's, and `key` verifies the signature over the signed attributes (as a SET). The library
- * re-encodes the TSTInfo and the signed attributes to DER for the two last checks (about a third
- * of a keyless bundle's remaining time); here they are the bytes as parsed when those are DER,
- * which is then the same thing. Otherwise the library checks the token itself. Only whether it
- * throws matters: the caller reports any failure as "timestamp could not be verified".
+ * re-encodes the TSTInfo and the signed attributes to DER for the two last checks, which cost
+ * twice the signature check; here they are the bytes as parsed when those are DER, which is then
+ * the same thing. Otherwise the library checks the token itself. Only whether it throws matters:
+ * the caller reports any failure as "timestamp could not be verified".
  */
 function verifyTimestampToken(ts: RFC3161Timestamp, data: Buffer, key: KeyObject): void {
   let signed: { tstInfo: Buffer; attrs: Buffer; digest: Buffer } | undefined;
@@ -280,7 +292,9 @@ function verifySCTs(leaf: Cert, issuer: Cert, ctlogs: TrustMaterial['ctlogs']): 
           log.validFor.start <= time &&
           time <= log.validFor.end,
       )
-      .some((log) => sct.verify(preCert, log.publicKey));
+      .some((log) =>
+        core.verify(sctSigned(sct, preCert), log.publicKey, sct.signature, sct.algorithm),
+      );
     if (!verified) {
       throw new VerificationError({
         code: 'CERTIFICATE_ERROR',
@@ -289,6 +303,21 @@ function verifySCTs(leaf: Cert, issuer: Cert, ctlogs: TrustMaterial['ctlogs']): 
     }
     return sct.logID;
   });
+}
+
+type SCT = X509SCTExtension['signedCertificateTimestamps'][number];
+
+/** What an SCT signs (RFC 6962 3.2), as SignedCertificateTimestamp.verify assembles it. */
+function sctSigned(sct: SCT, preCert: Buffer): Buffer {
+  const ext = sct.extensions.byteLength;
+  return Buffer.concat([
+    Buffer.from([sct.version & 0xff, 0]), // certificate_timestamp
+    sct.timestamp,
+    Buffer.from([0, 1]), // precert_entry
+    preCert,
+    Buffer.from([(ext >> 8) & 0xff, ext & 0xff]),
+    sct.extensions,
+  ]);
 }
 
 const OID_FULCIO_ISSUER_V1 = '1.3.6.1.4.1.57264.1.1';

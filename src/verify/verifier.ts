@@ -10,7 +10,7 @@ import { GateError, VerifyError, type GateErrorCode } from '../errors.js';
 import { parseBundle, type ParsedBundle } from './bundle.js';
 import { leafCert, signedBy, trustedCert, UseLibrary, type Cert } from './cert-chain.js';
 import { dsseContent, messageContent } from './content.js';
-import { verifyEntity } from './entity-verifier.js';
+import { signingTime, verifyEntity } from './entity-verifier.js';
 import {
   checkIdentity,
   compileIdentityRules,
@@ -320,7 +320,7 @@ function logEntryRef(e: TransparencyLogEntry): LogEntryRef {
 function timestamps(entity: SignedEntity): VerifiedTimestamp[] {
   return entity.timestamps.flatMap((t): VerifiedTimestamp[] => {
     if (t.$case === 'timestamp-authority') {
-      return [{ source: 'timestamp-authority', time: t.timestamp.signingTime.toISOString() }];
+      return [{ source: 'timestamp-authority', time: signingTime(t.timestamp).toISOString() }];
     }
     const seconds = Number(t.tlogEntry.integratedTime);
     return seconds > 0
