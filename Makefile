@@ -5,6 +5,7 @@ SHELL := /bin/bash
 NODE_MODULES_STAMP := node_modules/.deps-stamp
 DIST_STAMP := dist/.build-stamp
 SRC := $(shell find src -name '*.ts' 2>/dev/null) tsconfig.json tsconfig.build.json
+SCHEMAS := $(wildcard schemas/*.schema.json)
 REGO := $(shell find policies -type f 2>/dev/null)
 
 # The real OPA compiler: opa from PATH, else this pinned release, installed from the Go module proxy.
@@ -57,8 +58,11 @@ $(NODE_MODULES_STAMP): package.json package-lock.json
 
 build: $(DIST_STAMP) ## compile TypeScript to dist/
 
-$(DIST_STAMP): $(NODE_MODULES_STAMP) $(SRC)
+# Then the schema validators, compiled once here rather than on every start of the CLI
+# (src/util/schema-codegen.ts): dist/util/schema-validators/.
+$(DIST_STAMP): $(NODE_MODULES_STAMP) $(SRC) $(SCHEMAS)
 	npx tsc -p tsconfig.build.json
+	node dist/util/schema-codegen.js
 	@chmod +x dist/cli/main.js
 	@touch $@
 

@@ -17,7 +17,9 @@ export default tseslint.config(
   {
     // Front ends (the CLI and the HTTP server) are thin adapters over the gate: they import the
     // gate, the config loader, the shared types and utilities, and the public API (src/index.ts)
-    // for the verifier, the ledger and the policies, never a stage's inner modules.
+    // for the verifier, the ledger and the policies, never a stage's inner modules. src/api/ holds
+    // the parts src/index.ts re-exports whole (the verifier, the ledger, break glass, policies):
+    // a command that needs one part imports it alone, to start without loading the rest.
     files: ['src/cli/**/*.ts', 'src/server/**/*.ts'],
     rules: {
       'no-restricted-imports': [

@@ -1,5 +1,5 @@
+import { createRequire } from 'node:module';
 import path from 'node:path';
-import { parse as parseYAML } from 'yaml';
 import { GateError } from './errors.js';
 import { isPlainObject, readBoundedFile, sha256Hex } from './util/input.js';
 import { validatorFor } from './util/schemas.js';
@@ -88,10 +88,14 @@ export interface GateConfig {
   digest: string;
 }
 
+// yaml is loaded with the first configuration file, not on import: a command without one does
+// not pay for it (issue 11: the CLI's cold start). It is CommonJS under Node, required here.
+function parseYAML(text: string, options: { maxAliasCount: number }): unknown {
+  return (createRequire(import.meta.url)('yaml') as typeof import('yaml')).parse(text, options);
+}
+
 /** Below Kubernetes' default webhook timeout (10 s), with room to verify, decide and record. */
 export const DEFAULT_DEADLINE_MS = 8_000;
-
-const validate = validatorFor('gate-config.schema.json');
 
 /**
  * Loads gate.yaml (or JSON); every mistake is a CONFIG_INVALID error naming where it is. Paths
@@ -126,6 +130,7 @@ export function normalise(
   name = 'config',
   env: Environment = {},
 ): GateConfig {
+  const validate = validatorFor('gate-config.schema.json');
   if (!validate(doc)) {
     const e = validate.errors?.[0];
     throw new GateError(

@@ -11,7 +11,7 @@ import {
   type BreakGlassResult,
 } from './breakglass/use.js';
 import { collectAll, type Deadline } from './collect/all.js';
-import { createImageResolver } from './collect/oci-image.js';
+import type { createImageResolver } from './collect/oci-image.js';
 import { defaultSources, sharedClient } from './collect/sources.js';
 import type { CollectResult, Source } from './collect/types.js';
 import { mergeData, type GateConfig } from './config.js';
@@ -68,7 +68,7 @@ export interface GateDeps {
   trust?: Trust;
   policy?: CompiledPolicy;
   /** the evidence sources for a request (default: the configured ones, plus its `bundles`) */
-  sources?: (req: CheckRequest) => Source[];
+  sources?: (req: CheckRequest) => Source[] | Promise<Source[]>;
   /** where break-glass announcements wait for delivery (default: from the configuration) */
   outbox?: Outbox;
   /** how often announcements not yet taken are tried again (default 30 s) */
@@ -86,10 +86,15 @@ const OUTBOX_RETRY_MS = 30_000;
  * assemble -> announce -> record. The CLI and the server are thin adapters over it.
  */
 export async function createGate(config: GateConfig, deps: GateDeps = {}): Promise<Gate> {
+  // The policy loads while the trust root does: opa builds a Rego folder in a process of its own,
+  // and WebAssembly compiles off this thread (issue 11: the CLI's cold start). A trust root that
+  // fails first still fails first; the policy's failure is then not reported as unhandled.
+  const loading = deps.policy
+    ? Promise.resolve({ policy: deps.policy, data: undefined })
+    : loadConfiguredPolicy(config.policy);
+  loading.catch(() => {});
   const trust = deps.trust ?? loadTrustedRoot(config.trustedRoot);
-  const { policy, data } = deps.policy
-    ? { policy: deps.policy, data: undefined }
-    : await loadConfiguredPolicy(config.policy);
+  const { policy, data } = await loading;
   const outbox = deps.outbox ?? outboxFor(config.notify);
   // each signed ledger checkpoint is also announced through the outbox (truncation evidence)
   const opened = deps.ledger ?? (await openLedger(config.ledger, outbox ? { outbox } : {}));
@@ -105,6 +110,8 @@ export async function createGate(config: GateConfig, deps: GateDeps = {}): Promi
   /** Images named by reference become subjects: each tag resolved once, under the deadline. */
   async function withImages(req: CheckRequest, deadline: Deadline): Promise<CheckRequest> {
     if (!req.images?.length) return req;
+    // the registry client is loaded with the first image named (issue 11: the CLI's cold start)
+    const { createImageResolver } = await import('./collect/oci-image.js');
     resolver ??= createImageResolver({ ...config.sources.oci, http: sharedClient() });
     const r = resolver;
     const images = await Promise.all(req.images.map((i) => r.resolve(i, deadline.signal)));
@@ -133,7 +140,7 @@ export async function createGate(config: GateConfig, deps: GateDeps = {}): Promi
     // `at` answers an auditor's question: what would the gate have said then?
     const time = req.at ?? decidedAt;
     const digests = req.subjects.map((s) => s.digest);
-    const collected = await collectAll(sourcesFor(req), req, deadline);
+    const collected = await collectAll(await sourcesFor(req), req, deadline);
     const outcomes = verifyEvidence(collected.evidence, digests, verifyContext);
     const bgContext = { trust, keys: config.keys, now: time, rules };
     const bg = checkPresented(req.breakGlass, digests, req.environment, bgContext);

@@ -7,7 +7,6 @@ import type { Outbox } from '../notify/outbox.js';
 import { createPublisher, type CheckpointHook } from './publish.js';
 import { createJsonlLedger, type JsonlLedger } from './jsonl.js';
 import type { AuditLedger, Ledger } from './ledger.js';
-import { createPostgresLedger } from './postgres.js';
 import { createSqliteLedger } from './sqlite.js';
 
 export interface OpenLedgerOptions {
@@ -51,8 +50,11 @@ export async function openAuditLedger(
     ...(opts.readOnly ? { readOnly: true } : {}),
   };
   switch (c.backend) {
-    case 'postgres':
+    case 'postgres': {
+      // pg is loaded only for a PostgreSQL ledger (the CLI's start: issue 11)
+      const { createPostgresLedger } = await import('./postgres.js');
       return createPostgresLedger({ url: c.url!, ...common });
+    }
     case 'sqlite':
       return createSqliteLedger({ path: c.path, ...common });
     default:

@@ -1,20 +1,22 @@
 import { Command, CommanderError, Option } from 'commander';
-import {
-  auditExportCommand,
-  auditQueryCommand,
-  auditReplayCommand,
-  auditShowCommand,
-  auditVerifyCommand,
-} from './commands/audit.js';
-import { breakGlassRequestCommand } from './commands/break-glass.js';
-import { checkCommand } from './commands/check.js';
-import { demoCommand } from './commands/demo.js';
-import { evaluateCommand } from './commands/evaluate.js';
-import { serveCommand } from './commands/serve.js';
-import { trustRefreshCommand } from './commands/trust.js';
-import { verifyBundleCommand } from './commands/verify-bundle.js';
 import { EXIT, type CommandIO } from './io.js';
 import { VERSION } from '../util/version.js';
+
+/**
+ * Each command's module, imported when the command runs: `gate --help` or `gate check` loads
+ * commander and the one command, not the server, the ledgers, the policy engine and the verifier
+ * of every other command (issue 11: the CLI's cold start).
+ */
+const commands = {
+  audit: () => import('./commands/audit.js'),
+  breakGlass: () => import('./commands/break-glass.js'),
+  check: () => import('./commands/check.js'),
+  demo: () => import('./commands/demo.js'),
+  evaluate: () => import('./commands/evaluate.js'),
+  serve: () => import('./commands/serve.js'),
+  trust: () => import('./commands/trust.js'),
+  verifyBundle: () => import('./commands/verify-bundle.js'),
+};
 
 /**
  * Builds the `gate` command line. Commands return an exit status; only main.ts exits, so the
@@ -46,7 +48,9 @@ export function buildProgram(io: CommandIO, setExit: (code: number) => void): Co
     .option('--staging', 'use the sigstore staging instance')
     .option('--json', 'print the verified result as json')
     .argument('<file-or-digest>', 'the artifact, or sha256:<hex>')
-    .action((target: string, opts) => setExit(verifyBundleCommand(target, opts, io)));
+    .action(async (target: string, opts) =>
+      setExit((await commands.verifyBundle()).verifyBundleCommand(target, opts, io)),
+    );
 
   const collect = (v: string, prev: string[] = []) => [...prev, v];
   program
@@ -96,7 +100,7 @@ export function buildProgram(io: CommandIO, setExit: (code: number) => void): Co
     .addOption(
       new Option('--format <format>', 'output format').choices(['text', 'json']).default('text'),
     )
-    .action(async (opts) => setExit(await checkCommand(opts, io)));
+    .action(async (opts) => setExit(await (await commands.check()).checkCommand(opts, io)));
 
   program
     .command('break-glass')
@@ -114,7 +118,9 @@ export function buildProgram(io: CommandIO, setExit: (code: number) => void): Co
     .requiredOption('--requester <identity>', 'your signing identity (certificate san, or key id)')
     .option('--expires-in <minutes>', 'minutes until the request expires', '60')
     .requiredOption('--out <file>', 'where to write the statement')
-    .action((opts) => setExit(breakGlassRequestCommand(opts, io)));
+    .action(async (opts) =>
+      setExit((await commands.breakGlass()).breakGlassRequestCommand(opts, io)),
+    );
 
   const audit = program.command('audit').description('query and verify the audit ledger');
   const ledgerOpts = (c: Command) =>
@@ -142,13 +148,15 @@ export function buildProgram(io: CommandIO, setExit: (code: number) => void): Co
     .option('--requester <identity>', 'break-glass requester')
     .option('--rule <id>', 'a violated or overridden rule')
     .option('--limit <n>', 'at most this many (default 100)')
-    .action(async (opts) => setExit(await auditQueryCommand(opts, io)));
+    .action(async (opts) => setExit(await (await commands.audit()).auditQueryCommand(opts, io)));
   ledgerOpts(
     audit
       .command('show')
       .description('one decision in full, with its input')
       .argument('<id>', 'decision id'),
-  ).action(async (id: string, opts) => setExit(await auditShowCommand(id, opts, io)));
+  ).action(async (id: string, opts) =>
+    setExit(await (await commands.audit()).auditShowCommand(id, opts, io)),
+  );
   ledgerOpts(
     audit
       .command('verify')
@@ -157,7 +165,7 @@ export function buildProgram(io: CommandIO, setExit: (code: number) => void): Co
     .option('--public-key <pem>', 'the ledger key that signs checkpoints')
     .option('--checkpoint <file>', 'signed checkpoints held outside the ledger (checkpoint log)')
     .option('--expect-size <n>', 'the ledger must hold at least this many records')
-    .action(async (opts) => setExit(await auditVerifyCommand(opts, io)));
+    .action(async (opts) => setExit(await (await commands.audit()).auditVerifyCommand(opts, io)));
   ledgerOpts(
     audit
       .command('replay')
@@ -167,14 +175,16 @@ export function buildProgram(io: CommandIO, setExit: (code: number) => void): Co
       .argument('<id>', 'decision id'),
   )
     .option('--policy <path>', 'also replay with this policy (the current one, say)')
-    .action(async (id: string, opts) => setExit(await auditReplayCommand(id, opts, io)));
+    .action(async (id: string, opts) =>
+      setExit(await (await commands.audit()).auditReplayCommand(id, opts, io)),
+    );
   ledgerOpts(
     audit
       .command('export')
       .description('every record and checkpoint as json lines, in chain order'),
   )
     .option('--out <file>', 'write here instead of stdout')
-    .action(async (opts) => setExit(await auditExportCommand(opts, io)));
+    .action(async (opts) => setExit(await (await commands.audit()).auditExportCommand(opts, io)));
 
   program
     .command('evaluate')
@@ -190,7 +200,7 @@ export function buildProgram(io: CommandIO, setExit: (code: number) => void): Co
     .addOption(
       new Option('--format <format>', 'output format').choices(['text', 'json']).default('text'),
     )
-    .action(async (opts) => setExit(await evaluateCommand(opts, io)));
+    .action(async (opts) => setExit(await (await commands.evaluate()).evaluateCommand(opts, io)));
 
   program
     .command('trust')
@@ -201,7 +211,7 @@ export function buildProgram(io: CommandIO, setExit: (code: number) => void): Co
     .option('--mirror-url <url>', 'the tuf repository (default: sigstore public-good)')
     .option('--tuf-root <file>', 'a trusted tuf root.json for the mirror')
     .option('--cache <dir>', 'tuf metadata cache (default: .gate/tuf-cache)')
-    .action(async (opts) => setExit(await trustRefreshCommand(opts, io)));
+    .action(async (opts) => setExit(await (await commands.trust()).trustRefreshCommand(opts, io)));
 
   program
     .command('serve')
@@ -214,12 +224,12 @@ export function buildProgram(io: CommandIO, setExit: (code: number) => void): Co
     .option('--env-default <name>', 'the admission webhook environment when its url names none')
     .option('--tls-cert <file>', 'serve https with this PEM certificate chain (reloaded on change)')
     .option('--tls-key <file>', 'the PEM private key of --tls-cert (reloaded on change)')
-    .action(async (opts) => setExit(await serveCommand(opts, io)));
+    .action(async (opts) => setExit(await (await commands.serve()).serveCommand(opts, io)));
 
   program
     .command('demo')
     .description('verify the bundled example attestations and print the verified statements')
-    .action(() => setExit(demoCommand(io)));
+    .action(async () => setExit((await commands.demo()).demoCommand(io)));
 
   return program;
 }

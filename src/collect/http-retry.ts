@@ -1,8 +1,12 @@
+import { createRequire } from 'node:module';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { request, type Dispatcher } from 'undici';
+import type { Dispatcher } from 'undici';
 import type { GateErrorCode } from '../errors.js';
 import type { JSONResponse } from './http.js';
 import { HttpClientError, parseRetryAfter, type Semaphore } from './http-support.js';
+
+// undici is CommonJS, required on the first request rather than with the gate (issue 11).
+const require = createRequire(import.meta.url);
 
 /** Longest backoff between attempts, whatever the attempt number. */
 const MAX_BACKOFF_MS = 30_000;
@@ -97,6 +101,7 @@ async function timedRequest(t: Transport, call: Call): Promise<Attempt> {
   const signal = caller ? AbortSignal.any([caller, deadline.signal]) : deadline.signal;
   try {
     const contentType = call.body === undefined ? {} : { 'content-type': 'application/json' };
+    const { request } = require('undici') as typeof import('undici');
     const res = await request(call.url, {
       dispatcher: t.dispatcher,
       method: call.method,

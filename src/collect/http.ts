@@ -1,4 +1,5 @@
-import { Agent, type Dispatcher } from 'undici';
+import { createRequire } from 'node:module';
+import type { Dispatcher } from 'undici';
 import { VERSION } from '../util/version.js';
 import { withRetries, type Policy } from './http-retry.js';
 import { describeUrl, HttpClientError, isHttpUrl, Semaphore } from './http-support.js';
@@ -6,6 +7,10 @@ import { describeUrl, HttpClientError, isHttpUrl, Semaphore } from './http-suppo
 export { describeUrl, HttpClientError, mapLimit, parseRetryAfter } from './http-support.js';
 
 const MiB = 1024 * 1024;
+
+// undici is loaded with a client's first request, not with the gate: a decision from files
+// alone never needs it (issue 11: the CLI's cold start). It is CommonJS, required synchronously.
+const require = createRequire(import.meta.url);
 
 /** How one request is tried: each of these is a client default a request may override. */
 export interface RetryPolicy {
@@ -84,16 +89,19 @@ export function createHttpClient(options: HttpClientOptions = {}): HttpClient {
     maxRetryAfterMs: options.maxRetryAfterMs ?? 30_000,
   };
   const concurrency = options.concurrency ?? 8;
-  // One Agent per client: its pools keep connections alive and reuse them across requests.
-  const dispatcher =
-    options.dispatcher ??
-    new Agent({
-      connections: concurrency,
-      keepAliveTimeout: 30_000,
-      connect: { timeout: defaults.timeoutMs },
-    });
+  // One Agent per client, made on its first request: its pools keep connections alive and reuse
+  // them across requests.
+  let agent: Dispatcher | undefined;
   const transport = {
-    dispatcher,
+    get dispatcher(): Dispatcher {
+      return (agent ??=
+        options.dispatcher ??
+        new (require('undici') as typeof import('undici')).Agent({
+          connections: concurrency,
+          keepAliveTimeout: 30_000,
+          connect: { timeout: defaults.timeoutMs },
+        }));
+    },
     slots: new Semaphore(concurrency),
     headers: { accept: 'application/json', 'user-agent': `gate/${VERSION}`, ...options.headers },
   };
@@ -141,7 +149,7 @@ export function createHttpClient(options: HttpClientOptions = {}): HttpClient {
     getJSON: async (url, opts) => (await requestJSON('GET', url, opts)).body,
     postJSON: async (url, body, opts) => (await requestJSON('POST', url, { ...opts, body })).body,
     close: async () => {
-      if (dispatcher !== options.dispatcher) await dispatcher.close();
+      if (agent !== undefined && agent !== options.dispatcher) await agent.close();
     },
   };
 }

@@ -1,6 +1,15 @@
-import crc32c from '@chainsafe/fast-crc32c';
-import { uncompressSync } from 'snappy';
+import { createRequire } from 'node:module';
 import { GateError } from '../errors.js';
+
+// Both are native addons (CommonJS), loaded on the first body to decode rather than with the
+// gate: a command that never reads GitHub's blob store does not pay for them (issue 11).
+const require = createRequire(import.meta.url);
+const uncompressSync: typeof import('snappy').uncompressSync = (...args) =>
+  (require('snappy') as typeof import('snappy')).uncompressSync(...args);
+const crc32c = {
+  calculate: (data: Uint8Array): number =>
+    (require('@chainsafe/fast-crc32c') as typeof import('@chainsafe/fast-crc32c')).calculate(data),
+};
 
 /**
  * A bundle body as GitHub's blob storage serves it: snappy block format, snappy framed format, or

@@ -1,29 +1,29 @@
 import type { SourcesConfig } from '../config.js';
 import { createFileSource } from './files.js';
 import { createHttpClient, type HttpClient } from './http.js';
-import { createOciSource } from './oci.js';
-import { createRekorSource } from './rekor.js';
-import { createStoreSource } from './store.js';
 import type { CollectRequest, CollectResult, Evidence, Source } from './types.js';
 
 /**
  * The sources a configuration names: bundle files and folders, an attestation store, a Rekor
  * log. Rekor's dsse entries never hold their envelope, so the log is asked last and joins its
  * entries with the envelopes the other sources found. A source marked optional reports its
- * failure as a rejection instead of stopping the decision.
+ * failure as a rejection instead of stopping the decision. A store's, a registry's and a log's
+ * modules are imported only when the configuration names one: a decision from files alone does
+ * not load them (issue 11: the CLI's cold start).
  */
-export function defaultSources(
+export async function defaultSources(
   config: SourcesConfig,
   extraBundles: string[] = [],
   http: HttpClient = sharedClient(),
   /** some subject was named as an image: its repository is searched even without `oci` */
   opts: { images?: boolean } = {},
-): Source[] {
+): Promise<Source[]> {
   const found: Evidence[] = [];
   const first: Source[] = [];
   const paths = [...config.bundles, ...extraBundles];
   if (paths.length > 0) first.push(createFileSource({ paths }));
   if (config.store) {
+    const { createStoreSource } = await import('./store.js');
     const s = config.store;
     const store = createStoreSource({
       url: s.url,
@@ -35,6 +35,7 @@ export function defaultSources(
     first.push(optional(store, s));
   }
   if (config.oci || opts.images) {
+    const { createOciSource } = await import('./oci.js');
     const o = config.oci ?? { repositories: [] };
     const oci = createOciSource({ ...o, http, insecure: o.insecure ?? [] });
     first.push(optional(oci, o));
@@ -42,6 +43,7 @@ export function defaultSources(
   const pending = new Map<string, Array<Promise<unknown>>>();
   const sources = first.map((s) => remember(s, found, pending));
   if (config.rekor) {
+    const { createRekorSource } = await import('./rekor.js');
     const r = config.rekor;
     const rekor = createRekorSource({
       url: r.url,

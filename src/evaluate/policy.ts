@@ -1,7 +1,8 @@
 import { createHash } from 'node:crypto';
 import { existsSync, readFileSync, statSync } from 'node:fs';
+import { createRequire } from 'node:module';
 import path from 'node:path';
-import { loadPolicy, type LoadedPolicy } from '@open-policy-agent/opa-wasm';
+import type { LoadedPolicy } from '@open-policy-agent/opa-wasm';
 import { PolicyError } from '../errors.js';
 import { readBoundedFile } from '../util/input.js';
 import { packagePath } from '../util/paths.js';
@@ -66,6 +67,18 @@ async function readPolicySource(source: string): Promise<WasmBundle> {
   return readWasmBundle(bytes);
 }
 
+// opa-wasm's ECMAScript entry exports loadPolicy alone; loadPolicySync is in its CommonJS one.
+const { loadPolicySync } = createRequire(import.meta.url)(
+  '@open-policy-agent/opa-wasm',
+) as typeof import('@open-policy-agent/opa-wasm');
+
+/** WebAssembly.compile (the compiler's libraries here declare no WebAssembly global). */
+type WasmModule = Parameters<typeof loadPolicySync>[0];
+const compileWasm = (bytes: Uint8Array): Promise<WasmModule> =>
+  (
+    globalThis as unknown as { WebAssembly: { compile(b: Uint8Array): Promise<WasmModule> } }
+  ).WebAssembly.compile(bytes);
+
 export async function instantiate(
   wasm: Buffer,
   data: unknown,
@@ -73,7 +86,11 @@ export async function instantiate(
 ): Promise<CompiledPolicy> {
   let policy: LoadedPolicy;
   try {
-    policy = await loadPolicy(wasm, { initial: 16, maximum: 4096 }, { ...GATE_BUILTINS });
+    // Compiled (off this thread), then instantiated: opa-wasm's async loadPolicy first asks whether
+    // it was handed a fetch Response, and that first look at the global loads Node's whole fetch
+    // implementation, tens of milliseconds of a cold start (issue 11). Same module, same instance.
+    const compiled = await compileWasm(wasm);
+    policy = loadPolicySync(compiled, { initial: 16, maximum: 4096 }, { ...GATE_BUILTINS });
   } catch (err) {
     throw new PolicyError('POLICY_LOAD_FAILED', `policy ${source} cannot be loaded: ${text(err)}`, {
       cause: err,

@@ -1,6 +1,6 @@
 import crypto from 'node:crypto';
+import { createRequire } from 'node:module';
 import type { Bundle, TransparencyLogEntry } from '@sigstore/bundle';
-import { p256, p384, p521 } from '@noble/curves/nist.js';
 import { dsse } from '@sigstore/core';
 import { HashAlgorithm } from '@sigstore/protobuf-specs';
 import type { SignedEntity } from '@sigstore/verify';
@@ -97,11 +97,15 @@ function verifyPrehashed(
   }
 }
 
-const CURVES = { 'P-256': p256, 'P-384': p384, 'P-521': p521 } as const;
+// @noble/curves (ESM, required synchronously: Node 20.19 and later) is loaded on the first
+// digest-only ECDSA signature, not with the verifier (issue 11: the CLI's cold start).
+type Curves = typeof import('@noble/curves/nist.js');
+const CURVES = { 'P-256': 'p256', 'P-384': 'p384', 'P-521': 'p521' } as const;
 
 function verifyECDSAPrehashed(key: crypto.KeyObject, digest: Buffer, signature: Buffer): boolean {
   const jwk = key.export({ format: 'jwk' });
-  const curve = CURVES[jwk.crv as keyof typeof CURVES];
+  const name = Object.hasOwn(CURVES, jwk.crv ?? '') ? CURVES[jwk.crv as keyof typeof CURVES] : null;
+  const curve = name && (createRequire(import.meta.url)('@noble/curves/nist.js') as Curves)[name];
   if (!curve || !jwk.x || !jwk.y) return false;
   const point = Buffer.concat([
     Buffer.from([4]),

@@ -9,14 +9,15 @@ export const STATEMENT_TYPE_V1 = 'https://in-toto.io/Statement/v1';
 export const STATEMENT_TYPE_V01 = 'https://in-toto.io/Statement/v0.1';
 export const SLSA_PROVENANCE_V1 = 'https://slsa.dev/provenance/v1';
 
-const STATEMENT_SCHEMAS: ReadonlyMap<string, ValidateFunction> = new Map([
-  [STATEMENT_TYPE_V1, validatorFor('urn:gate:schema:in-toto-statement-v1')],
-  [STATEMENT_TYPE_V01, validatorFor('urn:gate:schema:in-toto-statement-v0.1')],
+// Schemas by $id, compiled on first use (the registry keeps each compiled validator).
+const STATEMENT_SCHEMAS: ReadonlyMap<string, string> = new Map([
+  [STATEMENT_TYPE_V1, 'urn:gate:schema:in-toto-statement-v1'],
+  [STATEMENT_TYPE_V01, 'urn:gate:schema:in-toto-statement-v0.1'],
 ]);
-const PREDICATE_SCHEMAS: ReadonlyMap<string, ValidateFunction> = new Map([
-  [SLSA_PROVENANCE_V1, validatorFor('urn:gate:schema:slsa-provenance-v1')],
+const PREDICATE_SCHEMAS: ReadonlyMap<string, string> = new Map([
+  [SLSA_PROVENANCE_V1, 'urn:gate:schema:slsa-provenance-v1'],
 ]);
-const validateRd = validatorFor('urn:gate:schema:in-toto-statement-v1#/$defs/ResourceDescriptor');
+const RESOURCE_DESCRIPTOR = 'urn:gate:schema:in-toto-statement-v1#/$defs/ResourceDescriptor';
 
 /**
  * Parses a DSSE payload as an in-toto Statement (v1 or v0.1) and validates it against the
@@ -32,17 +33,17 @@ export function parseStatement(payload: Buffer | string): InTotoStatement {
   if (typeof type !== 'string') {
     throw new VerifyError('STATEMENT_INVALID', 'statement /_type: must be a string');
   }
-  const validate = STATEMENT_SCHEMAS.get(type);
-  if (validate === undefined) {
+  const schema = STATEMENT_SCHEMAS.get(type);
+  if (schema === undefined) {
     throw new VerifyError('STATEMENT_INVALID', `unsupported statement type: ${clip(type, 100)}`);
   }
-  check(validate, value, 'statement');
+  check(validatorFor(schema), value, 'statement');
   return value as InTotoStatement;
 }
 
 /** Validates one in-toto v1 ResourceDescriptor. Throws STATEMENT_INVALID. */
 export function validateResourceDescriptor(rd: unknown): void {
-  check(validateRd, rd, 'resource descriptor');
+  check(validatorFor(RESOURCE_DESCRIPTOR), rd, 'resource descriptor');
 }
 
 /**
@@ -50,9 +51,9 @@ export function validateResourceDescriptor(rd: unknown): void {
  * Returns false, without checking anything, for other types. Throws STATEMENT_INVALID.
  */
 export function validatePredicate(predicateType: string, predicate: unknown): boolean {
-  const validate = PREDICATE_SCHEMAS.get(predicateType);
-  if (validate === undefined) return false;
-  check(validate, predicate, 'statement', '/predicate');
+  const schema = PREDICATE_SCHEMAS.get(predicateType);
+  if (schema === undefined) return false;
+  check(validatorFor(schema), predicate, 'statement', '/predicate');
   return true;
 }
 

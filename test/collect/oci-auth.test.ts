@@ -426,7 +426,7 @@ describe('a bearer token from the environment (sources.oci.tokenEnv)', () => {
       'config',
       { REG_TOKEN: 'env-s17' },
     );
-    const [source] = defaultSources(config.sources, [], http);
+    const [source] = await defaultSources(config.sources, [], http);
     const r = await source!.collect({
       subject: { algorithm: 'sha256', hex: image.digest.slice(7) },
     });
@@ -496,7 +496,7 @@ describe('configuration', () => {
       dir,
       'x',
     );
-    const [source] = defaultSources(config.sources, [], http);
+    const [source] = await defaultSources(config.sources, [], http);
     const r = await source!.collect({
       subject: { algorithm: 'sha256', hex: image.digest.slice(7) },
     });

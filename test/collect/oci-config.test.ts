@@ -31,7 +31,7 @@ describe('when sources.oci is configured', () => {
       '/',
       'x',
     );
-    const sources = defaultSources(config.sources, [], http);
+    const sources = await defaultSources(config.sources, [], http);
     expect(sources.map((s) => s.name)).toEqual([`oci:${registry.host}/conf/app`]);
     const r = await sources[0]!.collect({
       subject: { algorithm: 'sha256', hex: image.digest.slice(7) },

@@ -274,7 +274,7 @@ describe('from the configuration', () => {
     });
     store.scope = '/orgs/acme';
     store.add(KEY, bundles[1], bundles[2]);
-    const [src] = defaultSources(c.sources, [], http);
+    const [src] = await defaultSources(c.sources, [], http);
     const r = await src!.collect(REQ);
     expect(r.failures).toEqual([]);
     expect(r.evidence.map((e) => JSON.parse(e.bytes.toString()))).toEqual([bundles[1]]);

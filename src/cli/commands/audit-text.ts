@@ -4,7 +4,7 @@ import {
   type Replay,
   type ReplayVerdict,
   type ChainVerification,
-} from '../../index.js';
+} from '../../api/audit.js';
 
 /** How `gate audit` shows what it read: tables and sentences for people, JSON for tools. */
 

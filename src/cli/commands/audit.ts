@@ -11,8 +11,8 @@ import {
   createReplayer,
   parseCheckpoints,
   verifyDefaults,
-  loadCompiledPolicy,
-} from '../../index.js';
+} from '../../api/audit.js';
+import { loadCompiledPolicy } from '../../api/policy.js';
 import { loadConfig, type GateConfig } from '../../config.js';
 import type { Outcome } from '../../decision.js';
 import { GateError } from '../../errors.js';

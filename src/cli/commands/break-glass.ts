@@ -3,7 +3,7 @@ import path from 'node:path';
 import { GateError } from '../../errors.js';
 import { EXIT, type CommandIO, reportError } from '../io.js';
 import { parseSubject } from '../../subject.js';
-import { breakGlassStatement, BREAK_GLASS_PREDICATE_TYPE } from '../../index.js';
+import { breakGlassStatement, BREAK_GLASS_PREDICATE_TYPE } from '../../api/breakglass.js';
 
 export interface BreakGlassRequestCommandOptions {
   subject: string[];

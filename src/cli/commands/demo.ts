@@ -11,7 +11,7 @@ import {
   loadTrustedRoot,
   type IdentityRule,
   type VerifiedAttestation,
-} from '../../index.js';
+} from '../../api/verify.js';
 
 interface DemoConfig {
   description: string;

@@ -6,7 +6,7 @@ import {
   type PolicyResult,
   DEFAULT_POLICY_PATH,
   loadCompiledPolicy,
-} from '../../index.js';
+} from '../../api/policy.js';
 
 export interface EvaluateOptions {
   input: string;

@@ -2,7 +2,7 @@ import { writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { GateError } from '../../errors.js';
 import { EXIT, type CommandIO, reportError } from '../io.js';
-import { refreshTrustedRootWithTUF } from '../../index.js';
+import { refreshTrustedRootWithTUF } from '../../api/verify.js';
 
 export interface TrustRefreshOptions {
   out: string;

@@ -2,7 +2,12 @@ import { existsSync } from 'node:fs';
 import path from 'node:path';
 import { GateError } from '../../errors.js';
 import { readBoundedFile, MAX_DOCUMENT_BYTES } from '../../util/input.js';
-import { attestationOf, loadTrustedRoot, type ArtifactInput, verifyBundle } from '../../index.js';
+import {
+  attestationOf,
+  loadTrustedRoot,
+  type ArtifactInput,
+  verifyBundle,
+} from '../../api/verify.js';
 import { EXIT, reportError, type CommandIO } from '../io.js';
 
 export interface VerifyBundleCommandOptions {
