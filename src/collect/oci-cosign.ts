@@ -2,7 +2,7 @@ import { createHash } from 'node:crypto';
 import { GateError } from '../errors.js';
 import { isPlainObject, sha256Hex as sha256 } from '../util/input.js';
 import type { OciClient } from './oci-client.js';
-import { coded, COULD_NOT_LOOK, type LayoutName } from './oci-layouts.js';
+import { coded, takeEntry, type LayoutName } from './oci-layouts.js';
 import {
   DOCKER_MANIFEST,
   OCI_MANIFEST,
@@ -108,10 +108,9 @@ async function searchTag(
     // of other artifact types are.
     if (!(layer instanceof Error) && layer.mediaType !== spec.layerType) continue;
     const source = layer instanceof Error ? origin : `${origin}:${layer.digest}`;
-    try {
-      if (layer instanceof Error) throw layer;
-      const blob = await client.blob(repo, layer.digest, layer.size, opts.signal);
-      const annotations = layer.annotations ?? {};
+    await takeEntry(layer, source, report, result, async (listed) => {
+      const blob = await client.blob(repo, listed.digest, listed.size, opts.signal);
+      const annotations = listed.annotations ?? {};
       const found =
         spec.layout === 'cosign-att'
           ? { kind: 'bundle' as const, bytes: rebuildAttestation(blob, annotations) }
@@ -122,20 +121,8 @@ async function searchTag(
             };
       const evidence: Evidence = { id: sha256(found.bytes), source, ...found };
       if (opts.via) evidence.via = opts.via;
-      result.evidence.push(evidence);
-      report.bundles++;
-    } catch (err) {
-      const c = coded(err);
-      // The registry failing mid-search is "could not look"; bad content is a rejection.
-      if (COULD_NOT_LOOK.has(c.code)) {
-        report.outcome = 'failed';
-        result.failures.push({ source, ...c });
-        continue;
-      }
-      report.rejected++;
-      const id = layer instanceof Error ? '' : layer.digest.slice(layer.digest.indexOf(':') + 1);
-      result.rejected.push({ id, source, ...c });
-    }
+      return [evidence];
+    });
   }
 }
 

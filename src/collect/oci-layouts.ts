@@ -3,6 +3,7 @@ import { HttpClientError } from './http-support.js';
 import { badResponse, type OciClient } from './oci-client.js';
 import { indexEntries, OCI_INDEX, parseManifestJSON, type Descriptor } from './oci-manifest.js';
 import { referrersTag, type Repository } from './oci-ref.js';
+import type { CollectResult, Evidence, SearchReport } from './types.js';
 
 /** Where evidence about a subject is listed: the referrers API, the referrers tag schema, and
  * cosign's legacy `sha256-<hex>.att` / `.sig` tags (oci-cosign.ts). */
@@ -106,10 +107,41 @@ export function coded(err: unknown): { code: GateErrorCode; message: string } {
 }
 
 /** The codes that mean the registry failed (could not look), not that its content is bad. */
-export const COULD_NOT_LOOK = new Set<GateErrorCode>([
+const COULD_NOT_LOOK = new Set<GateErrorCode>([
   'SOURCE_UNREACHABLE',
   'SOURCE_TIMEOUT',
   'SOURCE_BAD_RESPONSE',
   'SOURCE_AUTH_FAILED',
   'SOURCE_INSECURE_TRANSPORT',
 ]);
+
+/**
+ * One listed entry (a referrer, a legacy layer) turned into evidence by `produce`: each piece is
+ * counted in the layout's report; the registry failing mid-search is "could not look" (the
+ * layout failed), bad content a rejection of that entry.
+ */
+export async function takeEntry(
+  entry: Descriptor | GateError,
+  source: string,
+  report: SearchReport,
+  result: CollectResult,
+  produce: (listed: Descriptor) => Promise<Evidence[]>,
+): Promise<void> {
+  try {
+    if (entry instanceof Error) throw entry;
+    for (const e of await produce(entry)) {
+      result.evidence.push(e);
+      report.bundles++;
+    }
+  } catch (err) {
+    const c = coded(err);
+    if (COULD_NOT_LOOK.has(c.code)) {
+      report.outcome = 'failed';
+      result.failures.push({ source, ...c });
+      return;
+    }
+    report.rejected++;
+    const id = entry instanceof Error ? '' : entry.digest.slice(entry.digest.indexOf(':') + 1);
+    result.rejected.push({ id, source, ...c });
+  }
+}

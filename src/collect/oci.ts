@@ -6,7 +6,7 @@ import { createKeychain, type KeychainOptions } from './oci-credentials.js';
 import { searchCosignTags } from './oci-cosign.js';
 import {
   coded,
-  COULD_NOT_LOOK,
+  takeEntry,
   referrersApi,
   referrersTagListing,
   type LayoutName,
@@ -225,23 +225,14 @@ async function collectEntry(
   opts: SearchOpts,
 ): Promise<void> {
   const source = entry instanceof Error ? origin : `${origin}:${entry.digest}`;
-  try {
-    if (entry instanceof Error) throw entry;
-    for (const bytes of await bundlesOf(client, repo, subject, entry, opts.signal)) {
-      const via = opts.via ? { via: opts.via } : {};
-      result.evidence.push({ id: sha256(bytes), source, kind: 'bundle', bytes, ...via });
-      report.bundles++;
-    }
-  } catch (err) {
-    const c = coded(err);
-    // The registry failing mid-search is "could not look"; bad content is a rejection.
-    if (COULD_NOT_LOOK.has(c.code)) {
-      report.outcome = 'failed';
-      result.failures.push({ source, ...c });
-      return;
-    }
-    report.rejected++;
-    const id = entry instanceof Error ? '' : entry.digest.slice(entry.digest.indexOf(':') + 1);
-    result.rejected.push({ id, source, ...c });
-  }
+  const via = opts.via ? { via: opts.via } : {};
+  await takeEntry(entry, source, report, result, async (listed) =>
+    (await bundlesOf(client, repo, subject, listed, opts.signal)).map((bytes) => ({
+      id: sha256(bytes),
+      source,
+      kind: 'bundle' as const,
+      bytes,
+      ...via,
+    })),
+  );
 }
