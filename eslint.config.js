@@ -2,7 +2,9 @@ import js from '@eslint/js';
 import tseslint from 'typescript-eslint';
 
 export default tseslint.config(
-  { ignores: ['dist/**', 'node_modules/**', '.tools/**', '.gate/**', 'coverage/**'] },
+  {
+    ignores: ['dist/**', 'node_modules/**', '.tools/**', '.gate/**', 'coverage/**', '.scratch/**'],
+  },
   js.configs.recommended,
   ...tseslint.configs.recommended,
   {

@@ -240,6 +240,14 @@ async function main(): Promise<void> {
       rate(() => policy.evaluate(input)),
       '/s',
     );
+    // the floor of any policy through opa-wasm's ABI: the input's JSON written into the module
+    // and parsed there, a small policy (one rule: a provenance attestation), the result read back
+    const trivial = await loadCompiledPolicy(POLICY);
+    put(
+      'evaluate.wasm.trivial_policy_per_s',
+      rate(() => trivial.evaluate(input)),
+      '/s',
+    );
     const opa = JSON.parse(
       execFileSync(
         findOpa(),

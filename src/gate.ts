@@ -12,7 +12,7 @@ import {
 } from './breakglass/use.js';
 import { collectAll, type Deadline } from './collect/all.js';
 import type { createImageResolver } from './collect/oci-image.js';
-import { defaultSources, sharedClient } from './collect/sources.js';
+import { createSourcePlan, sharedClient } from './collect/sources.js';
 import type { CollectResult, Source } from './collect/types.js';
 import { mergeData, type GateConfig } from './config.js';
 import { couldNotStand, decide } from './decide.js';
@@ -31,6 +31,7 @@ import {
   type CheckRequest,
 } from './request.js';
 import { sha256Hex } from './util/input.js';
+import { settledJson, jsonText } from './util/json-text.js';
 import { createLock } from './util/lock.js';
 import { VERSION } from './util/version.js';
 import type { EvidenceOutcome } from './verify/evidence.js';
@@ -99,12 +100,12 @@ export async function createGate(config: GateConfig, deps: GateDeps = {}): Promi
   // each signed ledger checkpoint is also announced through the outbox (truncation evidence)
   const opened = deps.ledger ?? (await openLedger(config.ledger, outbox ? { outbox } : {}));
   const ledger = storingPolicy(opened, policyStoreFor(config.ledger), policy);
+  // made once: the files read, the registry tokens and the connections serve every decision
+  const plan = deps.sources ? undefined : createSourcePlan(config.sources);
   const sourcesFor =
     deps.sources ??
     ((r: CheckRequest) =>
-      defaultSources(config.sources, r.bundles ?? [], undefined, {
-        images: r.subjects.some((s) => s.image),
-      }));
+      plan!.forRequest(r.bundles ?? [], { images: r.subjects.some((s) => s.image) }));
   let resolver: ReturnType<typeof createImageResolver> | undefined;
 
   /** Images named by reference become subjects: each tag resolved once, under the deadline. */
@@ -144,11 +145,14 @@ export async function createGate(config: GateConfig, deps: GateDeps = {}): Promi
     const outcomes = verifyEvidence(collected.evidence, digests, verifyContext);
     const bgContext = { trust, keys: config.keys, now: time, rules };
     const bg = checkPresented(req.breakGlass, digests, req.environment, bgContext);
-    const input = policyInputOf({
-      ...{ subjects: req.subjects.map(policySubject), environment: req.environment, time },
-      ...{ outcomes, collectRejected: collected.rejected, context: req.context },
-      breakGlass: bg.accepted ? [bg.accepted] : [],
-    });
+    // settled from here (only read), and serialised once for the digest, the policy and the ledger
+    const input = settledJson(
+      policyInputOf({
+        ...{ subjects: req.subjects.map(policySubject), environment: req.environment, time },
+        ...{ outcomes, collectRejected: collected.rejected, context: req.context },
+        breakGlass: bg.accepted ? [bg.accepted] : [],
+      }),
+    );
     const result = evaluateInput(policy, input);
     const facts = factsOf(req, decidedAt, input, collected, outcomes);
     const judge = (usable: BreakGlassResult, refused: BreakGlassRefusal[] = []) =>
@@ -207,7 +211,7 @@ export async function createGate(config: GateConfig, deps: GateDeps = {}): Promi
         policy: policy.digest,
         trustRoot: trust.digest,
         config: config.digest,
-        input: sha256Hex(JSON.stringify(input)),
+        input: sha256Hex(jsonText(input)),
       },
       ...contextMark(req.context),
     };
@@ -244,6 +248,7 @@ export async function createGate(config: GateConfig, deps: GateDeps = {}): Promi
     close: async () => {
       clearInterval(retries);
       await resolver?.close();
+      await plan?.close();
       await ledger.close();
     },
     policy,

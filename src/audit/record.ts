@@ -3,6 +3,7 @@ import { gunzipSync, gzipSync } from 'node:zlib';
 import canonicalizeModule from 'canonicalize';
 import type { Decision, Outcome } from '../decision.js';
 import { GateError } from '../errors.js';
+import { jsonText } from '../util/json-text.js';
 
 // canonicalize is CommonJS: under NodeNext its default import is the function itself at runtime.
 const canonicalize = canonicalizeModule as unknown as (value: unknown) => string | undefined;
@@ -30,7 +31,10 @@ export interface LedgerRecord {
   /** ids of the violated rules (for an override: the ones it overrode) */
   rules: string[];
   decision: Decision;
-  /** base64 of gzip of the canonical JSON policy input */
+  /**
+   * base64 of gzip of the policy input's JSON text: the text whose sha256 is the decision's
+   * `digests.input` (records before 0.x hold its canonical JSON; both parse the same)
+   */
   input: string;
   prevHash: string;
   hash: string;
@@ -107,12 +111,20 @@ export function makeRecordWithBody(
     outcome: decision.outcome,
     ...indexedFields(decision),
     decision,
-    input: gzipSync(canonical(input)).toString('base64'),
+    // the fastest level: the ledger is written on every decision, read on replay only
+    input: gzipSync(inputTextOf(input), { level: 1 }).toString('base64'),
     prevHash,
   };
   const body = canonical(fields);
   const hash = crypto.createHash('sha256').update(body).digest('hex');
   return { record: { ...fields, hash }, body };
+}
+
+function inputTextOf(input: unknown): string {
+  if (input !== null && typeof input === 'object') return jsonText(input);
+  const text = JSON.stringify(input);
+  if (text === undefined) throw new GateError('LEDGER_UNAVAILABLE', 'input cannot be recorded');
+  return text;
 }
 
 /** The fields of a decision that queries look up (LedgerQuery): indexed by every backend. */

@@ -1,3 +1,5 @@
+import { close as closeFd, fstat, fsync, open as openFd } from 'node:fs';
+import { promisify } from 'node:util';
 import path from 'node:path';
 import type { Decision } from '../decision.js';
 import { GateError } from '../errors.js';
@@ -33,7 +35,13 @@ export interface SqliteLedgerOptions {
   publish?: (signed: Checkpoint[]) => void;
   /** only read (gate audit): never create, migrate or write the file; works on read-only media */
   readOnly?: boolean;
+  /** how the write-ahead log is made durable (default: fsync(2) in libuv's thread pool) */
+  fsync?: (fd: number) => Promise<void>;
 }
+
+const fsyncAsync = promisify(fsync);
+const openAsync = promisify(openFd);
+const fstatAsync = promisify(fstat);
 
 interface Pending {
   decision: Decision;
@@ -51,9 +59,11 @@ const PAGE = 2000;
  * The hash-chained SQLite ledger. Appends issued together (concurrent decisions) are committed in
  * one IMMEDIATE transaction with one fsync (group commit), each record chained to the head read
  * inside that transaction, so several processes sharing the file form one chain. A decision is
- * acknowledged (its append resolves) only after the commit is on disk. The connection is opened on
- * first use and reopened after a failure: a ledger that cannot be used answers LEDGER_UNAVAILABLE,
- * and recovers when the file does.
+ * acknowledged (its append resolves) only after the commit is on disk: the write-ahead log is
+ * fsynced in the thread pool after the commit, so the event loop goes on deciding while the disk
+ * works (better-sqlite3 is synchronous, and synchronous = FULL would wait on the loop). The
+ * connection is opened on first use and reopened after a failure: a ledger that cannot be used
+ * answers LEDGER_UNAVAILABLE, and recovers when the file does.
  */
 export function createSqliteLedger(opts: SqliteLedgerOptions = {}): AuditLedger {
   const file = opts.path ?? DEFAULT_SQLITE_LEDGER_PATH;
@@ -65,6 +75,48 @@ export function createSqliteLedger(opts: SqliteLedgerOptions = {}): AuditLedger 
   let closed = false;
   let queue: Pending[] = [];
   let flushing: Promise<void> | undefined;
+  const syncing = new Set<Promise<void>>();
+  const syncFd = opts.fsync ?? fsyncAsync;
+  /** a descriptor of the write-ahead log, for fsync; closed once no fsync uses it */
+  let wal: { fd: Promise<number>; users: number; stale: boolean } | undefined;
+
+  /**
+   * Makes every commit so far durable: fsync of the write-ahead log (WAL mode is required, see
+   * sqlite-schema.ts; any descriptor of the file flushes it). The log is the same file for the
+   * connection's life; a fresh descriptor is opened after a fault or when the file was replaced.
+   */
+  async function syncWal(): Promise<void> {
+    const w = (wal ??= { fd: openAsync(`${file}-wal`, 'r+'), users: 0, stale: false });
+    w.users++;
+    try {
+      const fd = await w.fd;
+      if ((await fstatAsync(fd)).nlink === 0) {
+        // the log was removed and made again (every connection closed meanwhile): the new one
+        w.stale = true;
+        if (wal === w) wal = undefined;
+        return await syncWal();
+      }
+      await syncFd(fd);
+    } catch (err) {
+      w.stale = true;
+      if (wal === w) wal = undefined;
+      throw err;
+    } finally {
+      w.users--;
+      if (w.stale && w.users === 0)
+        void w.fd.then(
+          (fd) => closeFd(fd, () => {}),
+          () => {},
+        );
+    }
+  }
+
+  /** Settles `batch` once its commit is durable; a failed fsync fails it (and the connection). */
+  function afterSync(work: () => void, fail: (err: GateError) => void, what: string): void {
+    const p = syncWal().then(work, (err: unknown) => fail(fault(err, what)));
+    syncing.add(p);
+    void p.finally(() => syncing.delete(p));
+  }
 
   function db(): Db {
     if (closed) throw new GateError('LEDGER_UNAVAILABLE', `the ledger ${file} is closed`);
@@ -81,6 +133,17 @@ export function createSqliteLedger(opts: SqliteLedgerOptions = {}): AuditLedger 
         // already unusable
       }
       conn = undefined;
+      // the reopened connection's log gets a descriptor of its own
+      if (wal) {
+        const w = wal;
+        wal = undefined;
+        w.stale = true;
+        if (w.users === 0)
+          void w.fd.then(
+            (fd) => closeFd(fd, () => {}),
+            () => {},
+          );
+      }
     }
     return ledgerError(err, what);
   }
@@ -101,7 +164,6 @@ export function createSqliteLedger(opts: SqliteLedgerOptions = {}): AuditLedger 
     const signed: Checkpoint[] = [];
     try {
       failed = appendBatch(db(), batch, checkpointer, signed);
-      if (signed.length) opts.publish?.(signed);
     } catch (err) {
       const e = fault(err, whatAll());
       for (const p of batch) p.reject(e);
@@ -120,11 +182,19 @@ export function createSqliteLedger(opts: SqliteLedgerOptions = {}): AuditLedger 
       for (const p of batch) p.reject(e);
       return;
     }
-    batch.forEach((p, i) => {
-      const err = failed.get(i);
-      if (err) p.reject(ledgerError(err, what(p)));
-      else p.resolve();
-    });
+    const done = failed;
+    afterSync(
+      () => {
+        if (signed.length) opts.publish?.(signed);
+        batch.forEach((p, i) => {
+          const err = done.get(i);
+          if (err) p.reject(ledgerError(err, what(p)));
+          else p.resolve();
+        });
+      },
+      (e) => batch.forEach((p) => p.reject(e)),
+      whatAll(),
+    );
   }
 
   function schedule(delayMs = 0): void {
@@ -145,7 +215,11 @@ export function createSqliteLedger(opts: SqliteLedgerOptions = {}): AuditLedger 
     if (closed || !conn || queue.length > 0) return;
     try {
       const signed = checkpointNow(conn, checkpointer);
-      opts.publish?.(signed ? [signed] : []);
+      afterSync(
+        () => opts.publish?.(signed ? [signed] : []),
+        () => {},
+        'checkpoint',
+      );
     } catch (err) {
       fault(err, 'checkpoint');
     }
@@ -238,9 +312,17 @@ export function createSqliteLedger(opts: SqliteLedgerOptions = {}): AuditLedger 
 
     async close() {
       if (closed) return;
-      while (flushing) await flushing;
+      while (flushing || syncing.size) {
+        await flushing;
+        await Promise.allSettled([...syncing]);
+      }
       closed = true;
       stopTimer?.();
+      if (wal) {
+        const w = wal;
+        wal = undefined;
+        await w.fd.then((fd) => promisify(closeFd)(fd)).catch(() => {});
+      }
       try {
         conn?.close();
       } finally {

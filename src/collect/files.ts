@@ -1,4 +1,5 @@
 import { open, readdir, realpath, stat } from 'node:fs/promises';
+import type { Stats } from 'node:fs';
 import { join, resolve, sep } from 'node:path';
 import { GateError, toGateError, type GateErrorCode } from '../errors.js';
 import { MAX_DOCUMENT_BYTES, isPlainObject, parseJSON, sha256Hex } from '../util/input.js';
@@ -13,7 +14,48 @@ export interface FileSourceOptions {
   maxBytes?: number;
   /** directory levels searched below each path */
   maxDepth?: number;
+  /** what was read before, kept across requests (createFileCache); none: every file is read */
+  cache?: FileCache;
 }
+
+/**
+ * Files read before, by path, with the identity of the version read: device, inode, size and the
+ * modification and change times in nanoseconds. A file whose stat still says the same is not
+ * read again (a server deciding many times on one evidence folder reads each file once). As git
+ * does with its index, a file changed within the last two seconds is never remembered, since
+ * two writes within one clock tick can leave the same times and size; and the stat is taken
+ * again after reading, so a file changed while it was read is not remembered either.
+ */
+export interface FileCache {
+  get(path: string, version: string): Item[] | undefined;
+  set(path: string, version: string, items: Item[]): void;
+  /** files changed more recently than this many ms ago are read every time */
+  readonly racyMs: number;
+}
+
+/** A bounded file cache (least recently read first out). */
+export function createFileCache(o: { maxFiles?: number; racyMs?: number } = {}): FileCache {
+  const maxFiles = o.maxFiles ?? 10_000;
+  const entries = new Map<string, { version: string; items: Item[] }>();
+  return {
+    racyMs: o.racyMs ?? RACY_MS,
+    get(path, version) {
+      const e = entries.get(path);
+      if (!e || e.version !== version) return undefined;
+      entries.delete(path);
+      entries.set(path, e);
+      return e.items;
+    },
+    set(path, version, items) {
+      entries.delete(path);
+      entries.set(path, { version, items });
+      while (entries.size > maxFiles) entries.delete(entries.keys().next().value!);
+    },
+  };
+}
+
+/** Files changed more recently than this are read every time (see FileCache). */
+const RACY_MS = 2000;
 
 interface Limits {
   maxFiles: number;
@@ -45,35 +87,56 @@ export function createFileSource(opts: FileSourceOptions): Source {
         const failure = { source: name, code: 'SOURCE_LIMIT_EXCEEDED' as const, message };
         return { evidence: [], rejected: [], failures: [failure] };
       }
-      return readAll(found, limits.maxBytes, name, req.signal);
+      return readAll(found, limits.maxBytes, name, req.signal, opts.cache);
     },
   };
 }
 
-/** Reads every file found; an item seen twice (same bytes, same id) is kept once. */
+/** Files read at once. */
+const PARALLEL_READS = 16;
+
+/**
+ * Reads every file found, several at once, keeping the order found; an item seen twice (same
+ * bytes, same id) is kept once.
+ */
 async function readAll(
   found: Found,
   maxBytes: number,
   name: string,
   signal: AbortSignal | undefined,
+  cache: FileCache | undefined,
 ): Promise<CollectResult> {
   const result: CollectResult = {
     evidence: [],
     rejected: found.rejected,
     failures: found.failures,
   };
-  const seen = new Set<string>();
-  for (const file of found.files) {
-    if (signal?.aborted) {
-      const message = 'collecting files was cancelled';
-      result.failures.push({ source: name, code: 'SOURCE_TIMEOUT', message });
-      break;
+  const read: Array<Item[] | undefined> = new Array(found.files.length);
+  let next = 0;
+  let cancelled = false;
+  const worker = async () => {
+    while (next < found.files.length) {
+      if (signal?.aborted) {
+        cancelled = true;
+        return;
+      }
+      const i = next++;
+      read[i] = await readItems(found.files[i]!, maxBytes, cache);
     }
-    for (const item of await readItems(file, maxBytes)) {
+  };
+  await Promise.all(Array.from({ length: Math.min(PARALLEL_READS, found.files.length) }, worker));
+  const seen = new Set<string>();
+  for (const items of read) {
+    if (!items) break;
+    for (const item of items) {
       if (!('kind' in item)) result.rejected.push(item);
       else if (!seen.has(item.id)) result.evidence.push(item);
       seen.add(item.id);
     }
+  }
+  if (cancelled) {
+    const message = 'collecting files was cancelled';
+    result.failures.push({ source: name, code: 'SOURCE_TIMEOUT', message });
   }
   return result;
 }
@@ -100,7 +163,9 @@ async function listPath(path: string, limits: Limits, found: Found): Promise<voi
 
 /** Breadth-first, sorted (stable order), bounded in depth and in files found. */
 async function walk(root: string, limits: Limits, found: Found): Promise<void> {
-  const realRoot = await realpath(root);
+  // resolved only when a link is met: most folders have none, and a server walks them often
+  let realRoot: Promise<string> | undefined;
+  const rootReal = () => (realRoot ??= realpath(root));
   const queue = [{ dir: root, depth: 0 }];
   for (let next = queue.shift(); next; next = queue.shift()) {
     const { dir, depth } = next;
@@ -123,7 +188,7 @@ async function walk(root: string, limits: Limits, found: Found): Promise<void> {
         else reject(found, full, 'SOURCE_LIMIT_EXCEEDED', `${full} is over the depth limit`);
       } else if (EVIDENCE_NAME.test(e.name)) {
         if (e.isFile()) found.files.push(full);
-        else if (e.isSymbolicLink()) await followLink(full, realRoot, found);
+        else if (e.isSymbolicLink()) await followLink(full, rootReal, found);
       }
     }
   }
@@ -133,8 +198,13 @@ async function walk(root: string, limits: Limits, found: Found): Promise<void> {
  * A link is followed only to a regular file inside the tree: a directory of evidence must not
  * become a way to read arbitrary files elsewhere, and linked directories could loop.
  */
-async function followLink(link: string, realRoot: string, found: Found): Promise<void> {
+async function followLink(
+  link: string,
+  rootReal: () => Promise<string>,
+  found: Found,
+): Promise<void> {
   try {
+    const realRoot = await rootReal();
     const target = await realpath(link);
     if (!target.startsWith(realRoot + sep) || !(await stat(target)).isFile()) {
       const message = `${link} links to ${target}, not to a file inside ${realRoot}`;
@@ -150,7 +220,13 @@ async function followLink(link: string, realRoot: string, found: Found): Promise
 type Item = Evidence | CollectRejection;
 
 /** One file: a single document, or JSON Lines with one bundle or envelope per line. */
-async function readItems(file: string, maxBytes: number): Promise<Item[]> {
+async function readItems(file: string, maxBytes: number, cache?: FileCache): Promise<Item[]> {
+  let version: string | undefined;
+  if (cache) {
+    version = await versionOf(file, cache.racyMs);
+    const known = version === undefined ? undefined : cache.get(file, version);
+    if (known) return known;
+  }
   let bytes: Buffer;
   try {
     bytes = await readCapped(file, maxBytes);
@@ -158,10 +234,30 @@ async function readItems(file: string, maxBytes: number): Promise<Item[]> {
     const e = toGateError(err, 'INPUT_UNREADABLE');
     return [rejection(`file:${file}`, e.code, e.message)];
   }
-  if (!file.endsWith('.jsonl')) return [toItem(bytes, `file:${file}`)];
-  return splitLines(bytes)
-    .filter(({ text }) => text.toString('utf8').trim() !== '')
-    .map(({ line, text }) => toItem(Buffer.from(text), `file:${file}#L${line}`));
+  const items = !file.endsWith('.jsonl')
+    ? [toItem(bytes, `file:${file}`)]
+    : splitLines(bytes)
+        .filter(({ text }) => text.toString('utf8').trim() !== '')
+        .map(({ line, text }) => toItem(Buffer.from(text), `file:${file}#L${line}`));
+  // remembered only when the file did not change while it was read (see FileCache)
+  if (cache && version !== undefined && version === (await versionOf(file, cache.racyMs))) {
+    cache.set(file, version, items);
+  }
+  return items;
+}
+
+/** The identity of the file's current version, or undefined when it is too fresh to remember. */
+async function versionOf(file: string, racyMs: number): Promise<string | undefined> {
+  let st: Stats;
+  try {
+    st = await stat(file);
+  } catch {
+    return undefined; // read below, which reports why it cannot be
+  }
+  // times in ms with a fraction (microseconds): finer than the kernel's clock tick
+  const newest = Math.max(st.mtimeMs, st.ctimeMs);
+  if (Date.now() - newest < racyMs) return undefined;
+  return `${st.dev}:${st.ino}:${st.size}:${st.mtimeMs}:${st.ctimeMs}`;
 }
 
 /** JSON Lines: lines end in LF, optionally CRLF; the id covers the line without its ending. */

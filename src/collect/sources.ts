@@ -1,5 +1,5 @@
 import type { SourcesConfig } from '../config.js';
-import { createFileSource } from './files.js';
+import { createFileCache, createFileSource } from './files.js';
 import { createHttpClient, type HttpClient } from './http.js';
 import type { CollectRequest, CollectResult, Evidence, Source } from './types.js';
 
@@ -10,7 +10,81 @@ import type { CollectRequest, CollectResult, Evidence, Source } from './types.js
  * failure as a rejection instead of stopping the decision. A store's, a registry's and a log's
  * modules are imported only when the configuration names one: a decision from files alone does
  * not load them (issue 11: the CLI's cold start).
+ *
+ * The sources are made once and serve every request (a server keeps the files it read, the
+ * registry tokens it was given, the pooled connections); `forRequest` adds the request's own
+ * bundle files and the per-request joining of the log's entries with the envelopes found.
  */
+export interface SourcePlan {
+  forRequest(extraBundles?: string[], opts?: { images?: boolean }): Promise<Source[]>;
+  close(): Promise<void>;
+}
+
+export function createSourcePlan(
+  config: SourcesConfig,
+  http: HttpClient = sharedClient(),
+): SourcePlan {
+  const files = createFileCache();
+  const configured = config.bundles.length
+    ? createFileSource({ paths: config.bundles, cache: files })
+    : undefined;
+  let store: Promise<Source> | undefined;
+  let oci: Promise<Source & { close?: () => Promise<void> }> | undefined;
+  let rekor: Promise<(found: () => Evidence[]) => Source> | undefined;
+
+  const storeSource = (s: NonNullable<SourcesConfig['store']>) =>
+    (store ??= import('./store.js').then(({ createStoreSource }) =>
+      optional(
+        createStoreSource({
+          url: s.url,
+          http,
+          token: s.token,
+          predicateTypes: s.predicateTypes,
+          timeoutMs: s.timeoutMs,
+        }),
+        s,
+      ),
+    ));
+  const ociSource = () =>
+    (oci ??= import('./oci.js').then(({ createOciSource }) => {
+      const o = config.oci ?? { repositories: [] };
+      const source = createOciSource({ ...o, http, insecure: o.insecure ?? [] });
+      return { ...optional(source, o), close: source.close };
+    }));
+  // the log's source reads the envelopes this request's other sources found
+  const rekorSource = (r: NonNullable<SourcesConfig['rekor']>) =>
+    (rekor ??= import('./rekor.js').then(({ createRekorSource }) => {
+      return (found: () => Evidence[]) =>
+        optional(
+          createRekorSource({ url: r.url, http, envelopes: found, timeoutMs: r.timeoutMs }),
+          r,
+        );
+    }));
+
+  return {
+    async forRequest(extraBundles = [], opts = {}) {
+      const found: Evidence[] = [];
+      const first: Source[] = [];
+      if (configured) first.push(configured);
+      if (extraBundles.length) first.push(createFileSource({ paths: extraBundles, cache: files }));
+      if (config.store) first.push(await storeSource(config.store));
+      if (config.oci || opts.images) first.push(await ociSource());
+      const pending = new Map<string, Array<Promise<unknown>>>();
+      const sources = first.map((s) => remember(s, found, pending));
+      if (config.rekor) {
+        const log = (await rekorSource(config.rekor))(() => found);
+        sources.push(after(pending, log));
+      }
+      return sources;
+    },
+    async close() {
+      const o = await oci?.catch(() => undefined);
+      await o?.close?.();
+    },
+  };
+}
+
+/** The sources for one request (createSourcePlan, used once). */
 export async function defaultSources(
   config: SourcesConfig,
   extraBundles: string[] = [],
@@ -18,42 +92,7 @@ export async function defaultSources(
   /** some subject was named as an image: its repository is searched even without `oci` */
   opts: { images?: boolean } = {},
 ): Promise<Source[]> {
-  const found: Evidence[] = [];
-  const first: Source[] = [];
-  const paths = [...config.bundles, ...extraBundles];
-  if (paths.length > 0) first.push(createFileSource({ paths }));
-  if (config.store) {
-    const { createStoreSource } = await import('./store.js');
-    const s = config.store;
-    const store = createStoreSource({
-      url: s.url,
-      http,
-      token: s.token,
-      predicateTypes: s.predicateTypes,
-      timeoutMs: s.timeoutMs,
-    });
-    first.push(optional(store, s));
-  }
-  if (config.oci || opts.images) {
-    const { createOciSource } = await import('./oci.js');
-    const o = config.oci ?? { repositories: [] };
-    const oci = createOciSource({ ...o, http, insecure: o.insecure ?? [] });
-    first.push(optional(oci, o));
-  }
-  const pending = new Map<string, Array<Promise<unknown>>>();
-  const sources = first.map((s) => remember(s, found, pending));
-  if (config.rekor) {
-    const { createRekorSource } = await import('./rekor.js');
-    const r = config.rekor;
-    const rekor = createRekorSource({
-      url: r.url,
-      http,
-      envelopes: () => found,
-      timeoutMs: r.timeoutMs,
-    });
-    sources.push(after(pending, optional(rekor, r)));
-  }
-  return sources;
+  return createSourcePlan(config, http).forRequest(extraBundles, opts);
 }
 
 let client: HttpClient | undefined;

@@ -5,6 +5,7 @@ import path from 'node:path';
 import type { LoadedPolicy } from '@open-policy-agent/opa-wasm';
 import { PolicyError } from '../errors.js';
 import { readBoundedFile } from '../util/input.js';
+import { jsonText } from '../util/json-text.js';
 import { packagePath } from '../util/paths.js';
 import { GATE_BUILTINS } from './builtins.js';
 import { readWasmBundle, type WasmBundle } from './bundle.js';
@@ -119,13 +120,27 @@ export async function instantiate(
   return { digest, source, wasm, data, evaluate: (input) => evaluateOnce(policy, input) };
 }
 
+const textEncoder = new TextEncoder();
+
+/** The UTF-8 bytes of `text` in an ArrayBuffer of exactly their length. */
+function textBuffer(text: string): ArrayBuffer {
+  const bytes = textEncoder.encode(text);
+  return bytes.byteLength === bytes.buffer.byteLength
+    ? (bytes.buffer as ArrayBuffer)
+    : (bytes.slice().buffer as ArrayBuffer);
+}
+
 function evaluateOnce(policy: LoadedPolicy, input: unknown): PolicyResult {
   let resultSet: unknown;
   // Rego print() goes to console.log inside opa-wasm; keep stdout for the decision.
   const log = console.log;
   console.log = (...args: unknown[]) => process.stderr.write(`policy: ${args.join(' ')}\n`);
   try {
-    resultSet = policy.evaluate(input, ENTRYPOINT);
+    // opa-wasm takes JSON text as an ArrayBuffer: the input's text, made once (json-text.ts)
+    resultSet =
+      input !== null && typeof input === 'object'
+        ? policy.evaluate(textBuffer(jsonText(input)), ENTRYPOINT)
+        : policy.evaluate(input, ENTRYPOINT);
   } catch (err) {
     throw new PolicyError('POLICY_EVAL_FAILED', `policy evaluation failed: ${text(err)}`, {
       cause: err,

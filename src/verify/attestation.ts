@@ -4,6 +4,7 @@ import { matchSubject, parseStatement } from './statement.js';
 import type {
   ArtifactDigest,
   ArtifactInput,
+  InTotoStatement,
   InTotoSubject,
   VerifiedAttestation,
   VerifiedBundle,
@@ -47,7 +48,7 @@ export function attestationOf(
       `dsse payload type is ${JSON.stringify(verified.payloadType)}, expected ${IN_TOTO_PAYLOAD_TYPE}`,
     );
   }
-  const statement = parseStatement(verified.payload);
+  const statement = statementOf(verified);
   const matchedSubject = matchAny(statement, subject);
   return {
     ...verified,
@@ -57,6 +58,35 @@ export function attestationOf(
     subjects: statement.subject,
     matchedSubject,
   };
+}
+
+/**
+ * The statement of a verified bundle, parsed once per bundle: a cached verification result is
+ * matched against the subjects of every later decision without parsing its payload again. The
+ * statement is frozen, since every decision shares it.
+ */
+const statements = new WeakMap<VerifiedBundle, InTotoStatement | Error>();
+
+function statementOf(verified: VerifiedBundle): InTotoStatement {
+  let s = statements.get(verified);
+  if (s === undefined) {
+    try {
+      s = deepFreeze(parseStatement(verified.payload!));
+    } catch (err) {
+      s = err instanceof Error ? err : new Error(String(err));
+    }
+    statements.set(verified, s);
+  }
+  if (s instanceof Error) throw s;
+  return s;
+}
+
+function deepFreeze<T>(value: T): T {
+  if (value && typeof value === 'object' && !Object.isFrozen(value)) {
+    Object.freeze(value);
+    for (const v of Object.values(value)) deepFreeze(v);
+  }
+  return value;
 }
 
 /** Given the artifact's bytes, a subject may name it by sha256 or sha512. */

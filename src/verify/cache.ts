@@ -121,6 +121,14 @@ export function verifyCacheKey(
     g = sha256Hex(JSON.stringify([VERSION, ground.trust.digest, identities, keys]));
     grounds.set(ground, g);
   }
-  const evidence = sha256Hex(bytes);
-  return `${g}:${kind}:${evidence}${payload ? `:${sha256Hex(payload)}` : ''}`;
+  return `${g}:${kind}:${digestOf(bytes)}${payload ? `:${digestOf(payload)}` : ''}`;
+}
+
+const digests = new WeakMap<Buffer, string>();
+
+/** sha256 of the bytes, once per buffer (a source that keeps what it read hands the same one). */
+function digestOf(bytes: Buffer): string {
+  let d = digests.get(bytes);
+  if (d === undefined) digests.set(bytes, (d = sha256Hex(bytes)));
+  return d;
 }

@@ -14,6 +14,19 @@ const HEX: Record<string, number> = { sha256: 64, sha512: 128 };
 export function statementSubjectsOf(
   e: Pick<Evidence, 'kind' | 'bytes' | 'payload'>,
 ): string[] | undefined {
+  // read once per buffer: a source that keeps what it read (the file cache) hands the same
+  // buffers to every decision
+  const key = e.kind === 'image-signature' ? e.payload : e.bytes;
+  const memo = key ? peeked.get(key) : undefined;
+  if (memo && memo.kind === e.kind) return memo.named;
+  const named = peek(e);
+  if (key) peeked.set(key, { kind: e.kind, named });
+  return named;
+}
+
+const peeked = new WeakMap<Buffer, { kind: Evidence['kind']; named: string[] | undefined }>();
+
+function peek(e: Pick<Evidence, 'kind' | 'bytes' | 'payload'>): string[] | undefined {
   try {
     if (e.kind === 'image-signature') {
       const doc = JSON.parse((e.payload ?? Buffer.alloc(0)).toString('utf8')) as unknown;

@@ -6,6 +6,8 @@ import {
   mkdirSync,
   mkdtempSync,
   readFileSync,
+  readlinkSync,
+  realpathSync,
   rmSync,
   writeFileSync,
 } from 'node:fs';
@@ -556,6 +558,49 @@ describe('faults', () => {
     holder.exec('ROLLBACK');
     holder.close();
     await l.append(sampleDecision(1).decision, {});
+    expect(await verifyBoth(l)).toMatchObject({ ok: true, records: 2 });
+  });
+
+  it('acknowledges an append only once the write-ahead log is fsynced, off the event loop', async () => {
+    const file = fresh('fsync');
+    const synced: Array<() => void> = [];
+    const fds: number[] = [];
+    const l = ledgerAt(file, {
+      fsync: (fd) => {
+        fds.push(fd);
+        return new Promise<void>((resolve) => synced.push(resolve));
+      },
+    });
+    let acked = false;
+    const pending = l.append(sampleDecision(0).decision, {}).then(() => (acked = true));
+    while (synced.length === 0) await new Promise((r) => setTimeout(r, 5));
+    // committed (another connection sees it) but not yet acknowledged: the disk has not said so
+    const reader = new Database(file, { readonly: true });
+    expect(reader.prepare('SELECT count(*) AS n FROM records').get()).toEqual({ n: 1 });
+    reader.close();
+    await new Promise((r) => setTimeout(r, 20));
+    expect(acked).toBe(false);
+    // the descriptor synced is the write-ahead log's
+    expect(readlinkSync(`/proc/self/fd/${fds[0]}`)).toBe(`${realpathSync(file)}-wal`);
+    synced[0]!();
+    await pending;
+    expect(acked).toBe(true);
+  });
+
+  it('a failed fsync fails the append with LEDGER_UNAVAILABLE, and the ledger recovers', async () => {
+    const file = fresh('fsync-fails');
+    let fail = true;
+    const l = ledgerAt(file, {
+      fsync: async () => {
+        if (fail) throw Object.assign(new Error('EIO: i/o error, fsync'), { code: 'EIO' });
+      },
+    });
+    await expect(l.append(sampleDecision(0).decision, {})).rejects.toMatchObject({
+      code: 'LEDGER_UNAVAILABLE',
+    });
+    fail = false;
+    await l.append(sampleDecision(1).decision, {});
+    // the unacknowledged record is there too: fail closed, nothing acknowledged is lost
     expect(await verifyBoth(l)).toMatchObject({ ok: true, records: 2 });
   });
 

@@ -1,9 +1,9 @@
 import { createHash } from 'node:crypto';
-import { mkdirSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, renameSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createFileSource } from '../../src/collect/files.js';
+import { createFileCache, createFileSource } from '../../src/collect/files.js';
 import type { CollectRequest } from '../../src/collect/types.js';
 import { verifyAttestation } from '../../src/verify/attestation.js';
 import { trustFromJSON, type Trust } from '../../src/verify/trust.js';
@@ -172,5 +172,43 @@ describe('limits and failures', () => {
       ['escape.json', 'INPUT_UNREADABLE'],
       ['l1/l2', 'SOURCE_LIMIT_EXCEEDED'],
     ]);
+  });
+});
+
+describe('the file cache of a long-lived source', () => {
+  const pause = (ms: number) => new Promise((r) => setTimeout(r, ms));
+  const idsOf = (r: { evidence: { id: string }[] }) => r.evidence.map((e) => e.id).sort();
+
+  it('reads an unchanged file once, and again once it changes or is replaced', async () => {
+    const root = tree('cached', { 'a.sigstore.json': texts[0]!, 'b.sigstore.json': texts[1]! });
+    const source = createFileSource({ paths: [root], cache: createFileCache({ racyMs: 0 }) });
+    await pause(20);
+    const first = await source.collect(REQ);
+    const again = await source.collect(REQ);
+    expect(idsOf(again)).toEqual([sha256(texts[0]!), sha256(texts[1]!)].sort());
+    // the very same buffers: nothing was read again
+    expect(again.evidence.map((e) => e.bytes)).toEqual(first.evidence.map((e) => e.bytes));
+    expect(again.evidence[0]!.bytes).toBe(first.evidence[0]!.bytes);
+
+    // rewritten in place (same inode), then replaced by a rename (a new inode), then removed
+    writeFileSync(join(root, 'a.sigstore.json'), texts[2]!);
+    await pause(20);
+    expect(idsOf(await source.collect(REQ))).toEqual([sha256(texts[2]!), sha256(texts[1]!)].sort());
+    writeFileSync(join(root, 'next.tmp'), texts[0]!);
+    renameSync(join(root, 'next.tmp'), join(root, 'b.sigstore.json'));
+    await pause(20);
+    expect(idsOf(await source.collect(REQ))).toEqual([sha256(texts[2]!), sha256(texts[0]!)].sort());
+    rmSync(join(root, 'a.sigstore.json'));
+    expect(idsOf(await source.collect(REQ))).toEqual([sha256(texts[0]!)]);
+  });
+
+  it('never remembers a file changed within the racy window', async () => {
+    const root = tree('racy', { 'a.sigstore.json': texts[0]! });
+    const source = createFileSource({ paths: [root], cache: createFileCache() });
+    const first = await source.collect(REQ);
+    const again = await source.collect(REQ);
+    expect(idsOf(again)).toEqual([sha256(texts[0]!)]);
+    // read again: a same-size rewrite within one clock tick would keep the times and size
+    expect(again.evidence[0]!.bytes).not.toBe(first.evidence[0]!.bytes);
   });
 });

@@ -247,6 +247,46 @@ describe('the verification cache', () => {
     expect(cache.stats().entries).toBe(2);
   });
 
+  it('computes concurrent misses for the same evidence once', async () => {
+    const cache = createVerifyCache();
+    const gate = await gateWith([evidenceOf(keyless)], { cache });
+    const decisions = await Promise.all(Array.from({ length: 8 }, () => decide(gate)));
+    expect(decisions.map((d) => d.outcome)).toEqual(Array(8).fill('allow'));
+    expect(cache.stats()).toMatchObject({ hits: 7, misses: 1, entries: 1 });
+    expect(decisions.filter((d) => d.evidence[0]!.cached).length).toBe(7);
+  });
+
+  it('verifies the image of several containers of one pod once', async () => {
+    const cache = createVerifyCache();
+    const gate = await gateWith([evidenceOf(keyless)], { cache });
+    const app = createServer({
+      gate,
+      config: normalise({ ledger: { path: path.join(dir, 'p.db') } }, dir, 'x'),
+      tokens: {},
+      ready: () => true,
+    });
+    const image = `registry.example/shop/app@sha256:${APP}`;
+    const containers = ['web', 'sidecar', 'init'].map((name) => ({ name, image }));
+    const review = {
+      apiVersion: 'admission.k8s.io/v1',
+      kind: 'AdmissionReview',
+      request: {
+        uid: 'uid-pod',
+        kind: { group: '', version: 'v1', kind: 'Pod' },
+        operation: 'CREATE',
+        namespace: 'shop',
+        object: { apiVersion: 'v1', kind: 'Pod', metadata: { name: 'p' }, spec: { containers } },
+      },
+    };
+    try {
+      const res = await app.inject({ method: 'POST', url: '/v1/admission/dev', payload: review });
+      expect(res.json().response.allowed).toBe(true);
+      expect(cache.stats()).toMatchObject({ hits: 0, misses: 1 });
+    } finally {
+      await app.close();
+    }
+  });
+
   it('shows hits, misses, entries and the oldest age in /metrics', async () => {
     const cache = createVerifyCache();
     const gate = await gateWith([evidenceOf(keyless)], { cache });
