@@ -77,19 +77,76 @@ export function createFileSource(opts: FileSourceOptions): Source {
     maxDepth: opts.maxDepth ?? 8,
   };
   const name = `files:${opts.paths.join(',')}`;
+  const scan = async (signal?: AbortSignal): Promise<CollectResult> => {
+    const found: Found = { files: [], rejected: [], failures: [] };
+    for (const p of opts.paths) await listPath(resolve(p), limits, found);
+    if (found.files.length > limits.maxFiles) {
+      const message = `found more than ${limits.maxFiles} evidence files`;
+      const failure = { source: name, code: 'SOURCE_LIMIT_EXCEEDED' as const, message };
+      return { evidence: [], rejected: [], failures: [failure] };
+    }
+    return readAll(found, limits.maxBytes, name, signal, opts.cache);
+  };
+  if (!opts.cache) return { name, collect: (req) => scan(req.signal) };
+  const shared = sharedScans(scan);
   return {
     name,
     async collect(req): Promise<CollectResult> {
-      const found: Found = { files: [], rejected: [], failures: [] };
-      for (const p of opts.paths) await listPath(resolve(p), limits, found);
-      if (found.files.length > limits.maxFiles) {
-        const message = `found more than ${limits.maxFiles} evidence files`;
-        const failure = { source: name, code: 'SOURCE_LIMIT_EXCEEDED' as const, message };
-        return { evidence: [], rejected: [], failures: [failure] };
-      }
-      return readAll(found, limits.maxBytes, name, req.signal, opts.cache);
+      const r = await untilAborted(shared(), req.signal, name);
+      // each request gets lists of its own (the scan is shared)
+      return { evidence: [...r.evidence], rejected: [...r.rejected], failures: [...r.failures] };
     },
   };
+}
+
+/**
+ * Concurrent decisions share one look at the folder, but never one that began before they were
+ * asked: a request arriving while a scan is under way waits for the next one, which starts when
+ * that scan ends and serves every request that arrived meanwhile. So a file written before a
+ * request is always seen by it, and a busy server lists and stats the folder once per batch of
+ * requests rather than once per request.
+ */
+export function sharedScans<T>(scan: () => Promise<T>): () => Promise<T> {
+  let current: Promise<T> | undefined;
+  let queued: Promise<T> | undefined;
+  const start = () => {
+    const p = scan();
+    current = p;
+    const clear = () => {
+      if (current === p) current = undefined;
+    };
+    p.then(clear, clear);
+    return p;
+  };
+  return () => {
+    if (!current) return start();
+    const settle = () => {
+      queued = undefined;
+      return start();
+    };
+    return (queued ??= current.then(settle, settle));
+  };
+}
+
+/** The scan's result, or SOURCE_TIMEOUT once this request's own deadline passes. */
+function untilAborted(
+  p: Promise<CollectResult>,
+  signal: AbortSignal | undefined,
+  name: string,
+): Promise<CollectResult> {
+  if (!signal) return p;
+  const message = 'collecting files was cancelled';
+  const timedOut = (): CollectResult => ({
+    evidence: [],
+    rejected: [],
+    failures: [{ source: name, code: 'SOURCE_TIMEOUT', message }],
+  });
+  if (signal.aborted) return Promise.resolve(timedOut());
+  return new Promise((resolve, reject) => {
+    const onAbort = () => resolve(timedOut());
+    signal.addEventListener('abort', onAbort, { once: true });
+    p.then(resolve, reject).finally(() => signal.removeEventListener('abort', onAbort));
+  });
 }
 
 /** Files read at once. */

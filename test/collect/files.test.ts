@@ -3,7 +3,7 @@ import { mkdirSync, mkdtempSync, renameSync, rmSync, symlinkSync, writeFileSync 
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createFileCache, createFileSource } from '../../src/collect/files.js';
+import { createFileCache, createFileSource, sharedScans } from '../../src/collect/files.js';
 import type { CollectRequest } from '../../src/collect/types.js';
 import { verifyAttestation } from '../../src/verify/attestation.js';
 import { trustFromJSON, type Trust } from '../../src/verify/trust.js';
@@ -175,9 +175,10 @@ describe('limits and failures', () => {
   });
 });
 
+const idsOf = (r: { evidence: { id: string }[] }) => r.evidence.map((e) => e.id).sort();
+
 describe('the file cache of a long-lived source', () => {
   const pause = (ms: number) => new Promise((r) => setTimeout(r, ms));
-  const idsOf = (r: { evidence: { id: string }[] }) => r.evidence.map((e) => e.id).sort();
 
   it('reads an unchanged file once, and again once it changes or is replaced', async () => {
     const root = tree('cached', { 'a.sigstore.json': texts[0]!, 'b.sigstore.json': texts[1]! });
@@ -210,5 +211,37 @@ describe('the file cache of a long-lived source', () => {
     expect(idsOf(again)).toEqual([sha256(texts[0]!)]);
     // read again: a same-size rewrite within one clock tick would keep the times and size
     expect(again.evidence[0]!.bytes).not.toBe(first.evidence[0]!.bytes);
+  });
+});
+
+describe('concurrent decisions on one folder', () => {
+  it('share a scan, but never one that began before they asked', async () => {
+    const started: Array<(n: number) => void> = [];
+    const shared = sharedScans(() => new Promise<number>((r) => started.push(r)));
+    const first = shared();
+    const second = shared();
+    const third = shared();
+    expect(started.length).toBe(1);
+    started[0]!(1);
+    expect(await first).toBe(1);
+    // the scan under way when they asked may have listed the folder before a file they expect
+    await new Promise((r) => setImmediate(r));
+    expect(started.length).toBe(2);
+    started[1]!(2);
+    expect([await second, await third]).toEqual([2, 2]);
+    const fourth = shared();
+    expect(started.length).toBe(3);
+    started[2]!(3);
+    expect(await fourth).toBe(3);
+  });
+
+  it('answer each request with lists of its own, and by its own deadline', async () => {
+    const root = tree('shared', { 'a.sigstore.json': texts[0]! });
+    const source = createFileSource({ paths: [root], cache: createFileCache({ racyMs: 0 }) });
+    const [a, b] = await Promise.all([source.collect(REQ), source.collect(REQ)]);
+    expect(a.evidence).not.toBe(b.evidence);
+    expect(idsOf(a)).toEqual(idsOf(b));
+    const late = await source.collect({ ...REQ, signal: AbortSignal.abort() });
+    expect(late.failures).toMatchObject([{ code: 'SOURCE_TIMEOUT' }]);
   });
 });
