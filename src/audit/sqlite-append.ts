@@ -29,24 +29,24 @@ export function appendBatch(
     let last = lastCheckpoint(d);
     const made: Checkpoint[] = [];
     batch.forEach(({ decision, input }, i) => {
-      d.exec('SAVEPOINT record');
+      sql(d, 'SAVEPOINT record').run();
       try {
         const { record, body } = makeRecordWithBody(head.size + 1, head.hash, decision, input);
         insertRecord(d, record, body);
         const next = { size: record.seq, hash: record.hash };
         const checkpoint = checkpointer?.due(next, last);
         if (checkpoint) insertCheckpoint(d, checkpoint);
-        d.exec('RELEASE record');
+        sql(d, 'RELEASE record').run();
         head = next;
         if (checkpoint) made.push((last = checkpoint));
       } catch (err) {
         if (!isRecordFault(err) || !d.inTransaction) throw err;
-        d.exec('ROLLBACK TO record');
-        d.exec('RELEASE record');
+        sql(d, 'ROLLBACK TO record').run();
+        sql(d, 'RELEASE record').run();
         failed.set(i, err);
       }
     });
-    d.exec('COMMIT');
+    sql(d, 'COMMIT').run();
     signed?.push(...made);
     return failed;
   } catch (err) {
@@ -59,18 +59,21 @@ export function appendBatch(
   }
 }
 
-/** BEGIN IMMEDIATE without waiting: false when another connection holds the write lock. */
+/**
+ * BEGIN IMMEDIATE without waiting: false when another connection holds the write lock. (The
+ * statements are prepared once per connection: this runs for every batch.)
+ */
 function tryBegin(d: Db): boolean {
-  const timeout = d.pragma('busy_timeout', { simple: true }) as number;
-  d.pragma('busy_timeout = 0');
+  const timeout = sql(d, 'PRAGMA busy_timeout').get() as { timeout: number };
+  sql(d, 'PRAGMA busy_timeout = 0').run();
   try {
-    d.exec('BEGIN IMMEDIATE');
+    sql(d, 'BEGIN IMMEDIATE').run();
     return true;
   } catch (err) {
     if (isBusy(err)) return false;
     throw err;
   } finally {
-    d.pragma(`busy_timeout = ${timeout}`);
+    sql(d, `PRAGMA busy_timeout = ${timeout.timeout}`).run();
   }
 }
 

@@ -1,4 +1,4 @@
-import { close as closeFd, fstat, fsync, open as openFd } from 'node:fs';
+import { close as closeFd, fsync, open as openFd } from 'node:fs';
 import { promisify } from 'node:util';
 import path from 'node:path';
 import type { Decision } from '../decision.js';
@@ -41,7 +41,6 @@ export interface SqliteLedgerOptions {
 
 const fsyncAsync = promisify(fsync);
 const openAsync = promisify(openFd);
-const fstatAsync = promisify(fstat);
 
 interface Pending {
   decision: Decision;
@@ -83,20 +82,15 @@ export function createSqliteLedger(opts: SqliteLedgerOptions = {}): AuditLedger 
   /**
    * Makes every commit so far durable: fsync of the write-ahead log (WAL mode is required, see
    * sqlite-schema.ts; any descriptor of the file flushes it). The log is the same file for the
-   * connection's life; a fresh descriptor is opened after a fault or when the file was replaced.
+   * connection's life; a fresh descriptor is opened after a fault.
    */
   async function syncWal(): Promise<void> {
     const w = (wal ??= { fd: openAsync(`${file}-wal`, 'r+'), users: 0, stale: false });
     w.users++;
     try {
-      const fd = await w.fd;
-      if ((await fstatAsync(fd)).nlink === 0) {
-        // the log was removed and made again (every connection closed meanwhile): the new one
-        w.stale = true;
-        if (wal === w) wal = undefined;
-        return await syncWal();
-      }
-      await syncFd(fd);
+      // The log lives as long as the connection (SQLite removes it only when the last one
+      // closes, and a fault here closes ours and drops this descriptor): no check per commit.
+      await syncFd(await w.fd);
     } catch (err) {
       w.stale = true;
       if (wal === w) wal = undefined;

@@ -74,7 +74,7 @@ function verifyOne(e: Evidence, subjects: ArtifactDigest[], ctx: VerifyContext):
           ? verifyEnvelope(e.bytes, { keys: ctx.keys, subject: { digest } })
           : e.kind === 'image-signature'
             ? imageSignatureOf(verifyOnce(), e, digest)
-            : attestationOf(verifyOnce(), { digest }),
+            : attestationFor(verifyOnce(), digest),
       );
     } catch (err) {
       error = toGateError(err);
@@ -86,6 +86,24 @@ function verifyOne(e: Evidence, subjects: ArtifactDigest[], ctx: VerifyContext):
   return attestations.length > 0
     ? { evidence: e, attestations, ...hit }
     : { evidence: e, attestations, error, ...hit };
+}
+
+/**
+ * The attestation a verified bundle makes about one subject, made once per bundle and subject:
+ * a cached result serves every later decision about the same subject as the same frozen object.
+ */
+const made = new WeakMap<VerifiedBundle, Map<string, VerifiedAttestation>>();
+
+function attestationFor(verified: VerifiedBundle, digest: ArtifactDigest): VerifiedAttestation {
+  let bySubject = made.get(verified);
+  if (!bySubject) made.set(verified, (bySubject = new Map()));
+  const key = `${digest.algorithm}:${digest.hex}`;
+  let a = bySubject.get(key);
+  if (!a) {
+    a = Object.freeze(attestationOf(verified, { digest }));
+    bySubject.set(key, a);
+  }
+  return a;
 }
 
 /**
