@@ -48,6 +48,7 @@ export function verifyEntity(
   policy: EntityPolicy,
   leaf: Cert | null | undefined,
 ): Signer {
+  checkNotInFuture(entity);
   try {
     if (entity.key.$case === 'certificate' && !leaf) throw new UseLibrary('no leaf');
     return verifyFast(entity, material, policy, leaf ?? undefined);
@@ -58,6 +59,27 @@ export function verifyEntity(
 }
 
 const TIMESTAMP_THRESHOLD = 1;
+
+/** Clock skew allowed between the log and the gate before an integrated time is "future". */
+const MAX_FUTURE_SKEW_MS = 5 * 60_000;
+
+/**
+ * A log entry integrated in the future is refused, as sigstore-go and cosign refuse it: no log
+ * can have seen the entry yet, so its time is a lie (a log key misused, or a clock wrong), and a
+ * key-signed bundle has no certificate validity to catch it (attack corpus, issue 12).
+ * @sigstore/verify does not check it; neither did the fast path.
+ */
+function checkNotInFuture(entity: SignedEntity): void {
+  const limit = Date.now() + MAX_FUTURE_SKEW_MS;
+  for (const e of entity.tlogEntries) {
+    if (Number(e.integratedTime) * 1000 > limit) {
+      throw new VerificationError({
+        code: 'TLOG_ERROR',
+        message: `log entry ${String(e.logIndex)} has an integrated time in the future (${new Date(Number(e.integratedTime) * 1000).toISOString()})`,
+      });
+    }
+  }
+}
 
 function verifyFast(
   entity: SignedEntity,

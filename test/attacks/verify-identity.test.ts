@@ -304,7 +304,7 @@ describe('signing times', () => {
         'integrated time in the future (keyless)',
         undefined,
         () => check(m.bundle, { trust: trustOf(future.trustedRoot) }),
-        'CERTIFICATE_INVALID',
+        'TLOG_INVALID',
       );
       const key = generateKeyPairSync('ec', { namedCurve: 'P-256' });
       const k = await mintDSSEBundle(future, {
