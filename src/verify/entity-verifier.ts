@@ -49,6 +49,7 @@ export function verifyEntity(
   leaf: Cert | null | undefined,
 ): Signer {
   checkNotInFuture(entity);
+  checkDistinctLogs(entity, policy.tlogThreshold);
   try {
     if (entity.key.$case === 'certificate' && !leaf) throw new UseLibrary('no leaf');
     return verifyFast(entity, material, policy, leaf ?? undefined);
@@ -59,6 +60,21 @@ export function verifyEntity(
 }
 
 const TIMESTAMP_THRESHOLD = 1;
+
+/**
+ * A threshold of log entries is met by that many logs: entries of one log (the same entry twice,
+ * or the same log id again) count once. @sigstore/verify counts entries, so a bundle carrying its
+ * one entry twice met a threshold of 2 (attack corpus, issue 12); sigstore-go refuses duplicates.
+ */
+function checkDistinctLogs(entity: SignedEntity, threshold: number): void {
+  const logs = new Set(entity.tlogEntries.map((e) => Buffer.from(e.logId.keyId).toString('hex')));
+  if (threshold > 1 && logs.size < threshold) {
+    throw new VerificationError({
+      code: 'TLOG_ERROR',
+      message: `expected ${threshold} tlog entries from distinct logs, got ${logs.size} (of ${entity.tlogEntries.length} entries)`,
+    });
+  }
+}
 
 /** Clock skew allowed between the log and the gate before an integrated time is "future". */
 const MAX_FUTURE_SKEW_MS = 5 * 60_000;

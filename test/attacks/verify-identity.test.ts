@@ -337,10 +337,12 @@ describe('signing times', () => {
       version: '0.3',
       signer: 'keyless',
     });
+    // (moved to index 0, where the local log's one-entry tree proof puts it: an entry without a
+    // promise must sit where its proof says)
     const noPromise = mutate(
-      m.bundle,
-      'verificationMaterial.tlogEntries.0.inclusionPromise',
-      () => undefined,
+      mutate(m.bundle, 'verificationMaterial.tlogEntries.0.inclusionPromise', () => undefined),
+      'verificationMaterial.tlogEntries.0.logIndex',
+      () => '0',
     );
     await expectRefused(
       'unauthenticated integrated time (promise removed)',
