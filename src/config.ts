@@ -78,8 +78,12 @@ export interface GateConfig {
     checkpointLog?: string;
   };
   notify: { webhooks: Array<{ url: string; token?: string }>; outbox: string };
-  /** gate serve: dry-run over http, decisions without a token beyond loopback */
-  server: { allowDryRun: boolean; openDecisions: boolean };
+  /** gate serve: dry-run over http, decisions without a token beyond loopback, load shedding */
+  server: {
+    allowDryRun: boolean;
+    openDecisions: boolean;
+    load: { maxConcurrent?: number; maxQueue?: number; maxQueueWaitMs?: number };
+  };
   /** the admission webhook: kinds that may carry no pod spec, the decision deadline */
   admission: { exemptKinds: string[]; deadlineMs?: number };
   /** signs verification summaries for allowed decisions (promotion evidence) */
@@ -183,6 +187,7 @@ export function normalise(
     server: {
       allowDryRun: c.server?.allowDryRun === true,
       openDecisions: c.server?.openDecisions === true,
+      load: { ...(c.server?.load ?? {}) },
     },
     admission: {
       exemptKinds: c.admission?.exemptKinds ?? [],

@@ -42,6 +42,11 @@ describe('gate.yaml', () => {
       'sources: {rekor: {url: "ftp://x"}}\n',
       /\/sources\/rekor\/url/,
     ],
+    [
+      'no decision at once',
+      'server: {load: {maxConcurrent: 0}}\n',
+      /\/server\/load\/maxConcurrent/,
+    ],
   ] as const) {
     it(`rejects ${what} with CONFIG_INVALID naming where`, () =>
       expectCode(
@@ -50,6 +55,13 @@ describe('gate.yaml', () => {
         message,
       ));
   }
+
+  it('takes the server load limits', () => {
+    const c = loadConfig(write('load.yaml', 'server: {load: {maxConcurrent: 4, maxQueue: 0}}\n'), {
+      cwd: dir,
+    });
+    expect(c.server.load).toEqual({ maxConcurrent: 4, maxQueue: 0, maxQueueWaitMs: 5000 });
+  });
 
   it('rejects yaml that does not parse', () =>
     expectCode(

@@ -1,4 +1,4 @@
-import type { FastifyInstance, FastifyRequest } from 'fastify';
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { Decision } from '../decision.js';
 import type { CheckRequest } from '../gate.js';
 import { decide, deny, nameOf, notPinned, releaseSet } from './admission-answer.js';
@@ -10,6 +10,7 @@ import {
 } from './admission-review.js';
 import { ENVIRONMENT_SCHEMA } from './decisions.js';
 import { ADMISSION_MAX_DEPTH } from './json-limits.js';
+import { clientGone } from './load.js';
 import { imagesOf, parsePinnedImage, podSpecsOf, type ContainerImage } from './pod-specs.js';
 
 /**
@@ -32,7 +33,7 @@ import { imagesOf, parsePinnedImage, podSpecsOf, type ContainerImage } from './p
 /** An UPDATE carries object and oldObject, each up to etcd's 1.5 MiB. */
 export const ADMISSION_BODY_LIMIT = 4 * 1024 * 1024;
 
-type Check = (req: CheckRequest) => Promise<Decision>;
+type Check = (req: CheckRequest, left?: AbortSignal) => Promise<Decision>;
 
 export interface AdmissionOptions {
   /** the environment when the url names none */
@@ -57,10 +58,11 @@ export function registerAdmissionRoute(
   check: Check,
   opts: AdmissionOptions = {},
 ): void {
-  const handler = async (request: FastifyRequest<Route>) => {
+  const handler = async (request: FastifyRequest<Route>, reply: FastifyReply) => {
     const parsed = parseReview(request.body);
+    const left = clientGone(request, reply);
     const response = parsed.ok
-      ? await admit(parsed.request, request, check, opts)
+      ? await admit(parsed.request, request, (r) => check(r, left), opts)
       : deny(400, parsed.message);
     const uid = parsed.ok ? parsed.request.uid : parsed.uid;
     return {

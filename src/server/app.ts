@@ -1,13 +1,20 @@
 import Fastify, { type FastifyInstance, type FastifyServerOptions } from 'fastify';
 import type { GateConfig } from '../config.js';
-import type { Gate } from '../gate.js';
+import type { CheckRequest, Gate } from '../gate.js';
 import { registerAdmissionRoute, ADMISSION_BODY_LIMIT } from './admission.js';
 import { AUDIT_PREFIX, registerAuditRoutes } from './audit.js';
 import { installGuards, type GuardRule } from './auth.js';
 import { registerDecisionRoutes } from './decisions.js';
 import { installErrorHandling } from './errors.js';
 import { installBoundedJson } from './json-limits.js';
-import { countedCheck, createMetrics, installCacheMetrics, installMetrics } from './metrics.js';
+import {
+  countedCheck,
+  createMetrics,
+  installCacheMetrics,
+  installLoadMetrics,
+  installMetrics,
+} from './metrics.js';
+import { createLimiter, type LoadOptions } from './load.js';
 import { installDraining } from './shutdown.js';
 
 export interface ServerOptions {
@@ -33,6 +40,8 @@ export interface ServerOptions {
   admissionEnvironment?: string;
   /** the admission webhook: kinds that may carry no pod spec, the longest a decision may take */
   admission?: { exemptKinds?: readonly string[]; deadlineMs?: number };
+  /** decisions at once and waiting; past them requests are shed at once (load.ts) */
+  load?: LoadOptions;
   /** honour `dryRun: true` on POST /v1/decisions (default: refused, 403 DRY_RUN_FORBIDDEN) */
   allowDryRun?: boolean;
   /** serve https with this certificate and key (PEM); tls.ts swaps them when the files change */
@@ -69,7 +78,10 @@ export function createServer(opts: ServerOptions): FastifyInstance {
   installMetrics(app, metrics);
   installCacheMetrics(metrics, opts.gate);
   registerHealth(app, opts.ready ?? (() => true));
-  const check = countedCheck(opts.gate, metrics);
+  const counted = countedCheck(opts.gate, metrics);
+  const limiter = createLimiter(opts.load);
+  installLoadMetrics(metrics, limiter);
+  const check = (req: CheckRequest, left?: AbortSignal) => limiter.run(() => counted(req), left);
   registerDecisionRoutes(app, check, {
     allowDryRun: opts.allowDryRun === true,
     summarize: (d) => opts.gate.summarize(d),

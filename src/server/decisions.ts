@@ -4,6 +4,7 @@ import type { CheckRequest } from '../gate.js';
 import { GateError, toGateError } from '../errors.js';
 import { parseDigest } from '../subject.js';
 import { HttpError, statusForCode } from './errors.js';
+import { clientGone } from './load.js';
 
 /** Environment names as the policy data keys them; also used by the admission route's ?env=. */
 export const ENVIRONMENT_SCHEMA = {
@@ -107,7 +108,7 @@ function checkBody(body: DecisionBody, allowDryRun: boolean): void {
 
 export function registerDecisionRoutes(
   app: FastifyInstance,
-  check: (req: CheckRequest) => Promise<Decision>,
+  check: (req: CheckRequest, left?: AbortSignal) => Promise<Decision>,
   opts: { allowDryRun?: boolean; summarize?: (d: Decision) => unknown } = {},
 ): void {
   app.post<{ Body: DecisionBody }>(
@@ -115,7 +116,7 @@ export function registerDecisionRoutes(
     { schema: { body: BODY_SCHEMA } },
     async (request, reply) => {
       checkBody(request.body, opts.allowDryRun === true);
-      const decision = await check(toCheckRequest(request.body));
+      const decision = await check(toCheckRequest(request.body), clientGone(request, reply));
       const extra = request.body.summary ? summaryOf(decision, opts.summarize) : {};
       return reply.code(statusOfDecision(decision)).send({ ...decision, ...extra });
     },

@@ -11,6 +11,10 @@ export type HttpErrorCode =
   | 'DRY_RUN_FORBIDDEN'
   | 'NOT_FOUND'
   | 'UNSUPPORTED_MEDIA_TYPE'
+  /** more decisions at once and waiting than the server takes (server.load): 503, Retry-After */
+  | 'SERVER_OVERLOADED'
+  /** the client closed its connection before its decision started (499, never read) */
+  | 'CLIENT_GONE'
   | 'INTERNAL_ERROR';
 
 export type ErrorBody = { error: { code: GateErrorCode | HttpErrorCode; message: string } };

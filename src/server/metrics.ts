@@ -2,6 +2,7 @@ import type { FastifyInstance } from 'fastify';
 import { Counter, Gauge, Histogram, Registry } from 'prom-client';
 import type { Decision } from '../decision.js';
 import type { CheckRequest, Gate } from '../gate.js';
+import type { LoadStats } from './load.js';
 
 export interface Metrics {
   registry: Registry;
@@ -80,6 +81,39 @@ export function installCacheMetrics(metrics: Metrics, gate: Pick<Gate, 'verifyCa
       this.set(gate.verifyCacheStats().oldestAgeMs / 1000);
     },
   });
+}
+
+/** The load limiter's state: decisions in progress and waiting (gauges), shed and abandoned. */
+export function installLoadMetrics(metrics: Metrics, limiter: { stats(): LoadStats }): void {
+  const gauge = (name: string, help: string, key: 'inFlight' | 'queued') =>
+    new Gauge({
+      name,
+      help,
+      registers: [metrics.registry],
+      collect() {
+        this.set(limiter.stats()[key]);
+      },
+    });
+  gauge('decisions_in_flight', 'decisions being made now', 'inFlight');
+  gauge('decisions_queued', 'decisions waiting for a turn', 'queued');
+  const seen = { shed: 0, abandoned: 0 };
+  const counter = (name: string, help: string, key: 'shed' | 'abandoned') =>
+    new Counter({
+      name,
+      help,
+      registers: [metrics.registry],
+      collect() {
+        const now = limiter.stats()[key];
+        if (now > seen[key]) this.inc(now - seen[key]);
+        seen[key] = now;
+      },
+    });
+  counter('decisions_shed_total', 'requests answered 503 SERVER_OVERLOADED at once', 'shed');
+  counter(
+    'decisions_abandoned_total',
+    'requests never started: the client went away while they waited',
+    'abandoned',
+  );
 }
 
 const MAX_ENVIRONMENTS = 50;

@@ -81,6 +81,7 @@ async function build(
     ...(opts.envDefault ? { admissionEnvironment: opts.envDefault } : {}),
     admission: config.admission,
     allowDryRun: config.server.allowDryRun,
+    load: config.server.load,
     ...(s.tls ? { tls: s.tls } : {}),
     exposed: !isLoopback(s.host),
   });
