@@ -1,7 +1,7 @@
 import type { ErrorObject, ValidateFunction } from 'ajv/dist/2020.js';
 import { VerifyError } from '../errors.js';
 import { HEX_LENGTH } from '../subject.js';
-import { clip } from '../util/input.js';
+import { clip, jsonDepthExceeds } from '../util/input.js';
 import { validatorFor } from '../util/schemas.js';
 import type { ArtifactDigest, InTotoStatement, InTotoSubject } from './types.js';
 
@@ -20,11 +20,24 @@ const PREDICATE_SCHEMAS: ReadonlyMap<string, string> = new Map([
 const RESOURCE_DESCRIPTOR = 'urn:gate:schema:in-toto-statement-v1#/$defs/ResourceDescriptor';
 
 /**
+ * Levels of nesting a statement may have (real ones have a dozen; SBOMs a few dozen). A signed
+ * payload nested 100,000 levels overflowed the stack of the parse below: an uncoded RangeError
+ * out of verifyAttestation (attack corpus, issue 12). Counted on the text, without recursion.
+ */
+export const MAX_STATEMENT_DEPTH = 256;
+
+/**
  * Parses a DSSE payload as an in-toto Statement (v1 or v0.1) and validates it against the
  * schema its `_type` selects. Throws INPUT_MALFORMED_JSON or STATEMENT_INVALID.
  */
 export function parseStatement(payload: Buffer | string): InTotoStatement {
   const text = typeof payload === 'string' ? payload : decodeUtf8(payload);
+  if (jsonDepthExceeds(text, MAX_STATEMENT_DEPTH)) {
+    throw new VerifyError(
+      'INPUT_TOO_DEEP',
+      `statement nests more than ${MAX_STATEMENT_DEPTH} levels`,
+    );
+  }
   const value = parseJson(text);
   if (typeof value !== 'object' || value === null || Array.isArray(value)) {
     throw new VerifyError('STATEMENT_INVALID', 'statement: must be a json object');
