@@ -43,6 +43,8 @@ export interface GateOptions {
   /** evidence served by the one in-memory source, or the sources themselves */
   evidence?: Evidence[];
   sources?: Source[];
+  /** the sources of the configuration (doc.sources), wired by createGate itself */
+  configuredSources?: boolean;
   /** the trusted root (default: svc's) */
   root?: object;
   /** more configuration (identities, keys, policy, ledger...) */
@@ -66,7 +68,7 @@ export async function gateOver(svc: LocalSigstore, o: GateOptions = {}): Promise
     'attack-config',
   );
   return createGate(config, {
-    sources: () => o.sources ?? [memory(o.evidence ?? [])],
+    ...(o.configuredSources ? {} : { sources: () => o.sources ?? [memory(o.evidence ?? [])] }),
     ...o.deps,
   });
 }
