@@ -59,7 +59,8 @@ export function parseJSON(
   try {
     return JSON.parse(text);
   } catch (err) {
-    const detail = err instanceof Error ? err.message.toLowerCase() : 'unparseable';
+    // V8 quotes the text around the error, line breaks included: one line (test/fuzz, issue 12)
+    const detail = err instanceof Error ? clip(err.message.toLowerCase(), 200) : 'unparseable';
     throw new GateError('INPUT_MALFORMED_JSON', `${what} is not valid json: ${detail}`, {
       cause: err,
     });

@@ -37,6 +37,7 @@ export function parseBundle(input: Buffer | string | unknown): ParsedBundle {
   }
   checkShape(json);
   checkBase64Fields(json);
+  checkIntegerFields(json);
   let bundle: Bundle;
   try {
     bundle = bundleFromJSON(json);
@@ -104,6 +105,32 @@ function checkBase64Fields(json: Record<string, unknown>): void {
       const text = value.includes('\n') ? value.replace(/\r?\n/g, '') : value;
       if (!isStrictBase64(text)) {
         throw new GateError('BUNDLE_BAD_BASE64', `bundle field ${where} is not valid base64`);
+      }
+    }
+  }
+}
+
+// The int64 fields of the log entries, which decisions report: protobuf JSON writes them as
+// decimal strings (or numbers). The library reads " 12", "1e3" or "0x10" as numbers where it
+// checks them, and the gate reported the text as written (found by test/fuzz, issue 12).
+const INT_FIELDS = [
+  'verificationMaterial.tlogEntries.*.logIndex',
+  'verificationMaterial.tlogEntries.*.integratedTime',
+  'verificationMaterial.tlogEntries.*.inclusionProof.logIndex',
+  'verificationMaterial.tlogEntries.*.inclusionProof.treeSize',
+];
+
+function checkIntegerFields(json: Record<string, unknown>): void {
+  for (const field of INT_FIELDS) {
+    for (const [where, value] of walk(json, field.split('.'), [])) {
+      const ok =
+        (typeof value === 'string' && /^(?:0|[1-9][0-9]{0,18})$/.test(value)) ||
+        (typeof value === 'number' && Number.isSafeInteger(value) && value >= 0);
+      if (!ok) {
+        throw new GateError(
+          'BUNDLE_INVALID',
+          `bundle field ${where} must be a non-negative integer`,
+        );
       }
     }
   }

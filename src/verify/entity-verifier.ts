@@ -14,6 +14,7 @@ import {
   type TrustMaterial,
 } from '@sigstore/verify';
 import { verifyTLogBody, verifyTLogInclusion } from '@sigstore/verify/dist/tlog/index.js';
+import { LogCheckpoint, verifyCheckpoint } from '@sigstore/verify/dist/tlog/checkpoint.js';
 import {
   parsedChild,
   preCertTBS,
@@ -50,12 +51,59 @@ export function verifyEntity(
 ): Signer {
   checkNotInFuture(entity);
   checkDistinctLogs(entity, policy.tlogThreshold);
+  checkProofsMatchCheckpoints(entity);
   try {
     if (entity.key.$case === 'certificate' && !leaf) throw new UseLibrary('no leaf');
     return verifyFast(entity, material, policy, leaf ?? undefined);
   } catch (err) {
     if (!(err instanceof UseLibrary)) throw err;
+    // the library reads the checkpoint with any trusted log's key: the entry's own log first
+    for (const e of entity.tlogEntries) {
+      if (e.inclusionProof?.checkpoint)
+        verifyCheckpoint(e as Parameters<typeof verifyCheckpoint>[0], ownLog(e, material));
+    }
     return new Verifier(material, policy).verify(entity);
+  }
+}
+
+type LogEntry = SignedEntity['tlogEntries'][number];
+
+/**
+ * The logs that may vouch for an entry: those with its log id. @sigstore/verify 3.1 accepts a
+ * checkpoint signed by any trusted log, so without this an entry without an inclusion promise
+ * (Rekor v2) verified under whatever log id it claimed (found by test/fuzz, issue 12).
+ */
+function ownLog(entry: LogEntry, material: TrustMaterial): TrustMaterial['tlogs'] {
+  return material.tlogs.filter((t) => core.bufferEqual(t.logID, entry.logId.keyId));
+}
+
+/**
+ * An inclusion proof must be for the tree its checkpoint signs, and an entry without an inclusion
+ * promise (whose signed entry timestamp binds the log index) must sit where its proof puts it.
+ * @sigstore/verify 3.1 proves inclusion with the checkpoint's size and root and reads neither the
+ * proof's treeSize and rootHash nor, then, the entry's logIndex: a changed one verified and a
+ * Rekor v2 entry reported a log index the log never signed (found by test/fuzz, issue 12).
+ */
+function checkProofsMatchCheckpoints(entity: SignedEntity): void {
+  for (const e of entity.tlogEntries) {
+    const proof = e.inclusionProof;
+    if (!proof?.checkpoint) continue;
+    const envelope = proof.checkpoint.envelope;
+    const note = envelope.slice(0, envelope.indexOf('\n\n') + 1);
+    const checkpoint = LogCheckpoint.fromString(note);
+    const mismatch = (what: string) =>
+      new VerificationError({
+        code: 'TLOG_INCLUSION_PROOF_ERROR',
+        message: `the inclusion proof of log entry ${String(e.logIndex)} ${what}`,
+      });
+    if (String(proof.treeSize) !== String(checkpoint.logSize))
+      throw mismatch(
+        `is for a tree of ${proof.treeSize}, its checkpoint for ${checkpoint.logSize}`,
+      );
+    if (!core.bufferEqual(Buffer.from(proof.rootHash), checkpoint.logHash))
+      throw mismatch('has a root hash other than its checkpoint');
+    if (!e.inclusionPromise && String(proof.logIndex) !== String(e.logIndex))
+      throw mismatch(`puts it at index ${proof.logIndex}`);
   }
 }
 
@@ -108,7 +156,7 @@ function verifyFast(
   let tlogCount = 0;
   for (const entry of entity.tlogEntries) {
     tlogCount++;
-    verifyTLogInclusion(entry, material.tlogs);
+    verifyTLogInclusion(entry, ownLog(entry, material));
     verifyTLogBody(entry, entity.signature);
   }
   if (tlogCount < policy.tlogThreshold) {

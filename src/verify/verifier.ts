@@ -7,6 +7,7 @@ import {
   type TrustMaterial,
 } from '@sigstore/verify';
 import { GateError, VerifyError, type GateErrorCode } from '../errors.js';
+import { clip } from '../util/input.js';
 import { parseBundle, type ParsedBundle } from './bundle.js';
 import { leafCert, signedBy, trustedCert, UseLibrary, type Cert } from './cert-chain.js';
 import { dsseContent, messageContent } from './content.js';
@@ -307,7 +308,9 @@ function describe(
 }
 
 function logEntryRef(e: TransparencyLogEntry): LogEntryRef {
-  const seconds = Number(e.integratedTime);
+  // Only an inclusion promise signs the integrated time: one in an entry without (Rekor v2) is
+  // not reported, nor counted as a time (found by test/fuzz, issue 12).
+  const seconds = e.inclusionPromise ? Number(e.integratedTime) : 0;
   return {
     logIndex: String(e.logIndex),
     logId: Buffer.from(e.logId.keyId).toString('base64'),
@@ -322,7 +325,7 @@ function timestamps(entity: SignedEntity): VerifiedTimestamp[] {
     if (t.$case === 'timestamp-authority') {
       return [{ source: 'timestamp-authority', time: signingTime(t.timestamp).toISOString() }];
     }
-    const seconds = Number(t.tlogEntry.integratedTime);
+    const seconds = t.tlogEntry.inclusionPromise ? Number(t.tlogEntry.integratedTime) : 0;
     return seconds > 0
       ? [{ source: 'transparency-log', time: new Date(seconds * 1000).toISOString() }]
       : [];
@@ -330,6 +333,8 @@ function timestamps(entity: SignedEntity): VerifiedTimestamp[] {
 }
 
 function lower(err: unknown): string {
-  const m = err instanceof Error ? err.message : String(err);
+  // One line: the library's messages quote the bundle ("expected: <kind>/<version>"), and a
+  // newline there would break a coded message in two (found by test/fuzz, issue 12).
+  const m = clip(err instanceof Error ? err.message : String(err), 1000);
   return m.length > 0 ? m[0]!.toLowerCase() + m.slice(1) : m;
 }
