@@ -37,7 +37,7 @@ NODE24_INTEGRITY := sha512-KHsob+Fv9YerATvYujMbiyJqnRCvLtrcr/eTNqRqiOSGp97EOiRP1
 NODE24_DIR := .tools/node-v$(NODE24_VERSION)
 NODE24_ADDON := $(NODE24_DIR)/better-sqlite3/build/Release/better_sqlite3.node
 
-.PHONY: help deps build policies test lint demo bench clean
+.PHONY: help deps build policies test lint demo bench load reliability clean
 
 help: ## list the targets
 	@grep -E '^[a-z]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-9s %s\n", $$1, $$2}'
@@ -111,6 +111,14 @@ bench: build policies $(COSIGN) ## every figure side by side in one run (bench/r
 	npx tsx bench/run.ts
 	npx vitest bench --run
 	npx tsx bench/ledger.ts
+
+load: build policies ## gate serve on real evidence under 50, then 200 clients for 60 s each: shedding, p50/p99, memory, every answer in the ledger
+	npx tsx bench/load.ts --clients 50 --seconds 60
+	npx tsx bench/load.ts --clients 200 --seconds 60
+
+reliability: build policies $(CRANE) $(COSIGN) $(ORAS) ## RELIABILITY.md from a run: attack corpus, faults, fuzzing, load at 50 and 200 clients
+	bash test/support/ensure-postgres.sh
+	OPA=$(OPA) npx tsx bench/reliability.ts
 
 clean: ## remove build output
 	rm -rf dist
