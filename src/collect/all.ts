@@ -1,3 +1,4 @@
+import { toGateError } from '../errors.js';
 import type { Subject } from '../subject.js';
 import type { CollectRequest, CollectResult, Source } from './types.js';
 
@@ -33,7 +34,7 @@ export async function collectAll(
           s,
           { subject: subject.digest, ...(subject.image ? { image: subject.image } : {}) },
           deadline,
-        ),
+        ).catch((err: unknown) => thrownBy(s, err)),
       ),
     );
     for (const r of results) {
@@ -81,6 +82,17 @@ function bounded(
   });
   const own = source.collect({ ...req, signal }).then((r) => deadlineNamed(r, signal, ms));
   return Promise.race([own, late]).finally(() => clearTimeout(timer));
+}
+
+/**
+ * A source that throws instead of answering (a bug, or a source written outside the gate) is a
+ * coded failure of that source: the decision is "could not decide" and is recorded, never an
+ * uncoded exception out of gate.check (attack corpus, issue 12).
+ */
+function thrownBy(source: Source, err: unknown): CollectResult {
+  const e = toGateError(err, 'SOURCE_BAD_RESPONSE');
+  const failure = { source: source.name, code: e.code, message: e.message };
+  return { evidence: [], rejected: [], failures: [failure] };
 }
 
 /** A request cancelled by the deadline says so, rather than only "cancelled". */

@@ -141,17 +141,18 @@ describe('documents that are not bundles', () => {
     );
     const dir = tmp('big');
     writeFileSync(path.join(dir, 'big.sigstore.json'), bytesOf(big));
-    writeFileSync(path.join(dir, 'good.sigstore.json'), bytesOf(good.bundle));
     const g = await gateOver(svc, { sources: [createFileSource({ paths: [dir] })] });
     gates.push(g);
     const d = await g.check(requestFor(A));
-    const codes = [
-      ...d.evidence.map((e) => e.code),
-      ...(d.rejected ?? []).map((r: { code?: string }) => r.code),
-    ];
-    expect(codes).toContain('INPUT_TOO_LARGE');
-    // the valid one beside it still counts: an oversized file is reported, not fatal
-    expect(d.outcome).toBe('allow');
+    // the file is reported with its code, never read (4 MiB per file)
+    expectDecision(
+      'oversized bundle file (gate)',
+      undefined,
+      d,
+      'deny',
+      'INPUT_TOO_LARGE',
+      d.evidence[0]?.code,
+    );
   });
 
   it('deeply nested json is refused with a code, never a stack overflow', async () => {
