@@ -10,6 +10,7 @@ import { openAuditLedger } from '../../src/audit/open.js';
 import { loadConfig } from '../../src/config.js';
 import type { Decision } from '../../src/decision.js';
 import { buildWasmBundle } from '../../src/evaluate/opa-cli.js';
+import { expect } from 'vitest';
 import { FIXTURES } from '../helpers.js';
 import { mintDSSEBundle } from '../support/mint.js';
 import {
@@ -28,7 +29,7 @@ export const CLI = path.join(ROOT, 'dist', 'cli', 'main.js');
 /** every decision in these tests has this deadline (deadlineMs in the configurations written) */
 export const DEADLINE_MS = 1500;
 /** a process's own start (node, the policy, the trusted root, the ledger) on this machine */
-export const START_MARGIN_MS = 2000;
+export const START_MARGIN_MS = 3500;
 /** what a server may take beyond the deadline to verify, decide, record and answer */
 export const ANSWER_MARGIN_MS = 700;
 
@@ -145,6 +146,8 @@ export interface Run {
   stderr: string;
   /** from spawning the process to its exit */
   ms: number;
+  /** from the start of the decision (its `time`, once the gate was loaded) to the exit */
+  decideMs?: number;
   /** stdout parsed, with --format json */
   decision?: Decision;
 }
@@ -174,13 +177,15 @@ export function runGate(
     child.on('close', (code, signal) => {
       clearTimeout(timer);
       const ms = performance.now() - started;
+      const ended = Date.now();
       let decision: Decision | undefined;
       try {
         decision = JSON.parse(stdout) as Decision;
       } catch {
         decision = undefined;
       }
-      resolve({ code, signal, stdout, stderr, ms, ...(decision ? { decision } : {}) });
+      const decideMs = decision ? ended - Date.parse(decision.time) : undefined;
+      resolve({ code, signal, stdout, stderr, ms, ...(decision ? { decision, decideMs } : {}) });
     });
   });
 }
@@ -259,6 +264,34 @@ export async function decide(
   } catch {
     return undefined;
   }
+}
+
+/**
+ * A refused or dropped connection is retried with backoff: when the retries are spent before the
+ * deadline it is SOURCE_UNREACHABLE, when the deadline comes first SOURCE_TIMEOUT.
+ */
+export const UNREACHABLE = ['SOURCE_UNREACHABLE', 'SOURCE_TIMEOUT'];
+
+/** Never an allow: could not decide, with one of `codes`, naming `where`, within the deadline. */
+export function expectCouldNotDecide(run: Run, codes: string[], where: string): void {
+  expect(run.stderr).toBe('');
+  expect(run.code).toBe(2);
+  expect(run.decision).toMatchObject({ outcome: 'error', allow: false });
+  expect(codes).toContain(run.decision!.error!.code);
+  expect(run.decision!.error!.message).toContain(`could not look at ${where}`);
+  if (run.decision!.error!.code === 'SOURCE_TIMEOUT')
+    expect(run.decision!.error!.message).toMatch(/the decision's deadline of 1500 ms passed/);
+  expectInTime(run);
+}
+
+/**
+ * Answered within the deadline: from the decision's start (its recorded time) to the process's
+ * exit, and from spawning the process, with room for starting node and loading the gate.
+ */
+export function expectInTime(run: Run): void {
+  expect(run.decideMs).toBeDefined();
+  expect(run.decideMs!).toBeLessThan(DEADLINE_MS + ANSWER_MARGIN_MS);
+  expect(run.ms).toBeLessThan(DEADLINE_MS + START_MARGIN_MS);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -389,3 +422,34 @@ export function auditVerify(config: string, env: NodeJS.ProcessEnv = {}) {
 }
 
 export const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+/** Runs at most `n` of the functions given at once (gate processes on a 2-core machine). */
+export function limiter(n: number) {
+  let active = 0;
+  const waiting: Array<() => void> = [];
+  return async <T>(fn: () => Promise<T>): Promise<T> => {
+    while (active >= n) await new Promise<void>((r) => waiting.push(r));
+    active++;
+    try {
+      return await fn();
+    } finally {
+      active--;
+      waiting.shift()?.();
+    }
+  };
+}
+
+/**
+ * Starts `fn` for every key, at most `n` at once, and keeps each promise by key: the tests of a
+ * describe block then await their own. (A rejection is reported by the test that awaits it.)
+ */
+export function prefetch<K, T>(keys: readonly K[], n: number, fn: (k: K) => Promise<T>) {
+  const limit = limiter(n);
+  const out = new Map<K, Promise<T>>();
+  for (const k of keys) {
+    const p = limit(() => fn(k));
+    p.catch(() => undefined);
+    out.set(k, p);
+  }
+  return out;
+}
