@@ -42,7 +42,13 @@ export interface LoadResult {
   recorded: number;
   missingFromLedger: number;
   chainVerified: boolean;
+  /** resident memory (ps), median of the first and of the last quarter of the run, and max */
   memoryMiB: { first: number; last: number; max: number };
+  /**
+   * the V8 heap in use (the server's /metrics): its floor (the lowest sample, after a collection)
+   * in the first and in the last quarter of the run, which rises when something leaks, and max
+   */
+  heapMiB: { first: number; last: number; max: number };
 }
 
 async function mintEvidence(dir: string): Promise<{ hex: string; root: string }> {
@@ -76,6 +82,17 @@ async function mintEvidence(dir: string): Promise<{ hex: string; root: string }>
 function rssMiB(pid: number): number {
   const m = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
   return m ? Number(m[1]) / 1024 : NaN;
+}
+
+/** The V8 heap in use, from the server's /metrics (nodejs_heap_size_used_bytes). */
+async function heapMiB(port: number): Promise<number> {
+  try {
+    const text = await (await fetch(`http://127.0.0.1:${port}/metrics`)).text();
+    const m = /^nodejs_heap_size_used_bytes (\d+(?:\.\d+)?(?:e\+\d+)?)$/m.exec(text);
+    return m ? Number(m[1]) / 2 ** 20 : NaN;
+  } catch {
+    return NaN;
+  }
 }
 
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)] ?? NaN;
@@ -114,7 +131,11 @@ export async function runLoad(clients: number, seconds: number): Promise<LoadRes
       child.once('exit', (c) => reject(new Error(`gate serve exited ${c}: ${head}`)));
     });
     const memory: number[] = [];
-    const sampler = setInterval(() => memory.push(rssMiB(child.pid!)), 1000);
+    const heap: number[] = [];
+    const sampler = setInterval(() => {
+      memory.push(rssMiB(child.pid!));
+      void heapMiB(port).then((h) => Number.isFinite(h) && heap.push(h));
+    }, 1000);
     const answered = new Set<string>();
     const byStatus: Record<string, number> = {};
     let shed = 0;
@@ -168,7 +189,14 @@ export async function runLoad(clients: number, seconds: number): Promise<LoadRes
       () => false,
     );
     const ok2xx = byStatus['200'] ?? 0;
-    const quarter = Math.max(1, Math.floor(memory.length / 4));
+    const spread = (xs: number[], of: (ys: number[]) => number) => {
+      const quarter = Math.max(1, Math.floor(xs.length / 4));
+      return {
+        first: of(xs.slice(0, quarter)),
+        last: of(xs.slice(-quarter)),
+        max: Math.max(...xs),
+      };
+    };
     return {
       clients,
       seconds,
@@ -183,11 +211,8 @@ export async function runLoad(clients: number, seconds: number): Promise<LoadRes
       recorded: recorded.size,
       missingFromLedger: [...answered].filter((id) => !recorded.has(id)).length,
       chainVerified: verified,
-      memoryMiB: {
-        first: median(memory.slice(0, quarter)),
-        last: median(memory.slice(-quarter)),
-        max: Math.max(...memory),
-      },
+      memoryMiB: spread(memory, median),
+      heapMiB: spread(heap, (ys) => Math.min(...ys)),
     };
   } finally {
     rmSync(dir, { recursive: true, force: true });

@@ -153,7 +153,8 @@ ${table(
     'other errors',
     'answered, not in ledger',
     'chain verified',
-    'memory: first quarter / last quarter / max (MiB)',
+    'resident memory: first / last quarter, max (MiB)',
+    'heap floor: first / last quarter, max (MiB)',
   ],
   loads.map((l) => [
     l.clients,
@@ -166,7 +167,8 @@ ${table(
     l.errors,
     l.missingFromLedger,
     l.chainVerified ? 'yes' : 'NO',
-    `${l.memoryMiB.first.toFixed(0)} / ${l.memoryMiB.last.toFixed(0)} / ${l.memoryMiB.max.toFixed(0)}`,
+    `${l.memoryMiB.first.toFixed(0)} / ${l.memoryMiB.last.toFixed(0)}, ${l.memoryMiB.max.toFixed(0)}`,
+    `${l.heapMiB.first.toFixed(0)} / ${l.heapMiB.last.toFixed(0)}, ${l.heapMiB.max.toFixed(0)}`,
   ]),
 )}`;
   writeFileSync(packagePath('RELIABILITY.md'), md);

@@ -1,5 +1,5 @@
 import type { FastifyInstance } from 'fastify';
-import { Counter, Gauge, Histogram, Registry } from 'prom-client';
+import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
 import type { Decision } from '../decision.js';
 import type { CheckRequest, Gate } from '../gate.js';
 import type { LoadStats } from './load.js';
@@ -14,6 +14,8 @@ export interface Metrics {
 /** A registry per server: two servers in one process (tests, for one) never share counts. */
 export function createMetrics(): Metrics {
   const registry = new Registry();
+  // the process's own: memory, heap, event-loop lag, handles (process_*, nodejs_*)
+  collectDefaultMetrics({ register: registry });
   return {
     registry,
     decisions: new Counter({
