@@ -309,7 +309,9 @@ export type Misbehaviour =
   /** 200 declaring 4096 bytes, sends 20, then closes the connection */
   | 'truncated'
   /** 429 with Retry-After: 100000 (more than a day), on every request */
-  | 'storm';
+  | 'storm'
+  /** a store holding nothing for the digest (404, as GitHub answers), after 800 ms */
+  | 'slow';
 
 export interface Faulty {
   /** http://127.0.0.1:<port> */
@@ -355,6 +357,14 @@ export async function startFaulty(mode: Misbehaviour): Promise<Faulty> {
         res.write('{"attestations": [{"');
         setImmediate(() => res.socket?.destroy());
         return;
+      case 'slow': {
+        const t = setTimeout(() => {
+          res.writeHead(404, { 'content-type': 'application/json' });
+          res.end('{"message": "Not Found"}');
+        }, 800);
+        timers.add(t);
+        return;
+      }
       case 'storm':
         return void res
           .writeHead(429, { 'retry-after': '100000', 'content-type': 'application/json' })
@@ -370,7 +380,7 @@ export async function startFaulty(mode: Misbehaviour): Promise<Faulty> {
   state.url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
   state.close = () =>
     new Promise<void>((resolve) => {
-      for (const t of timers) clearInterval(t);
+      for (const t of timers) clearTimeout(t);
       for (const s of sockets) s.destroy();
       server.close(() => resolve());
     });
