@@ -1,4 +1,5 @@
 import { GateError, toGateError, type GateErrorCode } from '../errors.js';
+import { clip } from '../util/input.js';
 import { HttpClientError } from './http-support.js';
 import { badResponse, type OciClient } from './oci-client.js';
 import { indexEntries, OCI_INDEX, parseManifestJSON, type Descriptor } from './oci-manifest.js';
@@ -103,7 +104,9 @@ const tooMany = (subject: string, max: number) =>
 /** A failure as a source reports it: coded, a foreign error read as a bad response. */
 export function coded(err: unknown): { code: GateErrorCode; message: string } {
   const e = toGateError(err, 'SOURCE_BAD_RESPONSE');
-  return { code: e.code, message: e.message };
+  // One printable line: messages quote what the registry served (a media type, an artifact
+  // type), which may hold line breaks (found by test/fuzz, issue 12).
+  return { code: e.code, message: clip(e.message, 1000) };
 }
 
 /** The codes that mean the registry failed (could not look), not that its content is bad. */
