@@ -37,7 +37,7 @@ NODE24_INTEGRITY := sha512-KHsob+Fv9YerATvYujMbiyJqnRCvLtrcr/eTNqRqiOSGp97EOiRP1
 NODE24_DIR := .tools/node-v$(NODE24_VERSION)
 NODE24_ADDON := $(NODE24_DIR)/better-sqlite3/build/Release/better_sqlite3.node
 
-.PHONY: help deps build policies test lint demo bench load reliability clean
+.PHONY: help deps build policies test lint demo bench load reliability fuzz clean
 
 help: ## list the targets
 	@grep -E '^[a-z]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-9s %s\n", $$1, $$2}'
@@ -119,6 +119,9 @@ load: build policies ## gate serve on real evidence under 50, then 200 clients f
 reliability: build policies $(CRANE) $(COSIGN) $(ORAS) ## RELIABILITY.md from a run: attack corpus, faults, fuzzing, load at 50 and 200 clients
 	bash test/support/ensure-postgres.sh
 	OPA=$(OPA) npx tsx bench/reliability.ts
+
+fuzz: build policies ## long fuzzing budget: every fast-check property of test/fuzz and test/verify/fuzz.test.ts (about 15 minutes on 2 cores)
+	GATE_FUZZ_RUNS=20000 npx vitest run test/fuzz test/verify/fuzz.test.ts
 
 clean: ## remove build output
 	rm -rf dist

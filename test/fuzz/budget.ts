@@ -8,7 +8,7 @@ import { reportFuzz } from './report.js';
  * well under a minute on two cores); `make fuzz` sets GATE_FUZZ_RUNS for a long run. Expensive
  * properties (a whole decision, an HTTP request) take a fraction of it.
  */
-export const RUNS = Number(process.env.GATE_FUZZ_RUNS ?? 100);
+export const RUNS = Number(process.env.GATE_FUZZ_RUNS ?? 200);
 
 /** `weight` of the budget, at least one run. */
 export function runs(weight = 1): number {
