@@ -109,7 +109,8 @@ const breakGlass = (cfg: string, file: string) =>
     ...['--break-glass', file, '--format', 'json'],
   ]);
 
-describe('break glass while the webhook is', () => {
+// the two run side by side: the first waits half a minute for gate serve's retry pass
+describe.concurrent('break glass while the webhook is', () => {
   it('down: the override is recorded and waits in the outbox; gate serve delivers it once the webhook is back', async () => {
     const hookUrl = `${await closedPortUrl()}/hook`;
     const cfg = config('bg-down', hookUrl);

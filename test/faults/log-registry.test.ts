@@ -192,7 +192,7 @@ describe('gate check against a Rekor log that', () => {
   beforeAll(() => {
     runs = prefetch(
       FAULTS.map((f) => f.mode),
-      2,
+      1,
       async (mode) => {
         const url = await faultyUrl(mode);
         const config = logConfig(`rekor-${mode}`, url);
@@ -220,7 +220,7 @@ describe('gate check against an OCI registry that', () => {
   beforeAll(() => {
     runs = prefetch(
       OCI_FAULTS.map((f) => f.mode),
-      2,
+      1,
       async (mode) => {
         const url = await faultyUrl(mode);
         const repository = `${new URL(url).host}/attestations`;

@@ -88,7 +88,7 @@ describe('gate check against a store that', () => {
   beforeAll(() => {
     runs = prefetch(
       FAULTS.map((f) => f.mode),
-      2,
+      1,
       async (mode) => {
         const url = await faultyUrl(mode);
         const config = storeConfig(`store-${mode}`, url);
@@ -127,7 +127,7 @@ describe('gate check against a bundle_url that', () => {
   beforeAll(() => {
     runs = prefetch(
       BLOB_FAULTS.map((f) => f.mode),
-      2,
+      1,
       async (mode) => {
         const blob = await faultyUrl(mode);
         const subject = hex(`faults: bundle_url ${mode}`);

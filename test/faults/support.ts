@@ -452,6 +452,8 @@ export function limiter(n: number) {
 /**
  * Starts `fn` for every key, at most `n` at once, and keeps each promise by key: the tests of a
  * describe block then await their own. (A rejection is reported by the test that awaits it.)
+ * Runs whose time is measured against the deadline go one at a time (n = 1): two gates starting
+ * together on a 2-core machine measure each other, not the fault.
  */
 export function prefetch<K, T>(keys: readonly K[], n: number, fn: (k: K) => Promise<T>) {
   const limit = limiter(n);
