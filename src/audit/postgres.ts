@@ -62,6 +62,13 @@ export async function createPostgresLedger(opts: PostgresLedgerOptions): Promise
     max: opts.pool ?? 10,
     application_name: 'gate',
     connectionTimeoutMillis: 10_000,
+    // A server that stops answering on an open connection (hung, frozen, a network path lost
+    // without a reset) held every decision forever: statement_timeout is the server's own, and
+    // nothing on this side gave up (test/faults/ledger.test.ts, issue 12). Wait for an answer as
+    // long as for a connection; the query then fails, its connection is discarded, and the
+    // decision is LEDGER_UNAVAILABLE. (A commit the server makes after that is recorded but
+    // unacknowledged, as after a crash: never the other way round.)
+    query_timeout: 10_000,
     keepAlive: true,
     statement_timeout: 30_000,
     lock_timeout: 30_000,

@@ -1,7 +1,16 @@
 import { execFileSync } from 'node:child_process';
-import { closeSync, mkdirSync, openSync, rmSync, writeFileSync, writeSync } from 'node:fs';
+import {
+  closeSync,
+  mkdirSync,
+  openSync,
+  readFileSync,
+  rmSync,
+  writeFileSync,
+  writeSync,
+} from 'node:fs';
 import path from 'node:path';
 import Database from 'better-sqlite3';
+import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startPostgresServer, type PostgresServer } from '../support/postgres-server.js';
 import { reportFault } from './report.js';
@@ -32,6 +41,8 @@ import {
 const APP = hex('faults: an app with provenance on disk');
 /** the SQLite ledger's wait for another process's write lock (createSqliteLedger's default) */
 const BUSY_TIMEOUT_MS = 5000;
+/** how long the PostgreSQL ledger waits for the server to answer a query (src/audit/postgres.ts) */
+const PG_QUERY_TIMEOUT_MS = 10_000;
 
 let fx: Fixture;
 let evidence: string;
@@ -222,18 +233,37 @@ describe('the disk under a SQLite ledger full', () => {
   }, 60_000);
 });
 
-describe('PostgreSQL stopped and started again under gate serve', () => {
-  let pg: PostgresServer;
+/** The PostgreSQL server's processes: the postmaster (postmaster.pid in its data folder) and its children. */
+async function clusterPids(url: string): Promise<number[]> {
+  const client = new pg.Client({ connectionString: url });
+  await client.connect();
+  let data: string;
+  try {
+    data = (await client.query<{ data_directory: string }>('SHOW data_directory')).rows[0]!
+      .data_directory;
+  } finally {
+    await client.end();
+  }
+  const postmaster = Number(readFileSync(path.join(data, 'postmaster.pid'), 'utf8').split('\n')[0]);
+  const children = execFileSync('pgrep', ['-P', String(postmaster)], { encoding: 'utf8' })
+    .split('\n')
+    .filter((l) => l !== '')
+    .map(Number);
+  return [postmaster, ...children];
+}
+
+describe('PostgreSQL stopped and started again, or hung, under gate serve', () => {
+  let server: PostgresServer;
   beforeAll(async () => {
-    pg = await startPostgresServer();
+    server = await startPostgresServer();
   });
   afterAll(async () => {
     killChildren();
-    await pg?.close();
+    await server?.close();
   });
 
   it('decisions fail closed (503 LEDGER_UNAVAILABLE) while it is down and are recorded again once it is back', async () => {
-    const env = { GATE_LEDGER_URL: await pg.createDatabase() };
+    const env = { GATE_LEDGER_URL: await server.createDatabase() };
     const config = writeConfig(fx, fx.dir, 'postgres.yaml', {
       ...bundles(),
       ledger: { backend: 'postgres' },
@@ -248,12 +278,12 @@ describe('PostgreSQL stopped and started again under gate serve', () => {
     };
     try {
       for (const a of await batch(3)) expect([a.status, a.body.outcome]).toEqual([200, 'allow']);
-      await pg.stop();
+      await server.stop();
       let down: Answer[];
       try {
         down = await batch(3);
       } finally {
-        await pg.start();
+        await server.start();
       }
       for (const a of down) {
         reportFault('serve: postgresql stopped', a.body.outcome, a.body.error?.code, a.ms);
@@ -273,4 +303,48 @@ describe('PostgreSQL stopped and started again under gate serve', () => {
     expect((await serving.exited).code).toBe(0);
     await expectAcknowledgedRecorded(config, answered, env);
   }, 90_000);
+
+  it('hung (its processes stopped, connections open): a decision fails closed (503 LEDGER_UNAVAILABLE) within the ledger query timeout instead of hanging', async () => {
+    const url = await server.createDatabase();
+    const env = { GATE_LEDGER_URL: url };
+    const config = writeConfig(fx, fx.dir, 'postgres-hung.yaml', {
+      ...bundles(),
+      ledger: { backend: 'postgres' },
+    });
+    const serving = await startServe(config, env);
+    const answered: Answer[] = [];
+    const ask = async () => {
+      const a = await decide(serving.url, APP, PG_QUERY_TIMEOUT_MS + 15_000);
+      expect(a, 'every request is answered').toBeDefined();
+      answered.push(a!);
+      return a!;
+    };
+    const cluster = await clusterPids(url);
+    try {
+      expect([(await ask()).status]).toEqual([200]);
+      // the server and every backend stopped: connections stay open, nothing answers
+      for (const pid of cluster) process.kill(pid, 'SIGSTOP');
+      let hung: Answer;
+      try {
+        hung = await ask();
+      } finally {
+        for (const pid of cluster) process.kill(pid, 'SIGCONT');
+      }
+      reportFault('serve: postgresql hung', hung.body.outcome, hung.body.error?.code, hung.ms);
+      expect([hung.status, hung.body.outcome, hung.body.allow]).toEqual([503, 'error', false]);
+      expect(hung.body.error).toMatchObject({ code: 'LEDGER_UNAVAILABLE' });
+      expect(hung.body.error!.message).toMatch(/^cannot record the decision in postgresql: \S/);
+      expect(hung.ms).toBeLessThan(PG_QUERY_TIMEOUT_MS + DEADLINE_MS + ANSWER_MARGIN_MS);
+      const back = await ask();
+      expect([back.status, back.body.outcome]).toEqual([200, 'allow']);
+    } finally {
+      serving.child.kill('SIGTERM');
+    }
+    expect((await serving.exited).code).toBe(0);
+    // a record the hung server committed after the gate gave up would be recorded, unacknowledged
+    const recorded = await readLedger(config, env);
+    expect(recorded.ok).toBe(true);
+    for (const a of answered.filter((x) => x.status === 200))
+      expect(recorded.ids).toContain(a.body.id);
+  }, 60_000);
 });
