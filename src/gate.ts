@@ -133,6 +133,11 @@ export async function createGate(config: GateConfig, deps: GateDeps = {}): Promi
   const retryMs = deps.outboxRetryMs ?? OUTBOX_RETRY_MS;
   const retries = outbox ? setInterval(() => void deliver(outbox), retryMs) : undefined;
   retries?.unref();
+  // Announcements a webhook did not take before (an earlier `gate check` whose webhook was down)
+  // are tried once as a gate starts, backoff permitting, not only at the first interval or with
+  // the next override: CI runs only `gate check`, whose announcement waited in the outbox until
+  // another override came (test/faults/breakglass.test.ts, issue 12).
+  if (outbox) void deliver(outbox);
 
   async function check(asked: CheckRequest): Promise<Decision> {
     const deadline = deadlineOf(config.deadlineMs, asked.deadlineMs);
