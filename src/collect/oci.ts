@@ -131,7 +131,16 @@ async function platformManifests(
     }
     if (!index) continue;
     if (index.mediaType !== OCI_INDEX && index.mediaType !== DOCKER_LIST) return [];
-    const entries = indexEntries(index.doc, `index ${subject}`).filter(
+    // An index without a manifests list is reported as this repository's failure: thrown, it
+    // took the whole search with it, evidence found elsewhere included (test/fuzz, issue 12).
+    let listed: ReturnType<typeof indexEntries>;
+    try {
+      listed = indexEntries(index.doc, `index ${subject}`);
+    } catch (err) {
+      result.failures.push({ source: `oci:${describeRepository(repo)}@${subject}`, ...coded(err) });
+      return [];
+    }
+    const entries = listed.filter(
       (e): e is Descriptor =>
         !(e instanceof Error) &&
         e.annotations?.['vnd.docker.reference.type'] !== 'attestation-manifest',

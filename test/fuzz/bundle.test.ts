@@ -167,7 +167,9 @@ const signedNoteEdit = fc.oneof(
   fc.record({ signatures: fc.integer({ min: 1, max: 255 }) }),
 );
 
-function editNote(note: string, e: fc.Arbitrary<unknown> extends never ? never : any): string {
+type NoteEdit = typeof signedNoteEdit extends fc.Arbitrary<infer T> ? T : never;
+
+function editNote(note: string, e: NoteEdit): string {
   const split = note.indexOf('\n\n');
   const body = note.slice(0, split).split('\n');
   const sigs = note.slice(split + 2);

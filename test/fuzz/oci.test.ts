@@ -152,14 +152,15 @@ const verify = (bytes: Buffer) =>
   });
 const ORIGINAL = verify(BUNDLE);
 
-async function search(served: Map<string, Served>) {
+async function search(served: Map<string, Served>, subject = SUBJECT, platforms = false) {
   const source = createOciSource({
     repositories: [`${HOST}/${NAME}`],
     http: fakeHttp(served),
     retries: 0,
+    platforms,
     keychain: { resolve: async () => undefined, searched: 'nothing' },
   });
-  const r = await source.collect({ subject: { algorithm: 'sha256', hex: SUBJECT.slice(7) } });
+  const r = await source.collect({ subject: { algorithm: 'sha256', hex: subject.slice(7) } });
   for (const f of [...r.failures, ...r.rejected]) {
     expect(f.code).toMatch(/^[A-Z0-9_]+$/);
     expect(f.message).not.toMatch(/\n/);
@@ -337,6 +338,65 @@ describe('oci registries', () => {
           await search(served);
         }),
         { numRuns: N, timeout: 10_000 },
+      );
+    },
+    timeoutFor(N, 20),
+  );
+  it(
+    'an image index changed anywhere: its platforms searched or a coded failure, nothing found',
+    async () => {
+      const platform = (os: string, architecture: string, extra: object = {}) =>
+        descriptor(OCI_MANIFEST, `${os}/${architecture} manifest`, {
+          platform: { os, architecture },
+          ...extra,
+        });
+      const INDEX = {
+        schemaVersion: 2,
+        mediaType: OCI_INDEX,
+        manifests: [
+          platform('linux', 'amd64'),
+          platform('linux', 'arm64', { annotations: { 'org.opencontainers.image.ref.name': 'x' } }),
+          platform('unknown', 'unknown', {
+            annotations: { 'vnd.docker.reference.type': 'attestation-manifest' },
+          }),
+        ],
+      };
+      await checkProperty(
+        'oci.image-index',
+        fc.asyncProperty(
+          fc.oneof(
+            fc
+              .tuple(fc.constantFrom(...jsonPaths(INDEX)), mutation)
+              .map(([p, m]) => replaceAt(INDEX, p, m)),
+            fc.jsonValue(),
+          ),
+          async (index) => {
+            // the subject is the index's digest: served consistently, as a registry would
+            const bytes = Buffer.from(JSON.stringify(index) ?? '');
+            const subject = digest(bytes);
+            const served = new Map<string, Served>([
+              [
+                `/v2/${NAME}/manifests/${subject}`,
+                { status: 200, headers: { 'content-type': OCI_INDEX }, bytes },
+              ],
+            ]);
+            const r = await search(served, subject, true);
+            expect(r.evidence).toEqual([]);
+            const children = new Set(r.searched.map((l) => l.subject));
+            children.delete(subject);
+            // every platform searched was listed in the index, as a sha256 or sha512 digest
+            for (const c of children) {
+              expect(c).toMatch(/^sha(256:[0-9a-f]{64}|512:[0-9a-f]{128})$/);
+              expect(bytes.toString()).toContain(c);
+            }
+          },
+        ),
+        {
+          numRuns: N,
+          timeout: 10_000,
+          // regression: an index without a manifests list threw out of the search (oci.ts)
+          examples: [[{}], [{ schemaVersion: 2, mediaType: OCI_INDEX, manifests: 'x' }]],
+        },
       );
     },
     timeoutFor(N, 20),
