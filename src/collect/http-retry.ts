@@ -68,7 +68,9 @@ export async function withRetries(t: Transport, call: Call): Promise<JSONRespons
     try {
       await sleep(wait, undefined, { signal: call.signal });
     } catch {
-      throw cancelled(call.where);
+      // Say what it was waiting out: a 429 asking to come back in a day is rate limiting, not a
+      // slow source; "cancelled" alone did not say (test/faults/store.test.ts, issue 12).
+      throw cancelled(call.where, waitingAfter(outcome));
     }
   }
 }
@@ -217,5 +219,19 @@ function discard(body: Dispatcher.ResponseData['body']): void {
 const tooLarge = (where: string, max: number) =>
   new HttpClientError('SOURCE_TOO_LARGE', `${where} answered more than ${max} bytes`);
 
-const cancelled = (where: string) =>
-  new HttpClientError('SOURCE_TIMEOUT', `request to ${where} was cancelled`);
+const cancelled = (where: string, waiting?: string) =>
+  new HttpClientError(
+    'SOURCE_TIMEOUT',
+    `request to ${where} was cancelled${waiting ? ` while waiting to retry after ${waiting}` : ''}`,
+  );
+
+/** The failure a retry was waiting out: `http 429, which asked to retry after 100000 s`. */
+function waitingAfter(o: { error: HttpClientError; retryAfterMs?: number }): string {
+  const what =
+    o.error.status !== undefined ? `http ${o.error.status}` : o.error.message.split(': ').at(-1)!;
+  const asked =
+    o.retryAfterMs === undefined
+      ? ''
+      : `, which asked to retry after ${Math.round(o.retryAfterMs / 1000)} s`;
+  return `${what}${asked}`;
+}

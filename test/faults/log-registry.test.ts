@@ -130,7 +130,7 @@ describe('gate check against a Rekor log', () => {
   beforeAll(() => {
     proofRuns = prefetch(
       inconsistent.map(([what]) => what),
-      2,
+      1,
       async (what) => {
         const url = await logServing(inconsistent.find(([w]) => w === what)![1]);
         const config = logConfig(`rekor-${what.replace(/\W+/g, '-')}`, url);

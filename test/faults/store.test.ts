@@ -65,15 +65,36 @@ describe('gate check against a healthy store', () => {
 });
 
 /** What a store fault must come to: the codes, and whether the deadline is what ended it. */
-const FAULTS: Array<{ mode: Misbehaviour | 'down'; codes: string[]; byDeadline: boolean }> = [
-  { mode: 'down', codes: UNREACHABLE, byDeadline: false },
-  { mode: 'hang', codes: ['SOURCE_TIMEOUT'], byDeadline: true },
-  { mode: 'drip', codes: ['SOURCE_TIMEOUT'], byDeadline: true },
-  { mode: 'garbage', codes: ['SOURCE_BAD_RESPONSE'], byDeadline: false },
-  { mode: 'wrong-json', codes: ['SOURCE_BAD_RESPONSE'], byDeadline: false },
-  { mode: 'truncated', codes: UNREACHABLE, byDeadline: false },
-  // Retry-After is honoured only within the deadline, never for a day
-  { mode: 'storm', codes: ['SOURCE_TIMEOUT'], byDeadline: true },
+const FAULTS: Array<{
+  mode: Misbehaviour | 'down';
+  codes: string[];
+  byDeadline: boolean;
+  /** what the message says happened */
+  reason: RegExp;
+}> = [
+  { mode: 'down', codes: UNREACHABLE, byDeadline: false, reason: /econnrefused/ },
+  { mode: 'hang', codes: ['SOURCE_TIMEOUT'], byDeadline: true, reason: /was cancelled/ },
+  { mode: 'drip', codes: ['SOURCE_TIMEOUT'], byDeadline: true, reason: /was cancelled/ },
+  {
+    mode: 'garbage',
+    codes: ['SOURCE_BAD_RESPONSE'],
+    byDeadline: false,
+    reason: /answered malformed json$/,
+  },
+  {
+    mode: 'wrong-json',
+    codes: ['SOURCE_BAD_RESPONSE'],
+    byDeadline: false,
+    reason: /answered without an attestations list$/,
+  },
+  { mode: 'truncated', codes: UNREACHABLE, byDeadline: false, reason: /und_err_socket/ },
+  // Retry-After is honoured only within the deadline, never for a day; the reason says so
+  {
+    mode: 'storm',
+    codes: ['SOURCE_TIMEOUT'],
+    byDeadline: true,
+    reason: /while waiting to retry after http 429, which asked to retry after 100000 s/,
+  },
 ];
 
 async function faultyUrl(mode: Misbehaviour | 'down'): Promise<string> {
@@ -96,7 +117,7 @@ describe('gate check against a store that', () => {
       },
     );
   });
-  for (const { mode, codes, byDeadline } of FAULTS) {
+  for (const { mode, codes, byDeadline, reason } of FAULTS) {
     it(`is ${mode}: could not decide (${codes.join(' or ')}) within the deadline, naming the store`, async () => {
       const { url, config, run } = await runs.get(mode)!;
       reportFault(
@@ -106,6 +127,7 @@ describe('gate check against a store that', () => {
         run.ms,
       );
       expectCouldNotDecide(run, codes, `store:${url}`);
+      expect(run.decision!.error!.message).toMatch(reason);
       expect(run.decision!.sourceFailures).toEqual([
         expect.objectContaining({ source: `store:${url}`, code: run.decision!.error!.code }),
       ]);
