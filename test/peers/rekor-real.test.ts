@@ -1,0 +1,151 @@
+import { execFile } from 'node:child_process';
+import { createHash } from 'node:crypto';
+import { mkdirSync, writeFileSync } from 'node:fs';
+import path from 'node:path';
+import { promisify } from 'node:util';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { packagePath } from '../../src/util/paths.js';
+import { COSIGN, peer, type Peer } from '../support/peers.js';
+import { startRealRekor, type RealRekor } from '../support/rekor-peer.js';
+
+/**
+ * The real Rekor v1 log (rekor-server v1.5.4 on Trillian v1.7.3 and MariaDB, test/support/
+ * rekor-peer.ts) and the real cosign v3.1.2, all on 127.0.0.1 (issue 13). cosign logs a key-signed
+ * SLSA provenance attestation (a dsse entry, with its bundle); the gate finds the entry by the
+ * subject's digest, joins it with the envelope of the bundle found in a folder, and says which
+ * entry it could not join when no source holds the envelope. cosign verifies the same bundle
+ * with the same trusted root (made by `cosign trusted-root create`).
+ */
+const CLI = packagePath('dist', 'cli', 'main.js');
+const POLICY = packagePath('test', 'fixtures', 'policies', 'requires-provenance');
+const ARTIFACT = 'real rekor artifact\n';
+const HEX = createHash('sha256').update(ARTIFACT).digest('hex');
+const PROVENANCE = 'https://slsa.dev/provenance/v1';
+const ENV = { COSIGN_PASSWORD: 'correct horse' };
+
+let rekor: RealRekor;
+let cosign: Peer;
+
+beforeAll(async () => {
+  rekor = await startRealRekor();
+  cosign = peer(COSIGN);
+  await cosign.run(['generate-key-pair'], ENV);
+  writeFileSync(path.join(cosign.dir, 'artifact.txt'), ARTIFACT);
+  mkdirSync(path.join(cosign.dir, 'evidence'));
+  writeFileSync(
+    path.join(cosign.dir, 'provenance.json'),
+    JSON.stringify({
+      buildDefinition: { buildType: 'https://example.com/build/v1' },
+      runDetails: { builder: { id: 'https://example.com/builder' } },
+    }),
+  );
+  await cosign.run(
+    [
+      'attest-blob',
+      '--yes',
+      '--key',
+      'cosign.key',
+      '--predicate',
+      'provenance.json',
+      '--type',
+      PROVENANCE,
+      '--bundle',
+      'evidence/provenance.sigstore.json',
+      '--use-signing-config=false',
+      '--rekor-url',
+      rekor.url,
+      'artifact.txt',
+    ],
+    ENV,
+  );
+  writeFileSync(path.join(cosign.dir, 'rekor.pub'), rekor.publicKeyPem);
+  await cosign.run([
+    'trusted-root',
+    'create',
+    '--rekor',
+    `url=${rekor.url},public-key=rekor.pub,start-time=2020-01-01T00:00:00Z`,
+    '--out',
+    'trusted_root.json',
+  ]);
+}, 180_000);
+afterAll(async () => {
+  await rekor?.stop();
+});
+
+async function gateCheck(config: string): Promise<{ code: number; decision: any }> {
+  writeFileSync(path.join(cosign.dir, 'gate.yaml'), config);
+  const args = ['check', '--config', 'gate.yaml', '--subject', `sha256:${HEX}`, '--env', 'dev'];
+  try {
+    const { stdout } = await promisify(execFile)(
+      process.execPath,
+      [CLI, ...args, '--format', 'json'],
+      {
+        cwd: cosign.dir,
+      },
+    );
+    return { code: 0, decision: JSON.parse(stdout) };
+  } catch (err) {
+    const e = err as { code: number; stdout: string };
+    return { code: e.code, decision: JSON.parse(e.stdout) };
+  }
+}
+
+const base = (sources: string) =>
+  [
+    'trustedRoot: trusted_root.json',
+    'keys: [{ path: cosign.pub }]',
+    `sources: ${sources}`,
+    `policy: { path: ${POLICY} }`,
+    'ledger: { path: ledger.db }',
+    '',
+  ].join('\n');
+
+describe('the real Rekor v1 log and cosign v3', () => {
+  it('cosign verifies its bundle offline with the trusted root it made', async () => {
+    const { stderr } = await cosign.run([
+      'verify-blob-attestation',
+      '--key',
+      'cosign.pub',
+      '--bundle',
+      'evidence/provenance.sigstore.json',
+      '--trusted-root',
+      'trusted_root.json',
+      '--type',
+      PROVENANCE,
+      'artifact.txt',
+    ]);
+    expect(stderr).toMatch(/Verified OK/);
+  });
+
+  it('the gate finds the dsse entry by digest and joins it with the bundle found in a folder', async () => {
+    const { code, decision } = await gateCheck(
+      base(`{ bundles: [evidence], rekor: { url: "${rekor.url}" } }`),
+    );
+    expect(decision.outcome).toBe('allow');
+    expect(code).toBe(0);
+    const sources = decision.evidence.map((e: { source: string }) => e.source.split(':')[0]);
+    expect(sources).toEqual(['file', 'rekor']);
+    for (const e of decision.evidence) {
+      expect(e).toMatchObject({
+        status: 'verified',
+        predicateType: PROVENANCE,
+        signer: { kind: 'key' },
+        logIndex: expect.stringMatching(/^\d+$/),
+        tlog: 'inclusion-proof',
+      });
+    }
+  });
+
+  it('says which entry it could not join when no source holds its envelope', async () => {
+    const { code, decision } = await gateCheck(base(`{ rekor: { url: "${rekor.url}" } }`));
+    expect(decision.outcome).toBe('deny');
+    expect(code).toBe(1);
+    expect(decision.evidence).toMatchObject([
+      {
+        status: 'rejected',
+        code: 'EVIDENCE_CONTENT_MISSING',
+        message: expect.stringMatching(/^dsse entry [0-9a-f]+ .*no other source supplied/),
+      },
+    ]);
+  });
+});
