@@ -78,6 +78,9 @@ export interface GateDeps {
   verifyCache?: VerifyCache;
 }
 
+/** How long past its deadline a decision's record may still wait for the ledger. */
+const RECORD_GRACE_MS = 1000;
+
 /** How often announcements a webhook did not take yet are tried again. */
 const OUTBOX_RETRY_MS = 30_000;
 
@@ -141,6 +144,10 @@ export async function createGate(config: GateConfig, deps: GateDeps = {}): Promi
 
   async function check(asked: CheckRequest): Promise<Decision> {
     const deadline = deadlineOf(config.deadlineMs, asked.deadlineMs);
+    // The record may wait (another process's write lock) a little past the deadline, no longer:
+    // a caller like Kubernetes gives up soon after, and an answer nobody reads must not be an
+    // allow in the ledger. Past this the decision is not recorded and cannot stand.
+    const recordUntil = Date.now() + deadline.ms + Math.min(RECORD_GRACE_MS, deadline.ms / 4);
     const req = admitRequest(await withImages(asked, deadline));
     const decidedAt = now();
     // `at` answers an auditor's question: what would the gate have said then?
@@ -176,7 +183,7 @@ export async function createGate(config: GateConfig, deps: GateDeps = {}): Promi
     const release = bg.accepted ? await lock() : () => {};
     try {
       const usable = await singleUse((id) => ledger.consumed(id), bg);
-      const recorded = await record(announce(judge(usable)), input);
+      const recorded = await record(announce(judge(usable)), input, recordUntil);
       if (!usable.accepted || recorded.error?.code !== 'BREAK_GLASS_REPLAYED') {
         if (recorded.outcome === 'override') void deliver(outbox);
         return recorded;
@@ -188,6 +195,7 @@ export async function createGate(config: GateConfig, deps: GateDeps = {}): Promi
       return await record(
         judge({ accepted: undefined, refused: usable.refused }, [refusal]),
         input,
+        recordUntil,
       );
     } finally {
       release();
@@ -237,9 +245,9 @@ export async function createGate(config: GateConfig, deps: GateDeps = {}): Promi
   }
 
   /** A decision is answered only once its record is durable. */
-  async function record(d: Decision, input: PolicyInput): Promise<Decision> {
+  async function record(d: Decision, input: PolicyInput, until?: number): Promise<Decision> {
     try {
-      await ledger.append(d, input);
+      await ledger.append(d, input, until === undefined ? {} : { until });
       return d;
     } catch (err) {
       const e = toGateError(err, 'LEDGER_UNAVAILABLE');
@@ -282,10 +290,10 @@ async function deliver(outbox: Outbox | undefined): Promise<void> {
 function storingPolicy(opened: Ledger, store: PolicyStore, policy: CompiledPolicy): Ledger {
   let stored = false;
   return {
-    append: async (decision, input) => {
+    append: async (decision, input, opts) => {
       if (!stored) store.save(policy);
       stored = true;
-      await opened.append(decision, input);
+      await opened.append(decision, input, opts);
     },
     consumed: (id) => opened.consumed(id),
     close: () => opened.close(),

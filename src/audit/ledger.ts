@@ -4,9 +4,18 @@ import type { IndexTables } from './index-audit.js';
 import type { Checkpoint, LedgerRecord } from './record.js';
 import type { ChainVerification, VerifyOptions } from './verify-chain.js';
 
+export interface AppendOptions {
+  /**
+   * Epoch ms after which the record is no longer written: an append still waiting then (SQLite:
+   * for another process's write lock) is refused with LEDGER_UNAVAILABLE, and nothing is
+   * recorded. A decision's answer thus never waits on the ledger past its caller's patience.
+   */
+  until?: number;
+}
+
 /** Where decisions are recorded. A decision is acknowledged only after append resolves. */
 export interface Ledger {
-  append(decision: Decision, input: unknown): Promise<void>;
+  append(decision: Decision, input: unknown, opts?: AppendOptions): Promise<void>;
   /**
    * true when a recorded override already used this break-glass request. `append` refuses a
    * second override of one request with BREAK_GLASS_REPLAYED, decided under its write lock.

@@ -49,6 +49,8 @@ interface Pending {
   reject: (err: unknown) => void;
   /** when append was called: the busy timeout counts from here */
   since: number;
+  /** not written after this (epoch ms): the busy timeout or the caller's limit, the sooner */
+  giveUpAt: number;
 }
 
 /** Rows read per step when streaming the chain. */
@@ -164,16 +166,21 @@ export function createSqliteLedger(opts: SqliteLedgerOptions = {}): AuditLedger 
       return;
     }
     if (failed === undefined) {
-      if (Date.now() < batch[0]!.since + busyTimeoutMs) {
-        queue = [...batch, ...queue];
-        schedule(1);
-        return;
+      // another process holds the write lock: those whose time is up are refused, unwritten
+      const now = Date.now();
+      const waiting = batch.filter((p) => now < p.giveUpAt);
+      for (const p of batch.filter((q) => now >= q.giveUpAt)) {
+        const held = now - p.since;
+        const why =
+          p.giveUpAt < p.since + busyTimeoutMs
+            ? `another process held the write lock for ${held} ms, past the decision's deadline`
+            : `another process held the write lock for ${busyTimeoutMs} ms`;
+        p.reject(new GateError('LEDGER_UNAVAILABLE', `${what(p)}: the database is locked (${why})`));
       }
-      const e = new GateError(
-        'LEDGER_UNAVAILABLE',
-        `${whatAll()}: the database is locked (another process held the write lock for ${busyTimeoutMs} ms)`,
-      );
-      for (const p of batch) p.reject(e);
+      if (waiting.length) {
+        queue = [...waiting, ...queue];
+        schedule(1);
+      }
       return;
     }
     const done = failed;
@@ -239,7 +246,7 @@ export function createSqliteLedger(opts: SqliteLedgerOptions = {}): AuditLedger 
   }
 
   return {
-    append(decision, input) {
+    append(decision, input, appendOpts = {}) {
       if (closed || opts.readOnly)
         return Promise.reject(
           new GateError(
@@ -248,7 +255,9 @@ export function createSqliteLedger(opts: SqliteLedgerOptions = {}): AuditLedger 
           ),
         );
       return new Promise<void>((resolve, reject) => {
-        queue.push({ decision, input, resolve, reject, since: Date.now() });
+        const since = Date.now();
+        const giveUpAt = Math.min(since + busyTimeoutMs, appendOpts.until ?? Infinity);
+        queue.push({ decision, input, resolve, reject, since, giveUpAt });
         schedule();
       });
     },

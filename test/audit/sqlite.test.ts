@@ -561,6 +561,31 @@ describe('faults', () => {
     expect(await verifyBoth(l)).toMatchObject({ ok: true, records: 2 });
   });
 
+  it("a lock held past the caller's limit: LEDGER_UNAVAILABLE then, and nothing written later", async () => {
+    const file = fresh('locked-until');
+    const l = ledgerAt(file, { busyTimeoutMs: 5000 });
+    await l.append(sampleDecision(0).decision, {});
+    const holder = new Database(file);
+    holder.exec('BEGIN IMMEDIATE');
+    const start = Date.now();
+    const err = await l
+      .append(sampleDecision(1).decision, {}, { until: start + 150 })
+      .catch((e: unknown) => e);
+    const waited = Date.now() - start;
+    expect(waited).toBeGreaterThanOrEqual(140);
+    expect(waited).toBeLessThan(2000);
+    expect(err).toMatchObject({
+      code: 'LEDGER_UNAVAILABLE',
+      message: expect.stringMatching(
+        /locked \(another process held the write lock for \d+ ms, past the decision's deadline\)/,
+      ),
+    });
+    holder.exec('ROLLBACK');
+    holder.close();
+    await new Promise((r) => setTimeout(r, 50));
+    expect(await l.head()).toMatchObject({ size: 1 });
+  });
+
   it('acknowledges an append only once the write-ahead log is fsynced, off the event loop', async () => {
     const file = fresh('fsync');
     const synced: Array<() => void> = [];

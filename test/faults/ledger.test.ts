@@ -40,7 +40,8 @@ import {
  */
 const APP = hex('faults: an app with provenance on disk');
 /** the SQLite ledger's wait for another process's write lock (createSqliteLedger's default) */
-const BUSY_TIMEOUT_MS = 5000;
+/** how long past its deadline a decision's record may wait for the ledger (src/gate.ts) */
+const RECORD_GRACE_MS = Math.min(1000, DEADLINE_MS / 4);
 /** how long the PostgreSQL ledger waits for the server to answer a query (src/audit/postgres.ts) */
 const PG_QUERY_TIMEOUT_MS = 10_000;
 
@@ -76,7 +77,7 @@ async function expectAcknowledgedRecorded(
 }
 
 describe('a SQLite ledger locked by another connection', () => {
-  it('gate check waits for the lock as long as the ledger allows, then could not decide; after the lock is released it records again', async () => {
+  it('gate check waits for the lock until just past its deadline, then could not decide, unrecorded; after the lock is released it records again', async () => {
     const config = writeConfig(fx, fx.dir, 'locked.yaml', bundles());
     const first = await check(config, APP);
     expect([first.code, first.decision?.outcome]).toEqual([0, 'allow']);
@@ -103,12 +104,13 @@ describe('a SQLite ledger locked by another connection', () => {
       error: { code: 'LEDGER_UNAVAILABLE' },
     });
     expect(run.decision!.error!.message).toMatch(
-      /locked \(another process held the write lock for 5000 ms\)/,
+      /locked \(another process held the write lock for \d+ ms, past the decision's deadline\)/,
     );
     expect(run.decision!.error!.message).toContain('locked.db');
-    // the wait is the ledger's busy timeout, on top of the decision's own deadline
-    expect(run.decideMs!).toBeGreaterThanOrEqual(BUSY_TIMEOUT_MS);
-    expect(run.decideMs!).toBeLessThan(BUSY_TIMEOUT_MS + ANSWER_MARGIN_MS);
+    // the wait ends a little past the decision's deadline (not the ledger's own 5 s busy
+    // timeout): a caller such as Kubernetes has not given up yet
+    expect(run.decideMs!).toBeGreaterThanOrEqual(DEADLINE_MS);
+    expect(run.decideMs!).toBeLessThan(DEADLINE_MS + RECORD_GRACE_MS + ANSWER_MARGIN_MS);
     const after = await check(config, APP);
     expect([after.code, after.decision?.outcome]).toEqual([0, 'allow']);
     expect(await readLedger(config)).toMatchObject({
