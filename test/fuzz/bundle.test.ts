@@ -7,6 +7,7 @@ import {
   PROOF_CASES,
   jsonPaths,
   replaceAt,
+  sameOrFewerClaims,
   tlogEntries,
   type BundleCase,
 } from './cases.js';
@@ -42,9 +43,19 @@ function sameOrRejected(c: BundleCase, input: unknown): 'verified' | 'rejected' 
   if (!r.ok) return 'rejected';
   // Unsigned material may be dropped (a timestamp beside the log's time, a proof beside the
   // promise): what is left must be the original's; everything else must be the same.
-  const { timestamps, timeSource, tlog, ...rest } = claims(r.value);
-  const { timestamps: before, timeSource: _was, tlog: was, ...expected } = originals.get(c.name)!;
+  const { timestamps, timeSource, tlog, logEntries, ...rest } = claims(r.value);
+  const original = originals.get(c.name)!;
+  const {
+    timestamps: before,
+    timeSource: _was,
+    tlog: was,
+    logEntries: entries,
+    ...expected
+  } = original;
   expect(rest).toEqual(expected);
+  expect(sameOrFewerClaims(logEntries as never, entries as never), JSON.stringify(logEntries)).toBe(
+    true,
+  );
   // an inclusion proof dropped from an entry with a promise: less is claimed, and said so
   if (tlog !== was) expect([was, tlog]).toEqual(['inclusion-proof', 'inclusion-promise']);
   expect(timestamps.length).toBeGreaterThan(0);

@@ -88,3 +88,24 @@ export function replaceAt<T>(doc: T, p: (string | number)[], fn: (old: unknown) 
   else node[last] = next;
   return copy;
 }
+
+type EntryRef = Record<string, unknown>;
+
+/**
+ * A changed bundle's log entries against the original's: the same entries, each saying nothing
+ * the original did not (an entry may say less: an inclusion proof dropped beside its promise
+ * takes what only the proof tells with it), and never another index, log, kind or version.
+ */
+export function sameOrFewerClaims(changed: EntryRef[], original: EntryRef[]): boolean {
+  return (
+    changed.length === original.length &&
+    changed.every((e, i) => {
+      const o = original[i]!;
+      const core = ['logIndex', 'logId', 'kind', 'version'];
+      return (
+        core.every((k) => e[k] === o[k]) &&
+        Object.keys(e).every((k) => JSON.stringify(e[k]) === JSON.stringify(o[k]))
+      );
+    })
+  );
+}
