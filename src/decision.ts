@@ -17,6 +17,8 @@ export interface EvidenceReport {
   predicateType?: string;
   signer?: Signer;
   logIndex?: string;
+  /** the name its log signed the checkpoint of its inclusion proof under */
+  checkpointOrigin?: string;
   /** the trusted root whose authorities certified a verified bundle */
   trustRoot?: { name: string; digest: string };
   /** the kind of time its certificate (or key) was checked at */
@@ -112,6 +114,9 @@ export function evidenceReports(
         predicateType: a.predicateType,
         signer: a.signer,
         ...(a.logEntries[0] ? { logIndex: a.logEntries[0].logIndex } : {}),
+        ...(a.logEntries[0]?.checkpointOrigin
+          ? { checkpointOrigin: a.logEntries[0].checkpointOrigin }
+          : {}),
         ...(a.trustRoot ? { trustRoot: a.trustRoot } : {}),
         ...(a.timeSource ? { timeSource: a.timeSource } : {}),
         ...(a.tlog ? { tlog: a.tlog } : {}),

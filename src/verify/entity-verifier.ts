@@ -13,8 +13,9 @@ import {
   type Signer,
   type TrustMaterial,
 } from '@sigstore/verify';
-import { verifyTLogBody, verifyTLogInclusion } from '@sigstore/verify/dist/tlog/index.js';
+import { verifyTLogBody } from '@sigstore/verify/dist/tlog/index.js';
 import { LogCheckpoint, verifyCheckpoint } from '@sigstore/verify/dist/tlog/checkpoint.js';
+import { verifyInclusion } from './checkpoint.js';
 import {
   parsedChild,
   preCertTBS,
@@ -156,7 +157,7 @@ function verifyFast(
   let tlogCount = 0;
   for (const entry of entity.tlogEntries) {
     tlogCount++;
-    verifyTLogInclusion(entry, ownLog(entry, material));
+    verifyInclusion(entry, ownLog(entry, material));
     verifyTLogBody(entry, entity.signature);
   }
   if (tlogCount < policy.tlogThreshold) {

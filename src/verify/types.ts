@@ -67,6 +67,11 @@ export interface LogEntryRef {
   integratedTime?: string;
   kind: string;
   version: string;
+  /**
+   * the origin line of the checkpoint its inclusion proof was verified under (a private Rekor's
+   * `--rekor_server.hostname`, which need not be in the log's URL)
+   */
+  checkpointOrigin?: string;
 }
 
 export type TlogCheck = 'inclusion-proof' | 'inclusion-promise';

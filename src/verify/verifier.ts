@@ -317,7 +317,15 @@ function logEntryRef(e: TransparencyLogEntry): LogEntryRef {
     ...(seconds > 0 ? { integratedTime: new Date(seconds * 1000).toISOString() } : {}),
     kind: e.kindVersion.kind,
     version: e.kindVersion.version,
+    ...checkpointOrigin(e),
   };
+}
+
+/** The first line of the verified checkpoint's note: the name the log signed it under. */
+function checkpointOrigin(e: TransparencyLogEntry): { checkpointOrigin?: string } {
+  const envelope = e.inclusionProof?.checkpoint?.envelope;
+  const origin = envelope?.slice(0, Math.max(0, envelope.indexOf('\n')));
+  return origin ? { checkpointOrigin: clip(origin, 200) } : {};
 }
 
 function timestamps(entity: SignedEntity): VerifiedTimestamp[] {

@@ -1,6 +1,6 @@
 import { execFile } from 'node:child_process';
-import { createHash } from 'node:crypto';
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { createHash, generateKeyPairSync, sign } from 'node:crypto';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -146,6 +146,105 @@ describe('the real Rekor v1 log and cosign v3', () => {
         code: 'EVIDENCE_CONTENT_MISSING',
         message: expect.stringMatching(/^dsse entry [0-9a-f]+ .*no other source supplied/),
       },
+    ]);
+  });
+});
+
+describe('a private Rekor whose checkpoints name another host than its URL', () => {
+  const HOST = 'rekor.internal.example';
+  let own: RealRekor;
+  let dir: Peer;
+
+  beforeAll(async () => {
+    // rekor's metrics port is fixed: one stack at a time
+    await rekor.stop();
+    own = await startRealRekor({ hostname: HOST });
+    rekor = own;
+    dir = peer(COSIGN);
+    mkdirSync(path.join(dir.dir, 'evidence'));
+    for (const f of ['cosign.key', 'cosign.pub', 'artifact.txt', 'provenance.json'])
+      writeFileSync(path.join(dir.dir, f), readFileSync(path.join(cosign.dir, f)));
+    await dir.run(
+      [
+        'attest-blob',
+        '--yes',
+        '--key',
+        'cosign.key',
+        '--predicate',
+        'provenance.json',
+        '--type',
+        PROVENANCE,
+        '--bundle',
+        'evidence/provenance.sigstore.json',
+        '--use-signing-config=false',
+        '--rekor-url',
+        own.url,
+        'artifact.txt',
+      ],
+      ENV,
+    );
+    writeFileSync(path.join(dir.dir, 'rekor.pub'), own.publicKeyPem);
+    await dir.run([
+      'trusted-root',
+      'create',
+      '--rekor',
+      `url=${own.url},public-key=rekor.pub,start-time=2020-01-01T00:00:00Z`,
+      '--out',
+      'trusted_root.json',
+    ]);
+    cosign = dir;
+  }, 180_000);
+
+  it('cosign and the gate both accept its entries: the log key is trusted, the name recorded', async () => {
+    const { stderr } = await dir.run([
+      'verify-blob-attestation',
+      '--key',
+      'cosign.pub',
+      '--bundle',
+      'evidence/provenance.sigstore.json',
+      '--trusted-root',
+      'trusted_root.json',
+      '--type',
+      PROVENANCE,
+      'artifact.txt',
+    ]);
+    expect(stderr).toMatch(/Verified OK/);
+    const { code, decision } = await gateCheck(
+      base(`{ bundles: [evidence], rekor: { url: "${own.url}" } }`),
+    );
+    expect(decision.outcome).toBe('allow');
+    expect(code).toBe(0);
+    expect(decision.evidence).toHaveLength(2);
+    for (const e of decision.evidence) {
+      expect(e).toMatchObject({
+        status: 'verified',
+        tlog: 'inclusion-proof',
+        checkpointOrigin: `${HOST} - ${own.treeId}`,
+      });
+    }
+  });
+
+  it('a checkpoint signed by another key is still refused, whatever name it gives', async () => {
+    const bundle = JSON.parse(
+      readFileSync(path.join(dir.dir, 'evidence', 'provenance.sigstore.json'), 'utf8'),
+    );
+    const entry = bundle.verificationMaterial.tlogEntries[0];
+    const envelope: string = entry.inclusionProof.checkpoint.envelope;
+    const [note, sigs] = envelope.split('\n\n');
+    // the same note signed by a key of our own, under the log's name and key hint
+    const { privateKey } = generateKeyPairSync('ec', { namedCurve: 'P-256' });
+    const line = sigs!.split('\n')[0]!;
+    const [, name, b64] = /^\u2014 (\S+) (\S+)$/.exec(line)!;
+    const hint = Buffer.from(b64!, 'base64').subarray(0, 4);
+    const forged = Buffer.concat([hint, sign('sha256', Buffer.from(`${note}\n`), privateKey)]);
+    entry.inclusionProof.checkpoint.envelope = `${note}\n\n\u2014 ${name} ${forged.toString('base64')}\n`;
+    mkdirSync(path.join(dir.dir, 'forged'), { recursive: true });
+    writeFileSync(path.join(dir.dir, 'forged', 'provenance.sigstore.json'), JSON.stringify(bundle));
+    const { code, decision } = await gateCheck(base('{ bundles: [forged] }'));
+    expect(decision.outcome).toBe('deny');
+    expect(code).toBe(1);
+    expect(decision.evidence).toMatchObject([
+      { status: 'rejected', code: 'TLOG_INVALID', message: expect.stringMatching(/checkpoint/) },
     ]);
   });
 });
