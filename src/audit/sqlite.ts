@@ -175,7 +175,9 @@ export function createSqliteLedger(opts: SqliteLedgerOptions = {}): AuditLedger 
           p.giveUpAt < p.since + busyTimeoutMs
             ? `another process held the write lock for ${held} ms, past the decision's deadline`
             : `another process held the write lock for ${busyTimeoutMs} ms`;
-        p.reject(new GateError('LEDGER_UNAVAILABLE', `${what(p)}: the database is locked (${why})`));
+        p.reject(
+          new GateError('LEDGER_UNAVAILABLE', `${what(p)}: the database is locked (${why})`),
+        );
       }
       if (waiting.length) {
         queue = [...waiting, ...queue];
