@@ -147,10 +147,13 @@ export function normalise(
   return {
     trustedRoot: c.trustedRoot ? at(c.trustedRoot) : undefined,
     identities: c.identities,
-    keys: (c.keys ?? []).map((k: { path?: string; pem?: string; hint?: string }) => ({
-      pem: k.pem ?? readBoundedFile(at(k.path!), 64 * 1024, 'key').toString('utf8'),
-      ...(k.hint ? { hint: k.hint } : {}),
-    })),
+    keys: (c.keys ?? []).map(
+      (k: { path?: string; pem?: string; hint?: string; transparency?: string }) => ({
+        pem: k.pem ?? readBoundedFile(at(k.path!), 64 * 1024, 'key').toString('utf8'),
+        ...(k.hint ? { hint: k.hint } : {}),
+        ...(k.transparency === 'optional' ? { transparency: 'optional' as const } : {}),
+      }),
+    ),
     sources: {
       bundles: (c.sources?.bundles ?? []).map(at),
       ...(c.sources?.rekor ? { rekor: withToken(c.sources.rekor, env) } : {}),

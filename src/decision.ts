@@ -22,7 +22,7 @@ export interface EvidenceReport {
   /** the trusted root whose authorities certified a verified bundle */
   trustRoot?: { name: string; digest: string };
   /** the kind of time its certificate (or key) was checked at */
-  timeSource?: 'transparency-log' | 'timestamp-authority';
+  timeSource?: 'transparency-log' | 'timestamp-authority' | 'none';
   /** how its log entry was checked: a Merkle inclusion proof, or only the log's promise (SET) */
   tlog?: 'inclusion-proof' | 'inclusion-promise';
   /** the verification result came from the verification cache (the policy ran all the same) */

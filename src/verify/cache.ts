@@ -117,7 +117,7 @@ export function verifyCacheKey(
   let g = grounds.get(ground);
   if (g === undefined) {
     const identities = ground.identities === 'any' ? 'any' : ground.identities.map((r) => r.rule);
-    const keys = ground.keys.map((k) => [k.pem.trim(), k.hint ?? '']);
+    const keys = ground.keys.map((k) => [k.pem.trim(), k.hint ?? '', k.transparency ?? '']);
     g = sha256Hex(JSON.stringify([VERSION, ground.trust.digest, identities, keys]));
     grounds.set(ground, g);
   }

@@ -30,6 +30,8 @@ import {
 export interface EntityPolicy {
   tlogThreshold: number;
   ctlogThreshold: number;
+  /** verified times needed (default 1; 0 only for a key declared transparency: optional) */
+  timestampThreshold?: number;
 }
 
 /**
@@ -152,7 +154,7 @@ function verifyFast(
   policy: EntityPolicy,
   leaf: Cert | undefined,
 ): Signer {
-  const timestamps = verifyTimestamps(entity, material);
+  const timestamps = verifyTimestamps(entity, material, policy.timestampThreshold);
   const signer = verifySigningKey(entity, timestamps, material, policy, leaf);
   let tlogCount = 0;
   for (const entry of entity.tlogEntries) {
@@ -181,7 +183,11 @@ interface VerifiedTime {
   timestamp: Date;
 }
 
-function verifyTimestamps(entity: SignedEntity, material: TrustMaterial): Date[] {
+function verifyTimestamps(
+  entity: SignedEntity,
+  material: TrustMaterial,
+  threshold = TIMESTAMP_THRESHOLD,
+): Date[] {
   const timestamps: VerifiedTime[] = [];
   for (const t of entity.timestamps) {
     if (t.$case === 'timestamp-authority') {
@@ -200,10 +206,10 @@ function verifyTimestamps(entity: SignedEntity, material: TrustMaterial): Date[]
   if (containsDupes(timestamps)) {
     throw new VerificationError({ code: 'TIMESTAMP_ERROR', message: 'duplicate timestamp' });
   }
-  if (timestamps.length < TIMESTAMP_THRESHOLD) {
+  if (timestamps.length < threshold) {
     throw new VerificationError({
       code: 'TIMESTAMP_ERROR',
-      message: `expected ${TIMESTAMP_THRESHOLD} timestamps, got ${timestamps.length}`,
+      message: `expected ${threshold} timestamps, got ${timestamps.length}`,
     });
   }
   return timestamps.map((t) => t.timestamp);

@@ -26,6 +26,8 @@ export interface ParsedKey {
   hexId: string;
   /** the configured selector, when the user gave one */
   hint?: string;
+  /** may sign without a log entry or a timestamp (TrustedKey.transparency) */
+  transparencyOptional?: true;
 }
 
 export function parseTrustedKey(key: TrustedKey): ParsedKey {
@@ -43,6 +45,7 @@ export function parseTrustedKey(key: TrustedKey): ParsedKey {
     keyId: digest.toString('base64'),
     hexId: digest.toString('hex'),
     ...(key.hint !== undefined ? { hint: key.hint } : {}),
+    ...(key.transparency === 'optional' ? { transparencyOptional: true as const } : {}),
   };
 }
 

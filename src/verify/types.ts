@@ -28,6 +28,13 @@ export interface TrustedKey {
    * so they only order which keys are tried; the signer is always the key that verifies
    */
   hint?: string;
+  /**
+   * `optional`: a bundle signed by this key verifies without a log entry or a timestamp (cosign
+   * --tlog-upload=false, as cosign accepts with --insecure-ignore-tlog). Such evidence has no
+   * trusted time: it says so (timeSource `none`), and what needs a time refuses it. Explicit
+   * per key, never global. Default `required`.
+   */
+  transparency?: 'required' | 'optional';
 }
 
 export type FulcioExtensionName =
@@ -89,8 +96,11 @@ export interface VerifiedBundle {
   timestamps: VerifiedTimestamp[];
   /** the trusted root whose authorities certified the bundle (a bare DSSE envelope has none) */
   trustRoot?: { name: string; digest: string };
-  /** the kind of time the signing certificate (or key) was checked at */
-  timeSource?: VerifiedTimestamp['source'];
+  /**
+   * the kind of time the signing certificate (or key) was checked at; `none` for a key-signed
+   * bundle without log entry or timestamp (a key declared transparency: optional)
+   */
+  timeSource?: VerifiedTimestamp['source'] | 'none';
   /**
    * how the log entries were checked (absent without one): `inclusion-proof` when each carries a
    * Merkle inclusion proof to a signed checkpoint, `inclusion-promise` when one rests on the log's

@@ -221,7 +221,14 @@ function verifyWithKeys(
     const material = { publicKey: () => ({ publicKey: key.publicKey, validFor: () => true }) };
     // A trusted key is certified by no root, so no root's lack of logs can excuse it from one.
     const trusted = { ...root.material, ...material } as TrustMaterial;
-    const policy = { tlogThreshold: opts.tlogThreshold ?? 1, ctlogThreshold: 0 };
+    // A key declared transparency: optional may sign without any log entry or timestamp (an
+    // entry or a timestamp it has is still checked); every other key needs its log entry.
+    const untimed = key.transparencyOptional === true;
+    const policy = {
+      tlogThreshold: untimed ? 0 : (opts.tlogThreshold ?? 1),
+      ctlogThreshold: 0,
+      ...(untimed ? { timestampThreshold: 0 } : {}),
+    };
     try {
       runVerifier(() => verifyEntity(entity, trusted, policy, undefined));
       return key;
@@ -285,9 +292,12 @@ function describe(
     timestamps: times,
     trustRoot: { name: root.name, digest: root.digest },
     // A log's integrated time is preferred when there is one: it is what the log vouches for.
-    timeSource: times.some((t) => t.source === 'transparency-log')
-      ? 'transparency-log'
-      : 'timestamp-authority',
+    timeSource:
+      times.length === 0
+        ? 'none'
+        : times.some((t) => t.source === 'transparency-log')
+          ? 'transparency-log'
+          : 'timestamp-authority',
     // @sigstore/verify checks a proof when there is one and the promise otherwise (both when
     // both): an entry without a proof is only as good as its promise.
     ...(entity.tlogEntries.length > 0

@@ -282,6 +282,33 @@ describe('every break-glass refusal keeps the deny', () => {
     expectRefusal('with no verified signing time', d, 'BREAK_GLASS_INVALID');
     expect(d.breakGlassRefused![0]!.message).toMatch(/^TIMESTAMP_INVALID/);
   });
+
+  it('refuses a request signed by a key that may sign without a log: it has no time (BREAK_GLASS_UNTIMED)', async () => {
+    // the key is declared transparency: optional, so its unlogged bundle verifies as evidence;
+    // an override still needs a verified signing time for its expiry
+    const key = generateKeyPairSync('ec', { namedCurve: 'P-256' });
+    const dir = tmp('bg-untimed');
+    const pem = createPublicKey(key.privateKey).export({ format: 'pem', type: 'spki' }).toString();
+    writeFileSync(path.join(dir, 'oncall.pub'), pem);
+    const id = keyIdOf(key.privateKey);
+    const g = await gateWith({
+      doc: { keys: [{ path: path.join(dir, 'oncall.pub'), transparency: 'optional' }] },
+      rules: { production: { requesters: [{ key_id: id }], max_expiry_minutes: 120 } },
+    });
+    const m = await mintDSSEBundle(svc, {
+      statement: statementOf({ requester: id }),
+      version: '0.3',
+      signer: 'key',
+      privateKey: key.privateKey,
+      tlog: false,
+    });
+    const d = await g.check(
+      requestFor(APP, 'production', {
+        breakGlass: [{ source: 'unlogged', bytes: Buffer.from(JSON.stringify(m.bundle)) }],
+      }),
+    );
+    expectRefusal('signed without a log or timestamp', d, 'BREAK_GLASS_UNTIMED');
+  });
 });
 
 function keyIdOf(privateKey: KeyObject): string {

@@ -171,6 +171,33 @@ describe('the verification cache', () => {
     expect(d.evidence[0]!.cached).toBeUndefined();
   });
 
+  it('never reuses a result once a key may or may no longer sign without a log', async () => {
+    const cache = createVerifyCache();
+    const m = await mintDSSEBundle(svc, {
+      statement: statement(APP),
+      version: '0.3',
+      signer: 'key',
+      tlog: false,
+    });
+    writeFileSync(path.join(dir, 'unlogged.pub'), m.publicKeyPem!);
+    const bytes = bytesOf(m.bundle);
+    const optional = await gateWith([evidenceOf(bytes)], {
+      cache,
+      doc: { keys: [{ path: 'unlogged.pub', transparency: 'optional' }] },
+    });
+    const allowed = await decide(optional);
+    expect(allowed.outcome).toBe('allow');
+    expect(allowed.evidence[0]).toMatchObject({ status: 'verified', timeSource: 'none' });
+    const required = await gateWith([evidenceOf(bytes)], {
+      cache,
+      doc: { keys: [{ path: 'unlogged.pub' }] },
+    });
+    const d = await decide(required);
+    expect(d.outcome).toBe('deny');
+    expect(d.evidence[0]).toMatchObject({ status: 'rejected', code: 'TIMESTAMP_INVALID' });
+    expect(d.evidence[0]!.cached).toBeUndefined();
+  });
+
   it('keeps a failure briefly, with its reason, then verifies again', async () => {
     let now = 1_000_000;
     const cache = createVerifyCache({ failureTtlMs: 30_000, now: () => now });
