@@ -150,6 +150,120 @@ describe('the real Rekor v1 log and cosign v3', () => {
   });
 });
 
+describe('every kind of entry cosign and rekor-cli write, found by the subject digest', () => {
+  const TYPES = {
+    tests: 'https://in-toto.io/attestation/test-result/v0.1',
+    vulns: 'https://in-toto.io/attestation/vulns/v0.2',
+  };
+  let found: any;
+
+  beforeAll(async () => {
+    mkdirSync(path.join(cosign.dir, 'more'));
+    writeFileSync(
+      path.join(cosign.dir, 'tests.json'),
+      JSON.stringify({ result: 'PASSED', configuration: [], passedTests: ['unit'] }),
+    );
+    writeFileSync(
+      path.join(cosign.dir, 'vulns.json'),
+      JSON.stringify({ scanner: { uri: 'https://example.com/scanner', result: [] } }),
+    );
+    const logged = ['--use-signing-config=false', '--rekor-url', rekor.url];
+    for (const [name, type] of Object.entries(TYPES)) {
+      await cosign.run(
+        [
+          'attest-blob',
+          '--yes',
+          '--key',
+          'cosign.key',
+          '--predicate',
+          `${name}.json`,
+          '--type',
+          type,
+          '--bundle',
+          `more/${name}.sigstore.json`,
+          ...logged,
+          'artifact.txt',
+        ],
+        ENV,
+      );
+    }
+    // a plain signature of the artifact: a hashedrekord entry
+    await cosign.run(
+      [
+        'sign-blob',
+        '--yes',
+        '--key',
+        'cosign.key',
+        '--bundle',
+        'signature.sigstore.json',
+        ...logged,
+        'artifact.txt',
+      ],
+      ENV,
+    );
+    // the provenance envelope again, as an intoto v0.0.2 entry, whose statement the log keeps
+    const bundle = JSON.parse(
+      readFileSync(path.join(cosign.dir, 'evidence', 'provenance.sigstore.json'), 'utf8'),
+    );
+    writeFileSync(path.join(cosign.dir, 'envelope.json'), JSON.stringify(bundle.dsseEnvelope));
+    await promisify(execFile)(
+      packagePath('.tools', 'bin', 'rekor-cli'),
+      [
+        'upload',
+        '--rekor_server',
+        rekor.url,
+        '--type',
+        'intoto:0.0.2',
+        '--artifact',
+        'envelope.json',
+        '--public-key',
+        'cosign.pub',
+      ],
+      { cwd: cosign.dir, env: { ...process.env, HOME: cosign.dir } },
+    );
+    // the search index is written just after an upload returns
+    await new Promise((r) => setTimeout(r, 1000));
+    found = (await gateCheck(base(`{ bundles: [more], rekor: { url: "${rekor.url}" } }`))).decision;
+  }, 180_000);
+
+  const bySource = (kind: string) =>
+    found.evidence.filter((e: { source: string }) => e.source.startsWith(kind));
+
+  it('joins the test-result and vulnerability dsse entries with their bundles', () => {
+    const verified = found.evidence
+      .filter((e: { status: string }) => e.status === 'verified')
+      .map(
+        (e: { predicateType: string; source: string }) =>
+          `${e.source.split(':')[0]} ${e.predicateType}`,
+      );
+    for (const type of Object.values(TYPES)) {
+      expect(verified).toContain(`file ${type}`);
+      expect(verified).toContain(`rekor ${type}`);
+    }
+  });
+
+  it('verifies the intoto v0.0.2 entry from the statement the log kept, with no envelope from elsewhere', () => {
+    const intoto = bySource('rekor').filter(
+      (e: { predicateType?: string; status: string }) =>
+        e.status === 'verified' && e.predicateType === PROVENANCE,
+    );
+    expect(intoto).toHaveLength(1);
+    expect(intoto[0]).toMatchObject({ signer: { kind: 'key' }, tlog: 'inclusion-proof' });
+  });
+
+  it('finds the hashedrekord entry, and sets it aside as a signature, not an attestation', () => {
+    const rejected = bySource('rekor').filter(
+      (e: { status: string; code?: string }) => e.status === 'rejected',
+    );
+    // the provenance dsse entry has no envelope in this folder: it is named as such
+    expect(rejected.map((e: { code: string }) => e.code).sort()).toEqual([
+      'EVIDENCE_CONTENT_MISSING',
+      'EVIDENCE_NOT_ATTESTATION',
+    ]);
+    expect(found.outcome).toBe('allow');
+  });
+});
+
 describe('a private Rekor whose checkpoints name another host than its URL', () => {
   const HOST = 'rekor.internal.example';
   let own: RealRekor;
