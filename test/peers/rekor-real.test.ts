@@ -5,6 +5,7 @@ import path from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { packagePath } from '../../src/util/paths.js';
+import { reportFault } from '../faults/report.js';
 import { COSIGN, peer, type Peer } from '../support/peers.js';
 import { startRealRekor, type RealRekor } from '../support/rekor-peer.js';
 
@@ -360,5 +361,43 @@ describe('a private Rekor whose checkpoints name another host than its URL', () 
     expect(decision.evidence).toMatchObject([
       { status: 'rejected', code: 'TLOG_INVALID', message: expect.stringMatching(/checkpoint/) },
     ]);
+  });
+});
+
+describe('faults of the real log: the gate cannot decide, says why, within its deadline', () => {
+  const DEADLINE_MS = 2500;
+  const withDeadline = () =>
+    `deadlineMs: ${DEADLINE_MS}\n` + base(`{ rekor: { url: "${rekor.url}" } }`);
+
+  async function timed(name: string) {
+    const start = Date.now();
+    const r = await gateCheck(withDeadline());
+    const ms = Date.now() - start;
+    reportFault(`check: real rekor, ${name}`, r.decision.outcome, r.decision.error?.code, ms);
+    return { ...r, ms };
+  }
+
+  it('its database hung (MariaDB stopped with SIGSTOP)', async () => {
+    rekor.signal('mariadb', 'SIGSTOP');
+    try {
+      const { code, decision, ms } = await timed('its database hung');
+      expect(code).toBe(2);
+      expect(decision.outcome).toBe('error');
+      expect(decision.error.code).toMatch(/^SOURCE_(TIMEOUT|BAD_RESPONSE|UNREACHABLE)$/);
+      expect(decision.error.message).toContain(rekor.url.replace('http://', ''));
+      expect(ms).toBeLessThan(DEADLINE_MS + 2000);
+    } finally {
+      rekor.signal('mariadb', 'SIGCONT');
+    }
+  });
+
+  it('rekor-server stopped', async () => {
+    rekor.signal('rekor', 'SIGTERM');
+    await new Promise((r) => setTimeout(r, 500));
+    const { code, decision, ms } = await timed('rekor-server stopped');
+    expect(code).toBe(2);
+    expect(decision.outcome).toBe('error');
+    expect(decision.error.code).toBe('SOURCE_UNREACHABLE');
+    expect(ms).toBeLessThan(DEADLINE_MS + 2000);
   });
 });

@@ -35,8 +35,12 @@ export interface RealRekor {
   hostname: string;
   treeId: string;
   dir: string;
+  /** sends a signal to one process of the stack (faults: SIGSTOP hangs it, SIGCONT resumes) */
+  signal(process: RekorProcess, signal: NodeJS.Signals): void;
   stop(): Promise<void>;
 }
+
+export type RekorProcess = 'mariadb' | 'trillian-server' | 'trillian-signer' | 'rekor';
 
 export const REKOR_PEER_BINARIES = [
   'rekor-server',
@@ -108,6 +112,7 @@ export async function startRealRekor(opts: { hostname?: string } = {}): Promise<
   if (missing) throw new Error(`real rekor cannot start: ${missing}`);
   const dir = mkdtempSync(path.join(tmpdir(), 'gate-rekor-'));
   const children: ChildProcess[] = [];
+  const byName = new Map<string, ChildProcess>();
   const logs: string[] = [];
   const run = (name: string, cmd: string, args: string[]) => {
     const out = path.join(dir, `${name}.log`);
@@ -117,12 +122,14 @@ export async function startRealRekor(opts: { hostname?: string } = {}): Promise<
     child.stdout!.on('data', write);
     child.stderr!.on('data', write);
     children.push(child);
+    byName.set(name, child);
     return child;
   };
   const stop = async () => {
     for (const c of [...children].reverse()) {
       if (c.exitCode !== null || c.signalCode !== null) continue;
       const exited = new Promise((r) => c.once('exit', r));
+      c.kill('SIGCONT'); // a process stopped by a fault test must be able to exit
       c.kill('SIGTERM');
       const t = setTimeout(() => c.kill('SIGKILL'), 5000);
       await exited;
@@ -225,7 +232,12 @@ export async function startRealRekor(opts: { hostname?: string } = {}): Promise<
     const url = `http://127.0.0.1:${rekorPort}`;
     await until('rekor-server', answers(`${url}/ping`));
     const publicKeyPem = await (await fetch(`${url}/api/v1/log/publicKey`)).text();
-    return { url, publicKeyPem, hostname, treeId, dir, stop };
+    const signal = (name: RekorProcess, sig: NodeJS.Signals) => {
+      const child = byName.get(name);
+      if (!child) throw new Error(`real rekor: no process ${name}`);
+      child.kill(sig);
+    };
+    return { url, publicKeyPem, hostname, treeId, dir, signal, stop };
   } catch (err) {
     const tails = logs
       .filter((f) => existsSync(f))
