@@ -18,7 +18,13 @@ import { parseArgs } from 'node:util';
 import { packagePath } from '../src/util/paths.js';
 import { runLoad, type LoadResult } from './load.js';
 
-const SUITES = ['test/attacks', 'test/faults', 'test/fuzz', 'test/verify/fuzz.test.ts'];
+const SUITES = [
+  'test/attacks',
+  'test/faults',
+  'test/peers',
+  'test/fuzz',
+  'test/verify/fuzz.test.ts',
+];
 
 type Row = Record<string, unknown>;
 
