@@ -133,7 +133,7 @@ load: build policies ## gate serve on real evidence under 50, then 200 clients f
 	npx tsx bench/load.ts --clients 50 --seconds 60
 	npx tsx bench/load.ts --clients 200 --seconds 60
 
-reliability: build policies $(CRANE) $(COSIGN) $(ORAS) ## RELIABILITY.md from a run: attack corpus, faults, fuzzing, load at 50 and 200 clients
+reliability: build policies $(CRANE) $(COSIGN) $(ORAS) peers ## RELIABILITY.md from a run: attack corpus, faults, fuzzing, load at 50 and 200 clients
 	bash test/support/ensure-postgres.sh
 	OPA=$(OPA) npx tsx bench/reliability.ts
 
