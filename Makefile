@@ -137,7 +137,7 @@ reliability: build policies $(CRANE) $(COSIGN) $(ORAS) peers ## RELIABILITY.md f
 	bash test/support/ensure-postgres.sh
 	OPA=$(OPA) npx tsx bench/reliability.ts
 
-fuzz: build policies ## long fuzzing budget: every fast-check property of test/fuzz and test/verify/fuzz.test.ts (about 15 minutes on 2 cores)
+fuzz: build policies ## long fuzzing budget: every fast-check property of test/fuzz and test/verify/fuzz.test.ts (11 minutes on 2 cores)
 	GATE_FUZZ_RUNS=15000 npx vitest run test/fuzz test/verify/fuzz.test.ts
 
 clean: ## remove build output
