@@ -1,16 +1,16 @@
 import { createHash, generateKeyPairSync, sign } from 'node:crypto';
 import type { TransparencyLogEntry } from '@sigstore/bundle';
-import { verifyTLogInclusion } from '@sigstore/verify/dist/tlog/index.js';
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
+import { verifyInclusion } from '../../src/verify/checkpoint.js';
 import { checkProperty, runs, timeoutFor } from './budget.js';
 
 /**
  * Merkle inclusion proofs (RFC 6962) against signed checkpoints, over trees built here: the
- * function the verifier runs for every log entry with a proof (entity-verifier.ts). Every valid
- * proof verifies, at every index of every size, the last leaf included (index ^ (size - 1) == 0:
- * no inner hashes, only the right border); any single change to the index, the size, a hash, the
- * root or the leaf fails.
+ * function the verifier runs for every log entry with a proof (verifyInclusion, checkpoint.ts).
+ * Every valid proof verifies, at every index of every size, the last leaf included
+ * (index ^ (size - 1) == 0: no inner hashes, only the right border); any single change to the
+ * index, the size, a hash, the root or the leaf fails.
  */
 
 const sha256 = (...parts: Buffer[]) => createHash('sha256').update(Buffer.concat(parts)).digest();
@@ -86,7 +86,7 @@ function entry(p: Proof): TransparencyLogEntry {
 
 function verifies(p: Proof): boolean {
   try {
-    verifyTLogInclusion(entry(p), tlogs);
+    verifyInclusion(entry(p), tlogs);
     return true;
   } catch (err) {
     expect((err as { code?: string }).code, String(err)).toBe('TLOG_INCLUSION_PROOF_ERROR');
