@@ -265,6 +265,174 @@ describe('every kind of entry cosign and rekor-cli write, found by the subject d
   });
 });
 
+describe('agreement with cosign, both ways, on the bundle and tampered copies', () => {
+  type Verdict = { ok: boolean; why: string };
+  const rows: Array<{ case: string; cosign: Verdict; gate: Verdict }> = [];
+  // where the gate refuses and cosign accepts, the reason it is the stricter one
+  const STRICTER: Record<string, string> = {};
+
+  const flip = (b64: string) => {
+    const bytes = Buffer.from(b64, 'base64');
+    bytes[bytes.length - 1] = bytes[bytes.length - 1]! ^ 0x01;
+    return bytes.toString('base64');
+  };
+  const editJson = (b64: string, edit: (doc: any) => void) => {
+    const doc = JSON.parse(Buffer.from(b64, 'base64').toString('utf8'));
+    edit(doc);
+    return Buffer.from(JSON.stringify(doc)).toString('base64');
+  };
+  const CASES: Array<[string, (b: any) => void, { key?: string; artifact?: string }?]> = [
+    ['as cosign wrote it', () => {}],
+    [
+      'payload',
+      (b) =>
+        (b.dsseEnvelope.payload = editJson(b.dsseEnvelope.payload, (s) => (s.predicate.extra = 1))),
+    ],
+    [
+      'signature',
+      (b) => (b.dsseEnvelope.signatures[0].sig = flip(b.dsseEnvelope.signatures[0].sig)),
+    ],
+    [
+      'subject',
+      (b) =>
+        (b.dsseEnvelope.payload = editJson(b.dsseEnvelope.payload, (s) => {
+          s.subject[0].digest.sha256 = createHash('sha256').update('another').digest('hex');
+        })),
+    ],
+    [
+      'SET',
+      (b) => {
+        const p = b.verificationMaterial.tlogEntries[0].inclusionPromise;
+        p.signedEntryTimestamp = flip(p.signedEntryTimestamp);
+      },
+    ],
+    [
+      'integrated time',
+      (b) => {
+        const e = b.verificationMaterial.tlogEntries[0];
+        e.integratedTime = String(Number(e.integratedTime) - 3600);
+      },
+    ],
+    [
+      'inclusion proof',
+      (b) => {
+        const p = b.verificationMaterial.tlogEntries[0].inclusionProof;
+        if (p.hashes?.length) p.hashes[0] = flip(p.hashes[0]);
+        else p.logIndex = String(Number(p.logIndex) + 1);
+      },
+    ],
+    [
+      'root hash',
+      (b) => {
+        const p = b.verificationMaterial.tlogEntries[0].inclusionProof;
+        p.rootHash = flip(p.rootHash);
+      },
+    ],
+    [
+      'body',
+      (b) => {
+        const e = b.verificationMaterial.tlogEntries[0];
+        e.canonicalizedBody = editJson(e.canonicalizedBody, (body) => (body.apiVersion = '0.0.2'));
+      },
+    ],
+    ['wrong key', () => {}, { key: 'other.pub' }],
+    ['wrong artifact', () => {}, { artifact: 'other.txt' }],
+  ];
+
+  beforeAll(async () => {
+    const other = peer(COSIGN);
+    await other.run(['generate-key-pair'], ENV);
+    writeFileSync(
+      path.join(cosign.dir, 'other.pub'),
+      readFileSync(path.join(other.dir, 'cosign.pub')),
+    );
+    writeFileSync(path.join(cosign.dir, 'other.txt'), 'another artifact\n');
+    mkdirSync(path.join(cosign.dir, 'cases'));
+    const original = readFileSync(
+      path.join(cosign.dir, 'evidence', 'provenance.sigstore.json'),
+      'utf8',
+    );
+    for (const [name, tamper, o = {}] of CASES) {
+      const bundle = JSON.parse(original);
+      tamper(bundle);
+      const file = path.join('cases', `${name.replace(/ /g, '-')}.sigstore.json`);
+      writeFileSync(path.join(cosign.dir, file), JSON.stringify(bundle));
+      const key = o.key ?? 'cosign.pub';
+      const artifact = o.artifact ?? 'artifact.txt';
+      const cosignVerdict = await cosign
+        .run([
+          'verify-blob-attestation',
+          '--key',
+          key,
+          '--bundle',
+          file,
+          '--trusted-root',
+          'trusted_root.json',
+          '--type',
+          PROVENANCE,
+          artifact,
+        ])
+        .then(
+          () => ({ ok: true, why: 'Verified OK' }),
+          (e: Error) => ({ ok: false, why: lastLine(e.message) }),
+        );
+      const gateVerdict = await promisify(execFile)(
+        process.execPath,
+        [
+          CLI,
+          'verify-bundle',
+          '--bundle',
+          file,
+          '--key',
+          key,
+          '--trusted-root',
+          'trusted_root.json',
+          artifact,
+        ],
+        { cwd: cosign.dir },
+      ).then(
+        () => ({ ok: true, why: 'verified' }),
+        (e: { stdout?: string; stderr?: string }) => ({
+          ok: false,
+          why: lastLine(`${e.stderr ?? ''}${e.stdout ?? ''}`),
+        }),
+      );
+      rows.push({ case: name, cosign: cosignVerdict, gate: gateVerdict });
+    }
+    const pad = (t: string, n: number) => t.slice(0, n).padEnd(n);
+    const table = [
+      `${pad('case', 18)} | ${pad('cosign v3.1.2', 64)} | gate`,
+      ...rows.map(
+        (r) =>
+          `${pad(r.case, 18)} | ${pad(`${r.cosign.ok ? 'accepts' : 'refuses'}: ${r.cosign.why}`, 64)} | ${r.gate.ok ? 'accepts' : 'refuses'}: ${r.gate.why.slice(0, 90)}`,
+      ),
+    ].join('\n');
+    console.log(`agreement with cosign on a real Rekor bundle:\n${table}`);
+  }, 180_000);
+
+  it('both accept the bundle as cosign wrote it', () => {
+    expect(rows[0]).toMatchObject({ cosign: { ok: true }, gate: { ok: true } });
+  });
+
+  it('both refuse every tampered copy, or the gate is the stricter one for a stated reason', () => {
+    for (const r of rows.slice(1)) {
+      expect([r.case, r.gate.ok]).toEqual([r.case, false]);
+      if (r.cosign.ok) expect([r.case, STRICTER[r.case]]).toEqual([r.case, expect.any(String)]);
+    }
+    // the gate never accepts what cosign refuses
+    expect(rows.filter((r) => r.gate.ok && !r.cosign.ok)).toEqual([]);
+  });
+});
+
+function lastLine(text: string): string {
+  const lines = text
+    .trim()
+    .split('\n')
+    .filter((l) => l.trim() !== '');
+  const error = lines.find((l) => /^Error:|"code"|error/i.test(l)) ?? lines[lines.length - 1] ?? '';
+  return error.replace(/\s+/g, ' ').trim();
+}
+
 describe('a private Rekor whose checkpoints name another host than its URL', () => {
   const HOST = 'rekor.internal.example';
   let own: RealRekor;
