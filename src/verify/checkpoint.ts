@@ -72,5 +72,18 @@ export function verifyCheckpointNote(envelope: string, logs: Logs): LogCheckpoin
   );
 }
 
+/** The names a checkpoint's signature lines are signed under. */
+export function signatureNames(envelope: string): string[] {
+  const split = envelope.indexOf('\n\n');
+  if (split < 0) return [];
+  return envelope
+    .slice(split + 2)
+    .split('\n')
+    .flatMap((line) => {
+      const m = SIGNATURE_LINE.exec(line);
+      return m ? [m[1]!] : [];
+    });
+}
+
 const proofError = (message: string) =>
   new VerificationError({ code: 'TLOG_INCLUSION_PROOF_ERROR', message });

@@ -14,8 +14,8 @@ import {
   type TrustMaterial,
 } from '@sigstore/verify';
 import { verifyTLogBody } from '@sigstore/verify/dist/tlog/index.js';
-import { LogCheckpoint, verifyCheckpoint } from '@sigstore/verify/dist/tlog/checkpoint.js';
-import { verifyInclusion } from './checkpoint.js';
+import { LogCheckpoint } from '@sigstore/verify/dist/tlog/checkpoint.js';
+import { signatureNames, verifyCheckpointNote, verifyInclusion } from './checkpoint.js';
 import {
   parsedChild,
   preCertTBS,
@@ -60,12 +60,21 @@ export function verifyEntity(
     return verifyFast(entity, material, policy, leaf ?? undefined);
   } catch (err) {
     if (!(err instanceof UseLibrary)) throw err;
-    // the library reads the checkpoint with any trusted log's key: the entry's own log first
+    // The library reads a checkpoint with any trusted log's key, and only under a name its URL
+    // contains: each is checked here first with the entry's own log key, whatever its name
+    // (checkpoint.ts), and the library is then handed those names as the logs' URLs, so that both
+    // paths accept and refuse the same checkpoints.
+    const names: string[] = [];
     for (const e of entity.tlogEntries) {
-      if (e.inclusionProof?.checkpoint)
-        verifyCheckpoint(e as Parameters<typeof verifyCheckpoint>[0], ownLog(e, material));
+      const envelope = e.inclusionProof?.checkpoint?.envelope;
+      if (envelope === undefined) continue;
+      verifyCheckpointNote(envelope, ownLog(e, material));
+      names.push(...signatureNames(envelope));
     }
-    return new Verifier(material, policy).verify(entity);
+    const named = names.length
+      ? { ...material, tlogs: material.tlogs.map((t) => ({ ...t, baseURL: names.join(' ') })) }
+      : material;
+    return new Verifier(named, policy).verify(entity);
   }
 }
 
