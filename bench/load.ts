@@ -112,10 +112,16 @@ export async function runLoad(clients: number, seconds: number): Promise<LoadRes
         '',
       ].join('\n'),
     );
-    const child = spawn(process.execPath, [CLI, 'serve', '--config', config, '--port', '0'], {
-      cwd: dir,
-      stdio: ['ignore', 'ignore', 'pipe'],
-    });
+    // e.g. GATE_LOAD_NODE_ARGS=--max-old-space-size=64: a leak would end the run in an OOM
+    const nodeArgs = (process.env.GATE_LOAD_NODE_ARGS ?? '').split(' ').filter(Boolean);
+    const child = spawn(
+      process.execPath,
+      [...nodeArgs, CLI, 'serve', '--config', config, '--port', '0'],
+      {
+        cwd: dir,
+        stdio: ['ignore', 'ignore', 'pipe'],
+      },
+    );
     let head = '';
     const port = await new Promise<number>((resolve, reject) => {
       const onData = (d: Buffer) => {
