@@ -545,6 +545,79 @@ describe('faults of the real log: the gate cannot decide, says why, within its d
     return { ...r, ms };
   }
 
+  it('its signer stopped: a write hangs, and the gate finds nothing it could allow on', async () => {
+    rekor.signal('trillian-signer', 'SIGSTOP');
+    try {
+      writeFileSync(
+        path.join(cosign.dir, 'late.txt'),
+        'an artifact logged while the signer is down\n',
+      );
+      const late = createHash('sha256')
+        .update('an artifact logged while the signer is down\n')
+        .digest('hex');
+      const write = await promisify(execFile)(
+        COSIGN,
+        [
+          'attest-blob',
+          '--yes',
+          '--key',
+          'cosign.key',
+          '--predicate',
+          'provenance.json',
+          '--type',
+          PROVENANCE,
+          '--bundle',
+          'late.sigstore.json',
+          '--use-signing-config=false',
+          '--rekor-url',
+          rekor.url,
+          'late.txt',
+        ],
+        { cwd: cosign.dir, timeout: 4000, env: { ...process.env, HOME: cosign.dir, ...ENV } },
+      ).then(
+        () => 'written',
+        () => 'did not finish',
+      );
+      expect(write).toBe('did not finish');
+      writeFileSync(
+        path.join(cosign.dir, 'gate.yaml'),
+        `deadlineMs: ${DEADLINE_MS}\n` + base(`{ rekor: { url: "${rekor.url}" } }`),
+      );
+      const start = Date.now();
+      const { code, decision } = await promisify(execFile)(
+        process.execPath,
+        [
+          CLI,
+          'check',
+          '--config',
+          'gate.yaml',
+          '--subject',
+          `sha256:${late}`,
+          '--env',
+          'dev',
+          '--format',
+          'json',
+        ],
+        { cwd: cosign.dir },
+      ).then(
+        (r) => ({ code: 0, decision: JSON.parse(r.stdout) }),
+        (e: { code: number; stdout: string }) => ({ code: e.code, decision: JSON.parse(e.stdout) }),
+      );
+      const ms = Date.now() - start;
+      reportFault(
+        'check: real rekor, its signer stopped',
+        decision.outcome,
+        decision.error?.code,
+        ms,
+      );
+      expect(decision.outcome).not.toBe('allow');
+      expect(code).not.toBe(0);
+      expect(ms).toBeLessThan(DEADLINE_MS + 2000);
+    } finally {
+      rekor.signal('trillian-signer', 'SIGCONT');
+    }
+  });
+
   it('its database hung (MariaDB stopped with SIGSTOP)', async () => {
     rekor.signal('mariadb', 'SIGSTOP');
     try {
