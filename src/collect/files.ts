@@ -33,10 +33,23 @@ export interface FileCache {
   readonly racyMs: number;
 }
 
-/** A bounded file cache (least recently read first out). */
-export function createFileCache(o: { maxFiles?: number; racyMs?: number } = {}): FileCache {
+/**
+ * A bounded file cache (least recently read first out): at most `maxFiles` files and `maxBytes`
+ * of their contents (a folder of large files is read again rather than kept in memory).
+ */
+export function createFileCache(
+  o: { maxFiles?: number; maxBytes?: number; racyMs?: number } = {},
+): FileCache {
   const maxFiles = o.maxFiles ?? 10_000;
-  const entries = new Map<string, { version: string; items: Item[] }>();
+  const maxBytes = o.maxBytes ?? 256 * 1024 * 1024;
+  const entries = new Map<string, { version: string; items: Item[]; bytes: number }>();
+  let total = 0;
+  const drop = (path: string) => {
+    const e = entries.get(path);
+    if (!e) return;
+    total -= e.bytes;
+    entries.delete(path);
+  };
   return {
     racyMs: o.racyMs ?? RACY_MS,
     get(path, version) {
@@ -47,9 +60,12 @@ export function createFileCache(o: { maxFiles?: number; racyMs?: number } = {}):
       return e.items;
     },
     set(path, version, items) {
-      entries.delete(path);
-      entries.set(path, { version, items });
-      while (entries.size > maxFiles) entries.delete(entries.keys().next().value!);
+      drop(path);
+      const bytes = items.reduce((n, i) => n + ('bytes' in i ? i.bytes.length : 0), 0);
+      if (bytes > maxBytes) return;
+      entries.set(path, { version, items, bytes });
+      total += bytes;
+      while (entries.size > maxFiles || total > maxBytes) drop(entries.keys().next().value!);
     },
   };
 }

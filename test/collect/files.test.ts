@@ -203,6 +203,22 @@ describe('the file cache of a long-lived source', () => {
     expect(idsOf(await source.collect(REQ))).toEqual([sha256(texts[0]!)]);
   });
 
+  it('keeps at most maxBytes of contents: a folder larger than that is read again', async () => {
+    const root = tree('bounded', { 'a.sigstore.json': texts[0]!, 'b.sigstore.json': texts[1]! });
+    const one = Math.max(texts[0]!.length, texts[1]!.length);
+    const source = createFileSource({
+      paths: [root],
+      cache: createFileCache({ racyMs: 0, maxBytes: one + 10 }),
+    });
+    await pause(20);
+    const first = await source.collect(REQ);
+    const again = await source.collect(REQ);
+    expect(idsOf(again)).toEqual(idsOf(first));
+    // only the file read last fits: the other is read from disk each time
+    const same = again.evidence.filter((e, i) => e.bytes === first.evidence[i]!.bytes);
+    expect(same.length).toBeLessThan(2);
+  });
+
   it('never remembers a file changed within the racy window', async () => {
     const root = tree('racy', { 'a.sigstore.json': texts[0]! });
     const source = createFileSource({ paths: [root], cache: createFileCache() });
