@@ -96,9 +96,15 @@ function tryOpen(file: string, busyTimeoutMs: number): Db {
   mkdirSync(path.dirname(path.resolve(file)), { recursive: true });
   const db = new Database(file, { timeout: busyTimeoutMs });
   try {
-    const appId = db.pragma('application_id', { simple: true }) as number;
-    const version = db.pragma('user_version', { simple: true }) as number;
-    if (appId !== APPLICATION_ID && (appId !== 0 || hasTables(db)))
+    // Read together, in one read transaction: a second process creating the ledger commits its
+    // tables and its application id at once, and reading them apart could see the tables
+    // without the id (found by two processes creating one ledger at once).
+    const { appId, version, tables } = db.transaction(() => ({
+      appId: db.pragma('application_id', { simple: true }) as number,
+      version: db.pragma('user_version', { simple: true }) as number,
+      tables: hasTables(db),
+    }))();
+    if (appId !== APPLICATION_ID && (appId !== 0 || tables))
       throw new GateError('LEDGER_UNAVAILABLE', `${file} is a database, but not a gate ledger`);
     if (version > SCHEMA_VERSION)
       throw new GateError(
