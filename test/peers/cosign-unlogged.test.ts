@@ -5,7 +5,7 @@ import path from 'node:path';
 import { promisify } from 'node:util';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { packagePath } from '../../src/util/paths.js';
-import { COSIGN, peer, type Peer } from '../support/peers.js';
+import { attestBlobArgs, COSIGN, peer, type Peer } from '../support/peers.js';
 
 /**
  * cosign v3's key-signed bundles without a log entry (`--tlog-upload=false`, common in
@@ -32,21 +32,13 @@ beforeAll(async () => {
   );
   mkdirSync(path.join(cosign.dir, 'evidence'));
   await cosign.run(
-    [
-      'attest-blob',
-      '--yes',
-      '--key',
-      'cosign.key',
-      '--predicate',
-      'provenance.json',
-      '--type',
-      PROVENANCE,
-      '--bundle',
-      'evidence/provenance.sigstore.json',
-      '--use-signing-config=false',
-      '--tlog-upload=false',
-      'artifact.txt',
-    ],
+    attestBlobArgs({
+      predicate: 'provenance.json',
+      type: PROVENANCE,
+      bundle: 'evidence/provenance.sigstore.json',
+      artifact: 'artifact.txt',
+      rekorUrl: false,
+    }),
     ENV,
   );
   // an empty trusted root: no log, no authority (the key is the only trust)

@@ -6,7 +6,7 @@ import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { packagePath } from '../../src/util/paths.js';
 import { reportFault } from '../faults/report.js';
-import { COSIGN, peer, type Peer } from '../support/peers.js';
+import { attestBlobArgs, COSIGN, peer, trustedRootArgs, type Peer } from '../support/peers.js';
 import { startRealRekor, type RealRekor } from '../support/rekor-peer.js';
 
 /**
@@ -41,33 +41,17 @@ beforeAll(async () => {
     }),
   );
   await cosign.run(
-    [
-      'attest-blob',
-      '--yes',
-      '--key',
-      'cosign.key',
-      '--predicate',
-      'provenance.json',
-      '--type',
-      PROVENANCE,
-      '--bundle',
-      'evidence/provenance.sigstore.json',
-      '--use-signing-config=false',
-      '--rekor-url',
-      rekor.url,
-      'artifact.txt',
-    ],
+    attestBlobArgs({
+      predicate: 'provenance.json',
+      type: PROVENANCE,
+      bundle: 'evidence/provenance.sigstore.json',
+      artifact: 'artifact.txt',
+      rekorUrl: rekor.url,
+    }),
     ENV,
   );
   writeFileSync(path.join(cosign.dir, 'rekor.pub'), rekor.publicKeyPem);
-  await cosign.run([
-    'trusted-root',
-    'create',
-    '--rekor',
-    `url=${rekor.url},public-key=rekor.pub,start-time=2020-01-01T00:00:00Z`,
-    '--out',
-    'trusted_root.json',
-  ]);
+  await cosign.run(trustedRootArgs(rekor.url));
 }, 180_000);
 afterAll(async () => {
   await rekor?.stop();
@@ -171,20 +155,13 @@ describe('every kind of entry cosign and rekor-cli write, found by the subject d
     const logged = ['--use-signing-config=false', '--rekor-url', rekor.url];
     for (const [name, type] of Object.entries(TYPES)) {
       await cosign.run(
-        [
-          'attest-blob',
-          '--yes',
-          '--key',
-          'cosign.key',
-          '--predicate',
-          `${name}.json`,
-          '--type',
+        attestBlobArgs({
+          predicate: `${name}.json`,
           type,
-          '--bundle',
-          `more/${name}.sigstore.json`,
-          ...logged,
-          'artifact.txt',
-        ],
+          bundle: `more/${name}.sigstore.json`,
+          artifact: 'artifact.txt',
+          rekorUrl: rekor.url,
+        }),
         ENV,
       );
     }
@@ -448,33 +425,17 @@ describe('a private Rekor whose checkpoints name another host than its URL', () 
     for (const f of ['cosign.key', 'cosign.pub', 'artifact.txt', 'provenance.json'])
       writeFileSync(path.join(dir.dir, f), readFileSync(path.join(cosign.dir, f)));
     await dir.run(
-      [
-        'attest-blob',
-        '--yes',
-        '--key',
-        'cosign.key',
-        '--predicate',
-        'provenance.json',
-        '--type',
-        PROVENANCE,
-        '--bundle',
-        'evidence/provenance.sigstore.json',
-        '--use-signing-config=false',
-        '--rekor-url',
-        own.url,
-        'artifact.txt',
-      ],
+      attestBlobArgs({
+        predicate: 'provenance.json',
+        type: PROVENANCE,
+        bundle: 'evidence/provenance.sigstore.json',
+        artifact: 'artifact.txt',
+        rekorUrl: own.url,
+      }),
       ENV,
     );
     writeFileSync(path.join(dir.dir, 'rekor.pub'), own.publicKeyPem);
-    await dir.run([
-      'trusted-root',
-      'create',
-      '--rekor',
-      `url=${own.url},public-key=rekor.pub,start-time=2020-01-01T00:00:00Z`,
-      '--out',
-      'trusted_root.json',
-    ]);
+    await dir.run(trustedRootArgs(own.url));
     cosign = dir;
   }, 180_000);
 
@@ -557,22 +518,13 @@ describe('faults of the real log: the gate cannot decide, says why, within its d
         .digest('hex');
       const write = await promisify(execFile)(
         COSIGN,
-        [
-          'attest-blob',
-          '--yes',
-          '--key',
-          'cosign.key',
-          '--predicate',
-          'provenance.json',
-          '--type',
-          PROVENANCE,
-          '--bundle',
-          'late.sigstore.json',
-          '--use-signing-config=false',
-          '--rekor-url',
-          rekor.url,
-          'late.txt',
-        ],
+        attestBlobArgs({
+          predicate: 'provenance.json',
+          type: PROVENANCE,
+          bundle: 'late.sigstore.json',
+          artifact: 'late.txt',
+          rekorUrl: rekor.url,
+        }),
         { cwd: cosign.dir, timeout: 4000, env: { ...process.env, HOME: cosign.dir, ...ENV } },
       ).then(
         () => 'written',

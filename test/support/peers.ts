@@ -87,3 +87,44 @@ export function identityTokenFile(dir: string, claims: { iss: string; sub: strin
   writeFileSync(file, token);
   return file;
 }
+
+/**
+ * `cosign attest-blob` with a key: the predicate file as the given type, the bundle written to
+ * `bundle`; `rekorUrl` is the Rekor log to write to, or `false` for none (--tlog-upload=false).
+ */
+export function attestBlobArgs(o: {
+  predicate: string;
+  type: string;
+  bundle: string;
+  artifact: string;
+  rekorUrl: string | false;
+}): string[] {
+  const log = o.rekorUrl === false ? ['--tlog-upload=false'] : ['--rekor-url', o.rekorUrl];
+  return [
+    'attest-blob',
+    '--yes',
+    '--key',
+    'cosign.key',
+    '--predicate',
+    o.predicate,
+    '--type',
+    o.type,
+    '--bundle',
+    o.bundle,
+    '--use-signing-config=false',
+    ...log,
+    o.artifact,
+  ];
+}
+
+/** `cosign trusted-root create` for a Rekor log whose key is in rekor.pub, written to `out`. */
+export function trustedRootArgs(rekorUrl: string, out = 'trusted_root.json'): string[] {
+  return [
+    'trusted-root',
+    'create',
+    '--rekor',
+    `url=${rekorUrl},public-key=rekor.pub,start-time=2020-01-01T00:00:00Z`,
+    '--out',
+    out,
+  ];
+}
