@@ -4,6 +4,7 @@ import canonicalizeModule from 'canonicalize';
 import type { Decision, Outcome } from '../decision.js';
 import { GateError } from '../errors.js';
 import { jsonText } from '../util/json-text.js';
+import { keyIdOf } from '../verify/key-id.js';
 
 // canonicalize is CommonJS: under NodeNext its default import is the function itself at runtime.
 const canonicalize = canonicalizeModule as unknown as (value: unknown) => string | undefined;
@@ -151,12 +152,12 @@ export function signCheckpoint(
   time: string,
   key: crypto.KeyObject,
 ): Checkpoint {
-  const spki = crypto.createPublicKey(key).export({ format: 'der', type: 'spki' });
   return {
     size,
     headHash,
     time,
-    keyId: crypto.createHash('sha256').update(spki).digest('hex'),
+    // the one key id form the gate reports everywhere (cosign's hint: base64 of the SPKI's SHA-256)
+    keyId: keyIdOf(crypto.createPublicKey(key)),
     signature: crypto
       .sign(null, Buffer.from(canonical({ size, headHash, time })), key)
       .toString('base64'),
