@@ -3,6 +3,7 @@ import { dsse } from '@sigstore/core';
 import type { Decision } from './decision.js';
 import { GateError } from './errors.js';
 import { IN_TOTO_PAYLOAD_TYPE } from './verify/attestation.js';
+import { keyIdOf } from './verify/key-id.js';
 
 export const VSA_PREDICATE_TYPE = 'https://slsa.dev/verification_summary/v1';
 
@@ -53,16 +54,37 @@ export function buildVSA(d: Decision, o: VsaOptions) {
   };
 }
 
+/**
+ * The evidence an allow rested on, as SLSA resource descriptors: every piece the gate verified
+ * for this decision, named by where it was found and by the SHA-256 of its bytes as collected
+ * (the evidence id the decision and the ledger record). Rejected evidence is not listed: the
+ * decision did not rest on it.
+ */
+export function inputAttestationsOf(
+  d: Decision,
+): Array<{ uri: string; digest: Record<string, string> }> {
+  return d.evidence
+    .filter((e) => e.status === 'verified' && /^[0-9a-f]{64}$/.test(e.id))
+    .map((e) => ({ uri: e.source, digest: { sha256: e.id } }));
+}
+
 function resourceUri(digest: Record<string, string>): string {
   const [alg, hex] = Object.entries(digest)[0]!;
   return `${alg}:${hex}`;
 }
 
-/** Signs a statement as a DSSE envelope with the gate's key (verifiable with `keys` in gate.yaml). */
-export function signEnvelope(
-  statement: unknown,
-  privateKeyPem: string,
-): { payloadType: string; payload: string; signatures: Array<{ keyid: string; sig: string }> } {
+/** The Sigstore bundle the gate writes a signed summary as (what cosign v3 writes and reads). */
+export const SUMMARY_BUNDLE_MEDIA_TYPE = 'application/vnd.dev.sigstore.bundle.v0.3+json';
+
+/**
+ * Signs a statement with the gate's key as a Sigstore bundle v0.3 holding a DSSE envelope, the
+ * shape `cosign attest-blob --key --tlog-upload=false` writes: the key named by its hint (base64
+ * of the SPKI's SHA-256, the one key id form the gate reports), no log entry, no timestamp.
+ * `cosign verify-blob-attestation --bundle --key --insecure-ignore-tlog` verifies it as it is,
+ * and a gate that lists the key with `transparency: optional` takes it as evidence. The
+ * envelope's signature carries no keyid: cosign v3 refuses a bundle whose envelope names one.
+ */
+export function signBundle(statement: unknown, privateKeyPem: string) {
   let key: crypto.KeyObject;
   try {
     key = crypto.createPrivateKey(privateKeyPem);
@@ -74,20 +96,18 @@ export function signEnvelope(
   const payload = Buffer.from(JSON.stringify(statement));
   const pae = dsse.preAuthEncoding(IN_TOTO_PAYLOAD_TYPE, payload);
   const hash = key.asymmetricKeyType === 'ed25519' ? null : 'sha256';
-  const spki = crypto.createPublicKey(key).export({ format: 'der', type: 'spki' });
   return {
-    payloadType: IN_TOTO_PAYLOAD_TYPE,
-    payload: payload.toString('base64'),
-    signatures: [
-      {
-        keyid: crypto.createHash('sha256').update(spki).digest('hex'),
-        sig: crypto.sign(hash, pae, key).toString('base64'),
-      },
-    ],
+    mediaType: SUMMARY_BUNDLE_MEDIA_TYPE,
+    verificationMaterial: { publicKey: { hint: keyIdOf(crypto.createPublicKey(key)) } },
+    dsseEnvelope: {
+      payload: payload.toString('base64'),
+      payloadType: IN_TOTO_PAYLOAD_TYPE,
+      signatures: [{ sig: crypto.sign(hash, pae, key).toString('base64') }],
+    },
   };
 }
 
-export type SignedSummary = ReturnType<typeof signEnvelope>;
+export type SignedSummary = ReturnType<typeof signBundle>;
 
 /**
  * A signed summary of an enforced allow, with the configured key (`vsa.key`) and the policy
@@ -111,5 +131,12 @@ export function summarize(
       'CONFIG_INVALID',
       'a verification summary needs vsa.verifier_id in the policy configuration',
     );
-  return signEnvelope(buildVSA(d, { verifierId, policyBaseUri: vsa.policyUri }), vsa.keyPem);
+  return signBundle(
+    buildVSA(d, {
+      verifierId,
+      policyBaseUri: vsa.policyUri,
+      inputAttestations: inputAttestationsOf(d),
+    }),
+    vsa.keyPem,
+  );
 }

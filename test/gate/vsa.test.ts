@@ -6,8 +6,17 @@ import { readWasmBundle } from '../../src/evaluate/bundle.js';
 import { toPolicyAttestation } from '../../src/evaluate/input.js';
 import { DEFAULT_POLICY_PATH, loadCompiledPolicy } from '../../src/evaluate/policy.js';
 import { mergeData } from '../../src/config.js';
-import { verifyEnvelope } from '../../src/verify/envelope.js';
-import { buildVSA, signEnvelope, VSA_PREDICATE_TYPE } from '../../src/vsa.js';
+import { verifyAttestation } from '../../src/verify/attestation.js';
+import { keyIdOf } from '../../src/verify/key-id.js';
+import { loadTrustedRoot } from '../../src/verify/trust.js';
+import {
+  buildVSA,
+  inputAttestationsOf,
+  signBundle,
+  summarize,
+  SUMMARY_BUNDLE_MEDIA_TYPE,
+  VSA_PREDICATE_TYPE,
+} from '../../src/vsa.js';
 import { expectCode } from '../helpers.js';
 
 const HEX = 'ab'.repeat(32);
@@ -30,6 +39,12 @@ const decision = (over: Partial<Decision> = {}): Decision => ({
   digests: { policy: 'cd'.repeat(32), trustRoot: 't', config: 'c' },
   ...over,
 });
+const privatePem = privateKey.export({ format: 'pem', type: 'pkcs8' }).toString();
+// the summaries carry no log entry: the public-good root's logs play no part, the key is the trust
+const noLog = loadTrustedRoot();
+const subject = { digest: { algorithm: 'sha256' as const, hex: HEX } };
+const verifySummary = (bundle: unknown, keys = [{ pem, transparency: 'optional' as const }]) =>
+  verifyAttestation(Buffer.from(JSON.stringify(bundle)), { trust: noLog, keys, subject });
 const options = {
   verifierId: 'https://gate.acme.example/gate',
   policyBaseUri: 'https://gate.acme.example/policies/',
@@ -59,41 +74,65 @@ describe('verification summaries', () => {
       expectCode(() => buildVSA(decision(over as Partial<Decision>), options), 'USAGE_ERROR'));
   }
 
-  it('are signed so that the gate verifies them with the key', () => {
-    const env = signEnvelope(
-      buildVSA(decision(), options),
-      privateKey.export({ format: 'pem', type: 'pkcs8' }).toString(),
-    );
-    const a = verifyEnvelope(Buffer.from(JSON.stringify(env)), {
-      keys: [{ pem }],
-      subject: { digest: { algorithm: 'sha256', hex: HEX } },
-    });
+  it('are signed as a Sigstore bundle v0.3 the gate verifies with the key declared transparency: optional', () => {
+    const bundle = signBundle(buildVSA(decision(), options), privatePem);
+    expect(bundle.mediaType).toBe(SUMMARY_BUNDLE_MEDIA_TYPE);
+    // the key named as cosign names it; no log entry, no timestamp; no keyid in the envelope
+    expect(bundle.verificationMaterial).toEqual({ publicKey: { hint: keyIdOf(publicKey) } });
+    expect(bundle.dsseEnvelope.signatures).toEqual([{ sig: expect.any(String) }]);
+    const a = verifySummary(bundle);
     expect(a.predicateType).toBe(VSA_PREDICATE_TYPE);
-    // the envelope's keyid is hex; the gate reports the same key in its one (hint) form
-    const hexId = env.signatures[0]!.keyid!;
-    expect(a.signer).toEqual({ kind: 'key', keyId: Buffer.from(hexId, 'hex').toString('base64') });
+    expect(a.signer).toEqual({ kind: 'key', keyId: keyIdOf(publicKey) });
+    expect(a.timeSource).toBe('none');
+    // without the declaration a key-signed bundle needs a log entry or a timestamp
+    expectCode(() => verifySummary(bundle, [{ pem }] as never), 'TIMESTAMP_INVALID');
     const other = generateKeyPairSync('ec', { namedCurve: 'P-256' })
       .publicKey.export({ format: 'pem', type: 'spki' })
       .toString();
     expectCode(
-      () =>
-        verifyEnvelope(Buffer.from(JSON.stringify(env)), {
-          keys: [{ pem: other }],
-          subject: { digest: { algorithm: 'sha256', hex: HEX } },
-        }),
+      () => verifySummary(bundle, [{ pem: other, transparency: 'optional' }]),
       'SIGNATURE_INVALID',
     );
   });
 
-  it('satisfy the default library’s promotion rule for production', async () => {
-    const env = signEnvelope(
-      buildVSA(decision(), options),
-      privateKey.export({ format: 'pem', type: 'pkcs8' }).toString(),
-    );
-    const a = verifyEnvelope(Buffer.from(JSON.stringify(env)), {
-      keys: [{ pem }],
-      subject: { digest: { algorithm: 'sha256', hex: HEX } },
+  it('list the verified evidence the allow rested on, by source and digest, and not the rejected', () => {
+    const id = (c: string) => c.repeat(64);
+    const d = decision({
+      evidence: [
+        { id: id('1'), source: 'file:evidence/provenance.json', status: 'verified' },
+        {
+          id: id('2'),
+          source: 'oci:registry.example/app@sha256:ab#referrers-api',
+          status: 'verified',
+        },
+        {
+          id: id('3'),
+          source: 'file:evidence/forged.json',
+          status: 'rejected',
+          code: 'SIGNATURE_INVALID',
+        },
+        { id: '', source: 'oci:down.example/app', status: 'rejected', code: 'SOURCE_UNREACHABLE' },
+      ],
     });
+    expect(inputAttestationsOf(d)).toEqual([
+      { uri: 'file:evidence/provenance.json', digest: { sha256: id('1') } },
+      { uri: 'oci:registry.example/app@sha256:ab#referrers-api', digest: { sha256: id('2') } },
+    ]);
+    const bundle = summarize(
+      d,
+      { keyPem: privatePem, policyUri: options.policyBaseUri },
+      {
+        gate: { config: { vsa: { verifier_id: options.verifierId } } },
+      },
+    );
+    expect(verifySummary(bundle).predicate).toMatchObject({
+      inputAttestations: inputAttestationsOf(d),
+      decisionId: d.id,
+    });
+  });
+
+  it('satisfy the default library’s promotion rule for production', async () => {
+    const a = verifySummary(signBundle(buildVSA(decision(), options), privatePem));
     const defaults = readWasmBundle(readFileSync(DEFAULT_POLICY_PATH)).data;
     const data = mergeData(defaults, {
       gate: {

@@ -28,9 +28,13 @@ export function fakeGate(answer: Answer = (req) => decisionFor(req, 'allow')): F
       gate.closed++;
     },
     summarize(decision) {
-      // what a gate with a summary key gives back: an envelope over the decision
+      // what a gate with a summary key gives back: a bundle over the decision (unsigned here)
       const payload = Buffer.from(JSON.stringify({ decisionId: decision.id })).toString('base64');
-      return { payloadType: 'application/vnd.in-toto+json', payload, signatures: [] };
+      return {
+        mediaType: 'application/vnd.dev.sigstore.bundle.v0.3+json',
+        verificationMaterial: { publicKey: { hint: 'fake' } },
+        dsseEnvelope: { payloadType: 'application/vnd.in-toto+json', payload, signatures: [] },
+      };
     },
     policy: {} as CompiledPolicy,
     trust: {} as Trust,

@@ -2,7 +2,8 @@ import type { FastifyInstance } from 'fastify';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { normalise } from '../../src/config.js';
 import { createServer } from '../../src/server/app.js';
-import { verifyEnvelope } from '../../src/verify/envelope.js';
+import { verifyAttestation } from '../../src/verify/attestation.js';
+import { loadTrustedRoot } from '../../src/verify/trust.js';
 import { VSA_PREDICATE_TYPE } from '../../src/vsa.js';
 import { startRealGate, type RealGate } from './real-gate.js';
 
@@ -153,8 +154,10 @@ describe('POST /v1/decisions with "summary": true', () => {
     expect(res.statusCode).toBe(200);
     const body = res.json();
     expect(body.outcome).toBe('allow');
-    const summary = verifyEnvelope(Buffer.from(JSON.stringify(body.summary)), {
-      keys: [{ pem: real.summaryKeyPem }],
+    // a Sigstore bundle without a log entry: the gate's key, declared so, is its only trust
+    const summary = verifyAttestation(Buffer.from(JSON.stringify(body.summary)), {
+      trust: loadTrustedRoot(),
+      keys: [{ pem: real.summaryKeyPem, transparency: 'optional' }],
       subject: { digest: { algorithm: 'sha256', hex: real.allowed } },
     });
     expect(summary.predicateType).toBe(VSA_PREDICATE_TYPE);
@@ -162,7 +165,14 @@ describe('POST /v1/decisions with "summary": true', () => {
       verificationResult: 'PASSED',
       decisionId: body.id,
       verifier: { id: 'https://gate-test.example/gate' },
+      // the evidence the allow rested on, as the decision names it
+      inputAttestations: body.evidence
+        .filter((e: { status: string }) => e.status === 'verified')
+        .map((e: { id: string; source: string }) => ({ uri: e.source, digest: { sha256: e.id } })),
     });
+    expect((summary.predicate as { inputAttestations: unknown[] }).inputAttestations).not.toEqual(
+      [],
+    );
   });
 
   it('returns none for a deny', async () => {
