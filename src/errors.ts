@@ -23,6 +23,18 @@ export type GateErrorCode =
   | 'LEDGER_TRUNCATED'
   // a break-glass request already used by a recorded override (single use)
   | 'BREAK_GLASS_REPLAYED'
+  // a break-glass request past its expiry, refused before anyone co-signs it
+  | 'BREAK_GLASS_EXPIRED'
+  // signing a break-glass request or approval (gate break-glass request --sign, approve)
+  | 'SIGN_NO_IDENTITY_TOKEN'
+  | 'SIGN_IDENTITY_TOKEN_INVALID'
+  | 'SIGN_OIDC_FLOW_FAILED'
+  | 'SIGN_FULCIO_FAILED'
+  | 'SIGN_REKOR_FAILED'
+  | 'SIGN_TSA_FAILED'
+  | 'SIGN_KEY_INVALID'
+  | 'SIGN_SIGNER_MISMATCH'
+  | 'SIGN_FAILED'
   | 'NOTIFY_UNAVAILABLE'
   // bundle shape
   | 'BUNDLE_INVALID'
