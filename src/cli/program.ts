@@ -10,6 +10,8 @@ import { VERSION } from '../util/version.js';
 const commands = {
   audit: () => import('./commands/audit.js'),
   breakGlass: () => import('./commands/break-glass.js'),
+  breakGlassSign: () => import('./commands/break-glass-sign.js'),
+  breakGlassApprove: () => import('./commands/break-glass-approve.js'),
   check: () => import('./commands/check.js'),
   demo: () => import('./commands/demo.js'),
   evaluate: () => import('./commands/evaluate.js'),
@@ -102,11 +104,23 @@ export function buildProgram(io: CommandIO, setExit: (code: number) => void): Co
     )
     .action(async (opts) => setExit(await (await commands.check()).checkCommand(opts, io)));
 
-  program
-    .command('break-glass')
-    .description('emergency overrides')
-    .command('request')
-    .description('write an unsigned break-glass statement for the requester to sign')
+  // Signing through sigstore-js, for `request --sign` and `approve`: keyless or with a key.
+  const signing = (c: Command) =>
+    c
+      .option('--key <pem>', 'sign with this pem private key (default: keyless, through fulcio)')
+      .option('--fulcio-url <url>', 'fulcio (default: https://fulcio.sigstore.dev)')
+      .option('--rekor-url <url>', 'rekor v1 log (default: https://rekor.sigstore.dev)')
+      .option('--tsa-url <url>', 'also timestamp with this rfc 3161 timestamp authority')
+      .option('--oidc-issuer <url>', 'browser sign-in issuer (default: oauth2.sigstore.dev/auth)')
+      .option('--oidc-client-id <id>', 'browser sign-in client id (default: sigstore)')
+      .option('--browser', 'sign in through the browser when no token is in the environment');
+  const breakGlass = program.command('break-glass').description('emergency overrides');
+  signing(breakGlass.command('request'))
+    .description(
+      'write a break-glass statement for the requester to sign, or sign it too with --sign',
+    )
+    .option('--sign', 'sign it now (sigstore): token from SIGSTORE_ID_TOKEN or github actions')
+    .option('--bundle <file>', 'with --sign, write the bundle here (default: OUT.sigstore.json)')
     .requiredOption(
       '--subject <subject>',
       'sha256:HEX or NAME[@VERSION]=sha256:HEX (repeatable)',
@@ -119,7 +133,18 @@ export function buildProgram(io: CommandIO, setExit: (code: number) => void): Co
     .option('--expires-in <minutes>', 'minutes until the request expires', '60')
     .requiredOption('--out <file>', 'where to write the statement')
     .action(async (opts) =>
-      setExit((await commands.breakGlass()).breakGlassRequestCommand(opts, io)),
+      setExit(
+        opts.sign
+          ? await (await commands.breakGlassSign()).breakGlassSignedRequestCommand(opts, io)
+          : (await commands.breakGlass()).breakGlassRequestCommand(opts, io),
+      ),
+    );
+  signing(breakGlass.command('approve'))
+    .description("co-sign a break-glass request: the statement file or the requester's bundle")
+    .argument('<file>', 'request.json as written by request, or the request bundle')
+    .option('--bundle <file>', 'write the approval here (default: FILE.approval.sigstore.json)')
+    .action(async (file: string, opts) =>
+      setExit(await (await commands.breakGlassApprove()).breakGlassApproveCommand(file, opts, io)),
     );
 
   const audit = program.command('audit').description('query and verify the audit ledger');

@@ -16,6 +16,35 @@ export interface BreakGlassRequestCommandOptions {
 }
 
 /**
+ * Writes the unsigned statement and its predicate alone; the statement file's bytes are what
+ * `--sign` signs and what `gate break-glass approve` co-signs.
+ */
+export function writeRequest(o: BreakGlassRequestCommandOptions, cwd: string, now: Date) {
+  const minutes = Number(o.expiresIn);
+  if (!Number.isInteger(minutes))
+    throw new GateError('USAGE_ERROR', '--expires-in takes whole minutes');
+  const statement = breakGlassStatement({
+    subjects: o.subject.map(parseSubject),
+    environment: o.env,
+    justification: o.justification,
+    ticket: o.ticket,
+    requester: o.requester,
+    expiresInMinutes: minutes,
+    now,
+  });
+  const out = path.resolve(cwd, o.out);
+  const predicateFile = out.replace(/(\.json)?$/, '.predicate.json');
+  const payload = Buffer.from(`${JSON.stringify(statement, null, 2)}\n`);
+  try {
+    writeFileSync(out, payload);
+    writeFileSync(predicateFile, `${JSON.stringify(statement.predicate, null, 2)}\n`);
+  } catch (err) {
+    throw new GateError('INPUT_UNREADABLE', `cannot write ${out}`, { cause: err });
+  }
+  return { statement, out, predicateFile, payload };
+}
+
+/**
  * `gate break-glass request`: writes the unsigned statement (and its predicate alone, which is
  * what `cosign attest-blob --predicate` takes) for the requester to sign.
  */
@@ -25,26 +54,7 @@ export function breakGlassRequestCommand(
   now = new Date(),
 ): number {
   try {
-    const minutes = Number(o.expiresIn);
-    if (!Number.isInteger(minutes))
-      throw new GateError('USAGE_ERROR', '--expires-in takes whole minutes');
-    const statement = breakGlassStatement({
-      subjects: o.subject.map(parseSubject),
-      environment: o.env,
-      justification: o.justification,
-      ticket: o.ticket,
-      requester: o.requester,
-      expiresInMinutes: minutes,
-      now,
-    });
-    const out = path.resolve(io.cwd, o.out);
-    const predicateFile = out.replace(/(\.json)?$/, '.predicate.json');
-    try {
-      writeFileSync(out, `${JSON.stringify(statement, null, 2)}\n`);
-      writeFileSync(predicateFile, `${JSON.stringify(statement.predicate, null, 2)}\n`);
-    } catch (err) {
-      throw new GateError('INPUT_UNREADABLE', `cannot write ${out}`, { cause: err });
-    }
+    const { statement, out, predicateFile } = writeRequest(o, io.cwd, now);
     io.stdout(
       [
         `wrote ${out} (request ${statement.predicate.requestId}, expires ${statement.predicate.expiresAt})`,
