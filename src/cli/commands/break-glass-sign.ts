@@ -89,7 +89,7 @@ export function writeBundle(file: string, signed: SignedPayload, flag = 'w'): vo
 export function witnessed(signed: SignedPayload): string {
   const vm = signed.bundle.verificationMaterial;
   const entry = vm.tlogEntries[0];
-  const stamps = vm.timestampVerificationData?.rfc3161Timestamps.length ?? 0;
+  const stamps = vm.timestampVerificationData?.rfc3161Timestamps?.length ?? 0;
   const parts = [
     entry
       ? `rekor log index ${entry.logIndex}, integrated ${new Date(Number(entry.integratedTime) * 1000).toISOString()}`
