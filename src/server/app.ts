@@ -7,6 +7,7 @@ import { installGuards, type GuardRule } from './auth.js';
 import { registerDecisionRoutes } from './decisions.js';
 import { installErrorHandling } from './errors.js';
 import { installBoundedJson } from './json-limits.js';
+import { registerUiRoutes } from './ui/routes.js';
 import {
   countedCheck,
   createMetrics,
@@ -92,6 +93,15 @@ export function createServer(opts: ServerOptions): FastifyInstance {
     bodyLimit: Math.max(bodyLimit, ADMISSION_BODY_LIMIT),
   });
   if (opts.config) registerAuditRoutes(app, opts.gate, opts.config.ledger);
+  // the auditor's web view: the same ledger and audit tokens, signed in once with a form
+  if (opts.config)
+    registerUiRoutes(app, {
+      gate: opts.gate,
+      config: opts.config.ledger,
+      tokens: opts.tokens?.audit ?? [],
+      secure: opts.tls !== undefined,
+      refuseInClear: opts.exposed === true && !opts.tls,
+    });
   installDraining(app);
   // Runs after fastify has stopped listening and the requests in flight have finished.
   app.addHook('onClose', async () => opts.gate.close());

@@ -50,6 +50,9 @@ export async function serveCommand(opts: ServeOptions, io: CommandIO): Promise<n
     const built = await build(config, opts, io, { tokens, tls, host, ready: () => ready });
     server = built.server;
     await server.listen({ host, port });
+    server.log.info(
+      `web view at ${server.listeningOrigin}/ui/${tokens.audit?.length ? '' : ' (no GATE_TOKEN_AUDIT: nobody can sign in)'}`,
+    );
     if (!isLoopback(host) && !tls && tokens.audit?.length) {
       server.log.warn('the audit routes are refused over plain http beyond loopback');
     }

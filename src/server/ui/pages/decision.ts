@@ -1,0 +1,271 @@
+import type { Decision, EvidenceReport } from '../../../decision.js';
+import type { RuleResult } from '../../../api/policy.js';
+import { html, uiPath, type Html } from '../html.js';
+import { facts, notice, page } from '../layout.js';
+import type { ShownRecord } from '../ledger-view.js';
+import { decisionLink, outcomeBadge, subjectDigests } from './format.js';
+
+/** One decision in full: what was asked, on what evidence, what the policy said, and why. */
+export function decisionPage(r: ShownRecord): Html {
+  const d = r.decision;
+  return page(
+    { title: `Decision ${d.id}`, current: '/ui/decisions', signedIn: true },
+    html`${summary(d)} ${recheckOf(d)}
+      <form method="post" action="${uiPath(['decisions', d.id, 'replay'])}">
+        <button type="submit">Replay this decision</button>
+        <span class="hint"
+          >evaluates the recorded input again with the policy of the time and with this server's
+          policy</span
+        >
+      </form>
+      ${subjects(d)} ${verdict(d)} ${override(d)} ${evidence(d.evidence)} ${failures(d)}
+      ${digests(r)}`,
+  );
+}
+
+function summary(d: Decision): Html {
+  return facts([
+    ['Outcome', outcomeBadge(d.outcome)],
+    ['Answer', d.allow ? 'allowed' : 'not allowed'],
+    ['Environment', d.environment],
+    ['Time (UTC)', d.time],
+    ['Decided as of', d.asOf],
+    ['Mode', d.mode],
+    ['Gate version', d.gateVersion],
+    ['Rules evaluated', d.rules.join(', ')],
+    [
+      'Could not decide',
+      d.error ? html`<code>${d.error.code}</code> ${d.error.message}` : undefined,
+    ],
+    ['Caller context keys (unsigned)', d.context?.keys.join(', ')],
+  ]);
+}
+
+/**
+ * A decision that re-checks an earlier one (`gate recheck`, `recheckOf: {id, outcome}`) links to
+ * it, and says whether the answer drifted. Read structurally: older decisions do not carry it.
+ */
+function recheckOf(d: Decision): Html | '' {
+  const of = (d as { recheckOf?: { id?: unknown; outcome?: unknown } }).recheckOf;
+  if (typeof of?.id !== 'string') return '';
+  const was = typeof of.outcome === 'string' ? of.outcome : undefined;
+  const drift = was !== undefined && (was === 'allow' || was === 'override') && !d.allow;
+  return notice(
+    drift ? 'error' : 'info',
+    html`This decision re-checks
+    ${decisionLink(of.id)}${was ? html` (then ${was}, now ${d.outcome})` : ''}.${drift ? ' Drift: it was let through and would now be denied.' : ''}`,
+  );
+}
+
+function subjects(d: Decision): Html {
+  return html`<h2>Subjects</h2>
+    <table>
+      <thead>
+        <tr>
+          <th scope="col">Name</th>
+          <th scope="col">Digest</th>
+          <th scope="col">Image</th>
+        </tr>
+      </thead>
+      <tbody>
+        ${d.subjects.map(
+          (s) =>
+            html`<tr>
+              <td>${s.name ?? ''}${s.version ? ` ${s.version}` : ''}</td>
+              <td>
+                ${subjectDigests(s).map((x) => html`<a class="digest" href="${uiPath(['decisions'], { subject: x })}">${x}</a> `)}
+              </td>
+              <td>${s.image ? html`<code>${JSON.stringify(s.image)}</code>` : ''}</td>
+            </tr>`,
+        )}
+      </tbody>
+    </table>`;
+}
+
+function rules(title: string, list: RuleResult[], none: string): Html {
+  return html`<h2>${title}</h2>
+    ${
+      list.length === 0
+        ? html`<p>${none}</p>`
+        : html`<table>
+            <thead>
+              <tr>
+                <th scope="col">Rule</th>
+                <th scope="col">What</th>
+                <th scope="col">Remediation</th>
+                <th scope="col">About</th>
+              </tr>
+            </thead>
+            <tbody>
+              ${list.map(
+                (v) =>
+                  html`<tr>
+                    <td>
+                      <a href="${uiPath(['decisions'], { rule: v.id })}"><code>${v.id}</code></a>
+                    </td>
+                    <td>
+                      ${v.message}${v.effectiveOn ? html`<br /><span class="hint">effective on ${v.effectiveOn}</span>` : ''}
+                    </td>
+                    <td>${v.remediation}</td>
+                    <td>
+                      ${v.subject ? html`<span class="digest">${v.subject}</span>` : ''}${v.attestations.length ? html`<br /><span class="hint">evidence ${v.attestations.join(', ')}</span>` : ''}
+                    </td>
+                  </tr>`,
+              )}
+            </tbody>
+          </table>`
+    }`;
+}
+
+function verdict(d: Decision): Html {
+  return html`${rules('Violations', d.violations, 'None: every rule evaluated held.')}
+  ${d.warnings.length ? rules('Warnings', d.warnings, '') : ''}`;
+}
+
+function override(d: Decision): Html | '' {
+  const o = d.override;
+  const refused = d.breakGlassRefused ?? [];
+  if (!o && refused.length === 0) return '';
+  return html`<h2>Break glass</h2>
+    ${
+      o
+        ? facts([
+            [
+              'Request',
+              html`<a href="${uiPath(['break-glass'], { request: o.requestId })}"
+                ><code>${o.requestId}</code></a
+              >`,
+            ],
+            [
+              'Requester',
+              html`<a href="${uiPath(['decisions'], { requester: o.requester })}"
+                >${o.requester}</a
+              >`,
+            ],
+            ['Justification', o.justification],
+            ['Ticket', o.ticket],
+            ['Expires (UTC)', o.expiresAt],
+            [
+              'Signers',
+              html`<ul>
+                ${o.signers.map((s) => html`<li>${s}</li>`)}
+              </ul>`,
+            ],
+            ['Rules overridden', o.overridden.join(', ')],
+          ])
+        : ''
+    }
+    ${
+      refused.length
+        ? html`<h3>Requests refused</h3>
+            <ul>
+              ${refused.map(
+                (b) =>
+                  html`<li>
+                    <code>${b.code}</code>
+                    ${b.requestId ? html`<code>${b.requestId}</code>: ` : ''}${b.message}
+                    <span class="hint">(${b.source})</span>
+                  </li>`,
+              )}
+            </ul>`
+        : ''
+    }`;
+}
+
+/** Why a piece of evidence counted, or why it did not. */
+export function why(e: EvidenceReport): Html {
+  if (e.status === 'rejected')
+    return html`rejected: <code>${e.code ?? 'unknown'}</code> ${e.message ?? ''}`;
+  const s = e.signer;
+  const who = s
+    ? s.kind === 'key'
+      ? `key ${s.keyId ?? ''}`
+      : `${s.identity ?? ''} via ${s.issuer ?? ''}`
+    : 'unknown signer';
+  return html`used: ${e.predicateType ?? ''} signed by
+  ${who}${e.logIndex !== undefined ? `, log index ${e.logIndex}` : ''}${e.checkpointOrigin ? ` (${e.checkpointOrigin})` : ''}${e.tlog ? `, ${e.tlog}` : ''}${e.timeSource ? `, time from ${e.timeSource}` : ''}${e.trustRoot ? `, trusted root ${e.trustRoot.name}` : ''}${e.platformManifest ? `, platform ${e.platformManifest.platform ?? e.platformManifest.digest}` : ''}${e.cached ? ' (verification cached)' : ''}`;
+}
+
+function evidence(list: EvidenceReport[]): Html {
+  return html`<h2>Evidence</h2>
+    ${
+      list.length === 0
+        ? html`<p>No evidence was found.</p>`
+        : html`<table>
+            <thead>
+              <tr>
+                <th scope="col">Status</th>
+                <th scope="col">Why</th>
+                <th scope="col">Source</th>
+                <th scope="col">Id</th>
+              </tr>
+            </thead>
+            <tbody>
+              ${list.map(
+                (e) =>
+                  html`<tr>
+                    <td class="${e.status === 'verified' ? 'same' : 'different'}">${e.status}</td>
+                    <td>${why(e)}</td>
+                    <td>${e.source}</td>
+                    <td class="digest">${e.id}</td>
+                  </tr>`,
+              )}
+            </tbody>
+          </table>`
+    }`;
+}
+
+function failures(d: Decision): Html | '' {
+  const searched = d.searched ?? [];
+  if (d.sourceFailures.length === 0 && searched.length === 0) return '';
+  return html`${
+    d.sourceFailures.length
+      ? html`<h2>Sources that failed</h2>
+          <ul>
+            ${d.sourceFailures.map((f) => html`<li>${f.source}: <code>${f.code}</code> ${f.message}</li>`)}
+          </ul>`
+      : ''
+  }
+  ${
+    searched.length
+      ? html`<h2>Where the sources looked</h2>
+          <table>
+            <thead>
+              <tr>
+                <th scope="col">Where</th>
+                <th scope="col">Layout</th>
+                <th scope="col">Subject</th>
+                <th scope="col">Outcome</th>
+                <th scope="col">Listed / taken / rejected</th>
+              </tr>
+            </thead>
+            <tbody>
+              ${searched.map(
+                (s) =>
+                  html`<tr>
+                    <td>${s.where}</td>
+                    <td>${s.layout}</td>
+                    <td class="digest">${s.subject}</td>
+                    <td>${s.outcome}</td>
+                    <td>${s.referrers} / ${s.bundles} / ${s.rejected}</td>
+                  </tr>`,
+              )}
+            </tbody>
+          </table>`
+      : ''
+  }`;
+}
+
+function digests(r: ShownRecord): Html {
+  const g = r.decision.digests;
+  return html`<h2>Digests</h2>
+    ${facts([
+      ['Policy', g.policy ? html`<code>${g.policy}</code>` : undefined],
+      ['Trusted root', html`<code>${g.trustRoot}</code>`],
+      ['Configuration', html`<code>${g.config}</code>`],
+      ['Policy input', g.input ? html`<code>${g.input}</code>` : undefined],
+      ['Ledger record', r.seq !== undefined ? String(r.seq) : 'no hash chain (JSON Lines ledger)'],
+      ['Record hash', r.hash ? html`<code>${r.hash}</code>` : undefined],
+      ['Previous hash', r.prevHash ? html`<code>${r.prevHash}</code>` : undefined],
+    ])}`;
+}
