@@ -9,6 +9,7 @@ import {
   InternalError,
   RekorWitness,
   TSAWitness,
+  type Artifact,
   type Signature,
   type Signer,
   type Witness,
@@ -85,13 +86,27 @@ export async function signPayload(payload: Buffer, o: SignOptions): Promise<Sign
   if (o.services.tsaURL)
     witnesses.push(new TSAWitness({ tsaBaseURL: o.services.tsaURL, ...fetchOptions }));
   try {
-    const bundle = await new DSSEBundleBuilder({ signer: checked, witnesses }).create({
+    const bundle = await new EnvelopeBuilder({ signer: checked, witnesses }).create({
       data: payload,
       type: IN_TOTO_PAYLOAD_TYPE,
     });
     return { bundle: bundleToJSON(bundle), signer };
   } catch (err) {
     throw signingError(err, o.services);
+  }
+}
+
+/**
+ * sigstore-js writes a key's hint both as the bundle's publicKey.hint and as the envelope
+ * signature's keyid. cosign (go-securesystemslib's DSSE verifier) skips a signature whose keyid
+ * is not the hex SHA-256 of the key it verifies with, so a base64 keyid would never verify there.
+ * The keyid is left empty, as cosign writes it, before the envelope is logged; the hint stays.
+ */
+class EnvelopeBuilder extends DSSEBundleBuilder {
+  protected override async package(artifact: Artifact, signature: Signature) {
+    const bundle = await super.package(artifact, signature);
+    for (const s of bundle.content.dsseEnvelope.signatures) s.keyid = '';
+    return bundle;
   }
 }
 

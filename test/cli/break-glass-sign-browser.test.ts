@@ -33,8 +33,8 @@ async function oidcProvider(): Promise<Provider> {
   const p: Provider = { url: '', deny: false, seen: {}, close: async () => {} };
   const server: Server = createServer((req, res) => {
     const url = new URL(req.url ?? '/', p.url);
-    const json = (status: number, body: object) =>
-      res.writeHead(status, { 'content-type': 'application/json' }).end(JSON.stringify(body));
+    const json = (status: number, body: object): void =>
+      void res.writeHead(status, { 'content-type': 'application/json' }).end(JSON.stringify(body));
     if (url.pathname === '/.well-known/openid-configuration') {
       json(200, {
         issuer: p.url,
