@@ -218,6 +218,9 @@ function verifyWithKeys(
   const hint = entity.key.$case === 'public-key' ? entity.key.hint : undefined;
   const candidates = candidateKeys(hint || undefined, (opts.keys ?? []).map(parseTrustedKey));
   for (const key of candidates) {
+    // The signer is the key its signature verifies with; only then is the bundle held to that
+    // key's rules (a log entry or not), so one key's rules never answer for another's signature.
+    if (!signatureVerifies(entity, key)) continue;
     const material = { publicKey: () => ({ publicKey: key.publicKey, validFor: () => true }) };
     // A trusted key is certified by no root, so no root's lack of logs can excuse it from one.
     const trusted = { ...root.material, ...material } as TrustMaterial;
@@ -229,19 +232,21 @@ function verifyWithKeys(
       ctlogThreshold: 0,
       ...(untimed ? { timestampThreshold: 0 } : {}),
     };
-    try {
-      runVerifier(() => verifyEntity(entity, trusted, policy, undefined));
-      return key;
-    } catch (err) {
-      // Only a signature that does not verify with this key sends us to the next one; a bad log
-      // entry or timestamp is the same whichever key is tried.
-      if ((err as GateError).code !== 'SIGNATURE_INVALID') throw err;
-    }
+    runVerifier(() => verifyEntity(entity, trusted, policy, undefined));
+    return key;
   }
   throw new VerifyError(
     'SIGNATURE_INVALID',
     `the signature verifies with none of the trusted keys (${candidates.length} tried)`,
   );
+}
+
+function signatureVerifies(entity: SignedEntity, key: ParsedKey): boolean {
+  try {
+    return entity.signature.verifySignature(key.publicKey);
+  } catch {
+    return false; // a key of another type or curve
+  }
 }
 
 function compiled(rules: IdentityRule[] | CompiledIdentityRule[]): CompiledIdentityRule[] {

@@ -95,6 +95,31 @@ describe('verification summaries', () => {
     );
   });
 
+  it('are held to the rules of the key their signature verifies with, whatever other keys allow', () => {
+    const required = generateKeyPairSync('ec', { namedCurve: 'P-256' });
+    const requiredPem = required.publicKey.export({ format: 'pem', type: 'spki' }).toString();
+    const keys = [
+      { pem, transparency: 'optional' as const },
+      { pem: requiredPem } as { pem: string; transparency: 'optional' },
+    ];
+    const bundle = signBundle(buildVSA(decision(), options), privatePem);
+    expect(verifySummary(bundle, keys).signer.keyId).toBe(keyIdOf(publicKey));
+    // changed after signing: no key verifies it, and that is what the gate says (not that the
+    // other key would have wanted a log entry)
+    const statement = JSON.parse(Buffer.from(bundle.dsseEnvelope.payload, 'base64').toString());
+    statement.predicate.timeVerified = '2099-01-01T00:00:00.000Z';
+    const forged = structuredClone(bundle);
+    forged.dsseEnvelope.payload = Buffer.from(JSON.stringify(statement)).toString('base64');
+    expectCode(() => verifySummary(forged, keys), 'SIGNATURE_INVALID');
+    // signed by the key that needs a log entry, naming the optional key in its hint: still needs it
+    const byRequired = signBundle(
+      buildVSA(decision(), options),
+      required.privateKey.export({ format: 'pem', type: 'pkcs8' }).toString(),
+    );
+    byRequired.verificationMaterial.publicKey.hint = keyIdOf(publicKey);
+    expectCode(() => verifySummary(byRequired, keys), 'TIMESTAMP_INVALID');
+  });
+
   it('list the verified evidence the allow rested on, by source and digest, and not the rejected', () => {
     const id = (c: string) => c.repeat(64);
     const d = decision({

@@ -23,8 +23,9 @@ import { packagePath } from '../../src/util/paths.js';
  * ../shared/docs/real-sigstore-peers.md, read from the peers' sources. Everything is stopped and
  * removed by stop(), which also runs if the start fails half way.
  *
- * Rekor serves its Prometheus metrics on port 2112 on every interface, hard-coded: two stacks
- * cannot run at once on one host.
+ * Rekor serves its Prometheus metrics on port 2112 on every interface, hard-coded. A second stack
+ * started while one runs serves no metrics (rekor-server ignores that listener's error); nothing
+ * else is shared, so test files may each run their own.
  */
 export interface RealRekor {
   /** http://127.0.0.1:PORT */
