@@ -1,5 +1,5 @@
 import { createHash, createPrivateKey, generateKeyPairSync } from 'node:crypto';
-import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { copyFileSync, mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -7,6 +7,7 @@ import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { run } from '../../src/cli/program.js';
 import { keyIdOf } from '../../src/verify/key-id.js';
+import { packagePath } from '../../src/util/paths.js';
 import { FIXTURES } from '../helpers.js';
 import { identityTokenFile } from '../support/peers.js';
 import { startLocalSigstore, type LocalSigstore } from '../support/sigstore-services.js';
@@ -30,11 +31,11 @@ let keyId: string;
 const token = (claims: { iss: string; sub: string }) =>
   readFileSync(identityTokenFile(dir, claims), 'utf8');
 
-async function gate(args: string[], env: Record<string, string> = {}) {
+async function gate(args: string[], env: Record<string, string> = {}, cwd = dir) {
   let stdout = '';
   let stderr = '';
   const code = await run(args, {
-    cwd: dir,
+    cwd,
     env,
     stdout: (t) => void (stdout += t),
     stderr: (t) => void (stderr += t),
@@ -392,5 +393,50 @@ describe('a token from GitHub Actions', () => {
     } finally {
       await actions.close();
     }
+  });
+});
+
+/** The README's `gate` commands in sh blocks, continuation lines joined, comments dropped. */
+function readmeGateCommands(): string[][] {
+  const readme = readFileSync(packagePath('README.md'), 'utf8');
+  const commands: string[][] = [];
+  for (const block of readme.matchAll(/```sh\n([\s\S]*?)```/g)) {
+    for (const line of block[1]!.replace(/\\\n\s*/g, ' ').split('\n')) {
+      const text = line.replace(/\s+#.*$/, '').trim();
+      if (!text.startsWith('gate ')) continue;
+      // words, and "double-quoted words" as one
+      const words = [...text.matchAll(/"([^"]*)"|(\S+)/g)].map((m) => m[1] ?? m[2]!);
+      commands.push(words.slice(1));
+    }
+  }
+  return commands;
+}
+
+describe("the README's signing commands, as written", () => {
+  it('request --sign, approve, and gate check on the two bundles: an override', async () => {
+    const all = readmeGateCommands();
+    const find = (test: (c: string[]) => boolean) => {
+      const found = all.filter(test);
+      expect(found).toHaveLength(1);
+      return found[0]!.map((w) => w.replaceAll('HEX', HEX));
+    };
+    const sign = find((c) => c[0] === 'break-glass' && c[1] === 'request' && c.includes('--sign'));
+    const approve = find((c) => c[0] === 'break-glass' && c[1] === 'approve');
+    const decide = find((c) => c[0] === 'check' && c.includes('request.approval.sigstore.json'));
+    // a folder of its own, with this file's gate.yaml and what it names
+    const readmeDir = path.join(dir, 'readme');
+    mkdirSync(readmeDir);
+    for (const f of ['gate.yaml', 'trusted_root.json', 'oncall.pub'])
+      copyFileSync(path.join(dir, f), path.join(readmeDir, f));
+    // only the flags that point the signing at the local services instead of public-good
+    const r = await gate([...sign, ...local()], { SIGSTORE_ID_TOKEN: token(ONCALL) }, readmeDir);
+    expect(r.stderr).toBe('');
+    const a = await gate([...approve, ...local()], { SIGSTORE_ID_TOKEN: token(LEAD) }, readmeDir);
+    expect(a.stderr).toBe('');
+    const c = await gate([...decide, '--format', 'json'], {}, readmeDir);
+    const decision = JSON.parse(c.stdout);
+    expect(decision.outcome).toBe('override');
+    expect(decision.override.signers).toEqual([ONCALL.sub, LEAD.sub]);
+    expect(c.code).toBe(0);
   });
 });
