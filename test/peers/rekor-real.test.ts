@@ -584,6 +584,17 @@ describe('faults of the real log: the gate cannot decide, says why, within its d
     }
   });
 
+  it('its database stopped (MariaDB exited): the search index is gone, the gate says so', async () => {
+    rekor.signal('mariadb', 'SIGTERM');
+    await new Promise((r) => setTimeout(r, 1000));
+    const { code, decision, ms } = await timed('its database stopped');
+    expect(code).toBe(2);
+    expect(decision.outcome).toBe('error');
+    expect(decision.error.code).toMatch(/^SOURCE_(BAD_RESPONSE|UNREACHABLE|TIMEOUT)$/);
+    expect(decision.error.message).toContain(rekor.url.replace('http://', ''));
+    expect(ms).toBeLessThan(DEADLINE_MS + 2000);
+  });
+
   it('rekor-server stopped', async () => {
     rekor.signal('rekor', 'SIGTERM');
     await new Promise((r) => setTimeout(r, 500));
