@@ -12,6 +12,7 @@ const commands = {
   breakGlass: () => import('./commands/break-glass.js'),
   breakGlassSign: () => import('./commands/break-glass-sign.js'),
   breakGlassApprove: () => import('./commands/break-glass-approve.js'),
+  breakGlassRevoke: () => import('./commands/break-glass-revoke.js'),
   check: () => import('./commands/check.js'),
   demo: () => import('./commands/demo.js'),
   evaluate: () => import('./commands/evaluate.js'),
@@ -19,6 +20,18 @@ const commands = {
   trust: () => import('./commands/trust.js'),
   verifyBundle: () => import('./commands/verify-bundle.js'),
 };
+
+/** The options of `signing` below and --bundle: `request` takes them only with --sign. */
+const SIGNING_OPTIONS = new Set([
+  'key',
+  'fulcioUrl',
+  'rekorUrl',
+  'tsaUrl',
+  'oidcIssuer',
+  'oidcClientId',
+  'browser',
+  'bundle',
+]);
 
 /**
  * Builds the `gate` command line. Commands return an exit status; only main.ts exits, so the
@@ -86,6 +99,10 @@ export function buildProgram(io: CommandIO, setExit: (code: number) => void): Co
     )
     .option('--break-glass <file>', 'a signed break-glass request bundle (repeatable)', collect)
     .option(
+      '--break-glass-id <id>',
+      'the id of a break-glass request stored in the ledger (POST /v1/break-glass)',
+    )
+    .option(
       '--context <file>',
       'unsigned context as json, information for policies (it never relaxes a rule)',
     )
@@ -115,12 +132,11 @@ export function buildProgram(io: CommandIO, setExit: (code: number) => void): Co
       .option('--oidc-client-id <id>', 'browser sign-in client id (default: sigstore)')
       .option('--browser', 'sign in through the browser when no token is in the environment');
   const breakGlass = program.command('break-glass').description('emergency overrides');
-  signing(breakGlass.command('request'))
+  const request = breakGlass
+    .command('request')
     .description(
       'write a break-glass statement for the requester to sign, or sign it too with --sign',
     )
-    .option('--sign', 'sign it now (sigstore): token from SIGSTORE_ID_TOKEN or github actions')
-    .option('--bundle <file>', 'with --sign, write the bundle here (default: OUT.sigstore.json)')
     .requiredOption(
       '--subject <subject>',
       'sha256:HEX or NAME[@VERSION]=sha256:HEX (repeatable)',
@@ -132,19 +148,32 @@ export function buildProgram(io: CommandIO, setExit: (code: number) => void): Co
     .requiredOption('--requester <identity>', 'your signing identity (certificate san, or key id)')
     .option('--expires-in <minutes>', 'minutes until the request expires', '60')
     .requiredOption('--out <file>', 'where to write the statement')
-    .action(async (opts) =>
-      setExit(
-        opts.sign
-          ? await (await commands.breakGlassSign()).breakGlassSignedRequestCommand(opts, io)
-          : (await commands.breakGlass()).breakGlassRequestCommand(opts, io),
-      ),
-    );
+    .option('--sign', 'sign it now (sigstore): keyless, or with --key')
+    .option('--bundle <file>', 'with --sign, write the bundle here (default: OUT.sigstore.json)');
+  signing(request).action(async (opts) =>
+    setExit(
+      // signing flags without --sign are refused there, not ignored
+      opts.sign || Object.keys(opts).some((k) => SIGNING_OPTIONS.has(k))
+        ? await (await commands.breakGlassSign()).breakGlassSignedRequestCommand(opts, io)
+        : (await commands.breakGlass()).breakGlassRequestCommand(opts, io),
+    ),
+  );
   signing(breakGlass.command('approve'))
     .description("co-sign a break-glass request: the statement file or the requester's bundle")
     .argument('<file>', 'request.json as written by request, or the request bundle')
     .option('--bundle <file>', 'write the approval here (default: FILE.approval.sigstore.json)')
     .action(async (file: string, opts) =>
       setExit(await (await commands.breakGlassApprove()).breakGlassApproveCommand(file, opts, io)),
+    );
+
+  breakGlass
+    .command('revoke')
+    .description('end a break-glass request stored in the ledger before it expires (recorded)')
+    .argument('<id>', 'the request id')
+    .option('--config <file>', 'gate.yaml naming the ledger (default: .gate/ledger.db)')
+    .option('--reason <text>', 'why it is revoked (recorded)')
+    .action(async (id: string, opts) =>
+      setExit(await (await commands.breakGlassRevoke()).breakGlassRevokeCommand(id, opts, io)),
     );
 
   const audit = program.command('audit').description('query and verify the audit ledger');

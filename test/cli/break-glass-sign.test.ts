@@ -251,6 +251,13 @@ describe('signing failures are coded, one line, never a stack trace', () => {
   const signed = (extra: string[], env: Record<string, string> = {}) =>
     gate([...request('failing.json', ONCALL.sub), '--sign', ...extra], env);
 
+  it('signing options without --sign: USAGE_ERROR, nothing written', async () => {
+    const r = await gate([...request('unsigned.json', keyHex), '--key', 'oncall.key']);
+    expect(r.code).toBe(2);
+    expect(r.stderr).toBe('gate: USAGE_ERROR: signing options need --sign\n');
+    expect(() => readFileSync(path.join(dir, 'unsigned.json'))).toThrow();
+  });
+
   it('no token in the environment and no browser: SIGN_NO_IDENTITY_TOKEN', async () => {
     const r = await signed(local());
     expect(r.code).toBe(1);

@@ -34,7 +34,9 @@ export interface SigningCommandOptions {
 }
 
 export interface SignedRequestCommandOptions
-  extends BreakGlassRequestCommandOptions, SigningCommandOptions {}
+  extends BreakGlassRequestCommandOptions, SigningCommandOptions {
+  sign?: boolean;
+}
 
 /**
  * The signer: a key from --key (its passphrase, if encrypted, from GATE_KEY_PASSPHRASE), else
@@ -111,6 +113,7 @@ export async function breakGlassSignedRequestCommand(
   now = new Date(),
 ): Promise<number> {
   try {
+    if (!o.sign) throw new GateError('USAGE_ERROR', 'signing options need --sign');
     const identity = signingIdentity(o, io);
     if (identity.kind === 'key') {
       const id = keyIdOfPrivateKey(identity.privateKey);
