@@ -4,6 +4,7 @@ import { GateError } from './errors.js';
 import { isPlainObject, readBoundedFile, sha256Hex } from './util/input.js';
 import { validatorFor } from './util/schemas.js';
 import type { IdentityRule, TrustedKey } from './verify/types.js';
+import { sinksConfig, type SinkConfig } from './notify/sink-config.js';
 
 export interface HttpSourceConfig {
   url: string;
@@ -78,6 +79,8 @@ export interface GateConfig {
     checkpointLog?: string;
   };
   notify: { webhooks: Array<{ url: string; token?: string }>; outbox: string };
+  /** where every recorded decision is also streamed (src/notify/sinks.ts) */
+  sinks: SinkConfig[];
   /** gate serve: dry-run over http, decisions without a token beyond loopback, load shedding */
   server: {
     allowDryRun: boolean;
@@ -187,6 +190,7 @@ export function normalise(
       })),
       outbox: at(c.notify?.outbox ?? '.gate/outbox.jsonl'),
     },
+    sinks: sinksConfig(c.sinks ?? [], env),
     server: {
       allowDryRun: c.server?.allowDryRun === true,
       openDecisions: c.server?.openDecisions === true,

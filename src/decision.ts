@@ -62,6 +62,8 @@ export interface Decision {
   digests: { policy?: string; trustRoot: string; config: string; input?: string };
   /** the caller's context: its keys, and that nobody signed it (policies never relax on it) */
   context?: { verified: false; keys: string[] };
+  /** `gate recheck`: the recorded decision this one decided again, and what that one was */
+  recheckOf?: { id: string; outcome: Outcome };
 }
 
 /** Everything a decision says besides its verdict: who asked what, when, and on what evidence. */

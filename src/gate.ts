@@ -23,6 +23,8 @@ import type { CompiledPolicy } from './evaluate/policy.js';
 import { evaluateInput, loadConfiguredPolicy } from './evaluate/run.js';
 import { breakGlassMessage } from './notify/message.js';
 import { createOutbox, type Outbox } from './notify/outbox.js';
+import { sinkOutboxPath } from './notify/sink-config.js';
+import { createSinkOutbox, type SinkOutbox, type SinkOutboxOptions } from './notify/sink-outbox.js';
 import {
   admitRequest,
   contextMark,
@@ -59,6 +61,8 @@ export interface Gate {
   readonly ledger: AuditLedger | undefined;
   /** hits, misses, entries and the oldest entry's age of the verification cache */
   verifyCacheStats(): VerifyCacheStats;
+  /** the decision stream to the configured sinks, when there are any */
+  readonly sinks?: SinkOutbox;
 }
 
 /** Everything that touches disk, network and clock, injectable for tests. */
@@ -76,6 +80,8 @@ export interface GateDeps {
   outboxRetryMs?: number;
   /** remembered verification results (default: one per gate, from the configuration) */
   verifyCache?: VerifyCache;
+  /** the decision stream's timings (default: sink-outbox.ts) */
+  sinkOutbox?: Partial<Omit<SinkOutboxOptions, 'file' | 'sinks'>>;
 }
 
 /** How long past its deadline a decision's record may still wait for the ledger. */
@@ -103,6 +109,12 @@ export async function createGate(config: GateConfig, deps: GateDeps = {}): Promi
   // each signed ledger checkpoint is also announced through the outbox (truncation evidence)
   const opened = deps.ledger ?? (await openLedger(config.ledger, outbox ? { outbox } : {}));
   const ledger = storingPolicy(opened, policyStoreFor(config.ledger), policy);
+  const sinks = sinkOutboxFor(config, deps.sinkOutbox);
+  // decisions recorded by a gate that stopped before its outbox write are read from the ledger
+  const recovering =
+    sinks && 'query' in opened
+      ? sinks.recover(opened as AuditLedger).catch(() => 0)
+      : Promise.resolve(0);
   // made once: the files read, the registry tokens and the connections serve every decision
   const plan = deps.sources ? undefined : createSourcePlan(config.sources);
   const sourcesFor =
@@ -248,6 +260,8 @@ export async function createGate(config: GateConfig, deps: GateDeps = {}): Promi
   async function record(d: Decision, input: PolicyInput, until?: number): Promise<Decision> {
     try {
       await ledger.append(d, input, until === undefined ? {} : { until });
+      // recorded first, then streamed: see sink-outbox.ts for why a crash between loses nothing
+      sinks?.enqueue(d);
       return d;
     } catch (err) {
       const e = toGateError(err, 'LEDGER_UNAVAILABLE');
@@ -262,6 +276,8 @@ export async function createGate(config: GateConfig, deps: GateDeps = {}): Promi
       clearInterval(retries);
       await resolver?.close();
       await plan?.close();
+      await recovering;
+      await sinks?.close();
       await ledger.close();
     },
     policy,
@@ -270,7 +286,20 @@ export async function createGate(config: GateConfig, deps: GateDeps = {}): Promi
     policyData: data,
     ledger: 'query' in opened ? (opened as AuditLedger) : undefined,
     verifyCacheStats: () => cache.stats(),
+    ...(sinks ? { sinks } : {}),
   };
+}
+
+function sinkOutboxFor(config: GateConfig, opts: GateDeps['sinkOutbox']): SinkOutbox | undefined {
+  if (config.sinks.length === 0) return undefined;
+  return createSinkOutbox({
+    file: sinkOutboxPath(config.notify.outbox),
+    sinks: config.sinks,
+    // a decision is recorded at most its deadline and the grace after its time; a minute more
+    // covers other processes on the same ledger with other deadlines and clocks
+    recoverSlackMs: config.deadlineMs + RECORD_GRACE_MS + 60_000,
+    ...opts,
+  });
 }
 
 function outboxFor(notify: GateConfig['notify']): Outbox | undefined {

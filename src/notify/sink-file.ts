@@ -1,0 +1,173 @@
+import {
+  closeSync,
+  fstatSync,
+  fsync,
+  fsyncSync,
+  mkdirSync,
+  openSync,
+  readFileSync,
+  readSync,
+  renameSync,
+  statSync,
+  unlinkSync,
+  writeFileSync,
+  writeSync,
+} from 'node:fs';
+import path from 'node:path';
+import { GateError } from '../errors.js';
+
+/**
+ * The sink outbox's file operations. Every change is made under a lock file (created with O_EXCL,
+ * holding the pid) for the few microseconds of a write, so a second process on the same outbox (a
+ * `gate check` beside a `gate serve`) never appends to a file being compacted away. A lock left by
+ * a process that died is taken over.
+ */
+export function withFileLock<T>(file: string, fn: () => T): { done: true; value: T } | undefined {
+  const lock = `${file}.lock`;
+  for (let attempt = 0; attempt < 2; attempt++) {
+    try {
+      const fd = openSync(lock, 'wx');
+      writeSync(fd, String(process.pid));
+      closeSync(fd);
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw unavailable(file, err);
+      if (!stale(lock)) return undefined;
+      rmQuiet(lock);
+      continue;
+    }
+    try {
+      return { done: true, value: fn() };
+    } finally {
+      rmQuiet(lock);
+    }
+  }
+  return undefined;
+}
+
+/** A lock whose process is gone, or held far longer than any write takes. */
+function stale(lock: string): boolean {
+  try {
+    const pid = Number(readFileSync(lock, 'utf8'));
+    if (Date.now() - statSync(lock).mtimeMs > 30_000) return true;
+    if (!Number.isInteger(pid) || pid <= 0) return false; // being written right now
+    process.kill(pid, 0);
+    return false;
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    return code === 'ESRCH' || code === 'ENOENT';
+  }
+}
+
+function rmQuiet(file: string): void {
+  try {
+    unlinkSync(file);
+  } catch {
+    // already gone
+  }
+}
+
+export function fileSize(file: string): number {
+  try {
+    return statSync(file).size;
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return 0;
+    throw unavailable(file, err);
+  }
+}
+
+/** The bytes from `start` to the end of the file. */
+export function readFrom(file: string, start: number): string {
+  let fd: number;
+  try {
+    fd = openSync(file, 'r');
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return '';
+    throw unavailable(file, err);
+  }
+  try {
+    const size = fstatSync(fd).size;
+    const buf = Buffer.alloc(Math.max(0, size - start));
+    let at = 0;
+    while (at < buf.length) {
+      const n = readSync(fd, buf, at, buf.length - at, start + at);
+      if (n === 0) break;
+      at += n;
+    }
+    return buf.subarray(0, at).toString('utf8');
+  } finally {
+    closeSync(fd);
+  }
+}
+
+/**
+ * Appends lines now (the write is in the kernel when this returns) and fsyncs in the thread pool:
+ * the decision path never waits on a disk. `synced` resolves once the lines are durable.
+ */
+export function appendLines(
+  file: string,
+  lines: string[],
+): { size: number; synced: Promise<void> } {
+  mkdirSync(path.dirname(file), { recursive: true });
+  let fd: number;
+  try {
+    fd = openSync(file, 'a+');
+  } catch (err) {
+    throw unavailable(file, err);
+  }
+  let size: number;
+  try {
+    const before = fstatSync(fd).size;
+    // a torn last line (a crash mid-write) must not swallow the next record
+    const lead = before > 0 && lastByte(fd, before) !== 0x0a ? '\n' : '';
+    writeSync(fd, lead + lines.join(''));
+    size = fstatSync(fd).size;
+  } catch (err) {
+    closeSync(fd);
+    throw unavailable(file, err);
+  }
+  const synced = new Promise<void>((resolve, reject) =>
+    fsync(fd, (err) => {
+      closeSync(fd);
+      if (err) reject(unavailable(file, err));
+      else resolve();
+    }),
+  );
+  return { size, synced };
+}
+
+function lastByte(fd: number, size: number): number | undefined {
+  const b = Buffer.alloc(1);
+  readSync(fd, b, 0, 1, size - 1);
+  return b[0];
+}
+
+/** Replaces the file with `lines` atomically (temp file, fsync, rename, fsync of the folder). */
+export function replaceFile(file: string, lines: string[]): number {
+  const tmp = `${file}.${process.pid}.tmp`;
+  try {
+    writeFileSync(tmp, lines.join(''));
+    const fd = openSync(tmp, 'r+');
+    try {
+      fsyncSync(fd);
+    } finally {
+      closeSync(fd);
+    }
+    renameSync(tmp, file);
+    const dir = openSync(path.dirname(file), 'r');
+    try {
+      fsyncSync(dir);
+    } finally {
+      closeSync(dir);
+    }
+    return statSync(file).size;
+  } catch (err) {
+    rmQuiet(tmp);
+    throw unavailable(file, err);
+  }
+}
+
+function unavailable(file: string, err: unknown): GateError {
+  return new GateError('NOTIFY_UNAVAILABLE', `cannot write the sink outbox ${file}`, {
+    cause: err,
+  });
+}
