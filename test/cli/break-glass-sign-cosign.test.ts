@@ -1,9 +1,11 @@
-import { generateKeyPairSync } from 'node:crypto';
+import { createHash, createPublicKey, generateKeyPairSync } from 'node:crypto';
 import { readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { run } from '../../src/cli/program.js';
-import { COSIGN, identityTokenFile, peer, type Peer } from '../support/peers.js';
+import { keyIdOf } from '../../src/verify/key-id.js';
+import { FIXTURES } from '../helpers.js';
+import { COSIGN, cosignServices, identityTokenFile, peer, type Peer } from '../support/peers.js';
 import { startLocalSigstore, type LocalSigstore } from '../support/sigstore-services.js';
 
 /**
@@ -37,28 +39,39 @@ const token = (who: { iss: string; sub: string }) =>
   readFileSync(identityTokenFile(cosign.dir, who), 'utf8');
 const local = () => ['--fulcio-url', svc.fulcioURL, '--rekor-url', svc.rekorURL];
 const request = (out: string, requester: string) => [
-  ...['break-glass', 'request', '--subject', `artifact.txt=sha256:${digest()}`],
+  ...['break-glass', 'request', '--subject', `artifact.txt=sha256:${HEX}`],
   ...['--env', 'production', '--ticket', 'INC-4711'],
   ...['--justification', 'checkout is down, the fix must ship now'],
   ...['--requester', requester, '--out', out, '--sign', ...local()],
 ];
 
-let artifactHex = '';
-const digest = () => artifactHex;
+const HEX = createHash('sha256').update('hotfix artifact\n').digest('hex');
 
 beforeAll(async () => {
   svc = await startLocalSigstore();
   cosign = peer(COSIGN);
   writeFileSync(at('artifact.txt'), 'hotfix artifact\n');
-  artifactHex = (await import('node:crypto'))
-    .createHash('sha256')
-    .update('hotfix artifact\n')
-    .digest('hex');
   writeFileSync(at('other.txt'), 'another artifact\n');
   writeFileSync(at('trusted_root.json'), JSON.stringify(svc.trustedRoot));
   const { privateKey, publicKey } = generateKeyPairSync('ec', { namedCurve: 'P-256' });
   writeFileSync(at('oncall.key'), privateKey.export({ format: 'pem', type: 'pkcs8' }));
   writeFileSync(at('oncall.pub'), publicKey.export({ format: 'pem', type: 'spki' }));
+  writeFileSync(
+    at('gate.yaml'),
+    `trustedRoot: trusted_root.json
+ledger: { path: ledger.db }
+policy:
+  path: ${path.join(FIXTURES, 'policies', 'requires-provenance')}
+  config:
+    break_glass:
+      environments:
+        production:
+          requesters: [{ san: ${ONCALL.sub}, issuer: '${ONCALL.iss}' }]
+          approvers: [{ san: ${LEAD.sub}, issuer: '${LEAD.iss}' }]
+          approvals: 1
+          max_expiry_minutes: 120
+`,
+  );
 }, 60_000);
 afterAll(() => svc?.close());
 
@@ -91,12 +104,39 @@ describe('cosign verify-blob-attestation on the bundles gate signs', () => {
   }, 120_000);
 
   it('verifies a key-signed request, logged in rekor, with the public key', async () => {
-    const { createPublicKey } = await import('node:crypto');
-    const { keyIdOf } = await import('../../src/verify/key-id.js');
     const id = keyIdOf(createPublicKey(readFileSync(at('oncall.pub'))));
     const r = await gate([...request('keyed.json', id), '--key', 'oncall.key']);
     expect(r.stderr).toBe('');
     const { stderr } = await verify('keyed.sigstore.json', ['--key', 'oncall.pub']);
     expect(stderr).toMatch(/Verified OK/);
+  }, 120_000);
+});
+
+describe('a request cosign signed, approved with gate', () => {
+  it('cosign attest-blob --statement signs the file as written, so gate approve co-signs the same bytes', async () => {
+    const r = await gate([
+      ...['break-glass', 'request', '--subject', `sha256:${HEX}`, '--env', 'production'],
+      ...['--ticket', 'INC-4711', '--justification', 'checkout is down, the fix must ship now'],
+      ...['--requester', ONCALL.sub, '--out', 'cosigned.json'],
+    ]);
+    expect(r.code).toBe(0);
+    await cosign.run([
+      ...['attest-blob', '--statement', 'cosigned.json', '--bundle', 'oncall.sigstore.json'],
+      ...['--yes', ...cosignServices(svc, at('trusted_root.json'))],
+      ...['--identity-token', identityTokenFile(cosign.dir, ONCALL)],
+    ]);
+    const a = await gate(['break-glass', 'approve', 'cosigned.json', ...local()], {
+      SIGSTORE_ID_TOKEN: token(LEAD),
+    });
+    expect(a.stderr).toBe('');
+    const c = await gate([
+      ...['check', '--config', 'gate.yaml', '--subject', `sha256:${HEX}`, '--env', 'production'],
+      ...['--format', 'json', '--break-glass', 'oncall.sigstore.json'],
+      ...['--break-glass', 'cosigned.approval.sigstore.json'],
+    ]);
+    const decision = JSON.parse(c.stdout);
+    expect(decision.breakGlassRefused).toBeUndefined();
+    expect(decision.outcome).toBe('override');
+    expect(decision.override.signers).toEqual([ONCALL.sub, LEAD.sub]);
   }, 120_000);
 });
