@@ -1,9 +1,11 @@
+import { execFile } from 'node:child_process';
 import { createHash, createPrivateKey, generateKeyPairSync } from 'node:crypto';
 import { copyFileSync, mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
+import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { run } from '../../src/cli/program.js';
 import { keyIdOf } from '../../src/verify/key-id.js';
@@ -445,5 +447,33 @@ describe("the README's signing commands, as written", () => {
     expect(decision.outcome).toBe('override');
     expect(decision.override.signers).toEqual([ONCALL.sub, LEAD.sub]);
     expect(c.code).toBe(0);
+  });
+});
+
+describe('the built gate binary (dist/cli/main.js)', () => {
+  const BIN = packagePath('dist', 'cli', 'main.js');
+  async function binary(args: string[], env: Record<string, string>) {
+    try {
+      const r = await promisify(execFile)(process.execPath, [BIN, ...args], {
+        cwd: dir,
+        env: { PATH: process.env.PATH ?? '/usr/bin:/bin', HOME: dir, ...env },
+      });
+      return { code: 0, ...r };
+    } catch (err) {
+      const e = err as { code: number; stdout: string; stderr: string };
+      return { code: e.code, stdout: e.stdout, stderr: e.stderr };
+    }
+  }
+
+  it('signs with the token in its environment; without one it exits 1 with one coded line', async () => {
+    const ok = await binary([...request('bin.json', ONCALL.sub), '--sign', ...local()], {
+      SIGSTORE_ID_TOKEN: token(ONCALL),
+    });
+    expect(ok.stderr).toBe('');
+    expect(ok.code).toBe(0);
+    expect(ok.stdout).toContain(`signed as ${ONCALL.sub}: ${path.join(dir, 'bin.sigstore.json')}`);
+    const none = await binary([...request('bin-none.json', ONCALL.sub), '--sign', ...local()], {});
+    expect(none.code).toBe(1);
+    expect(none.stderr).toMatch(/^gate: SIGN_NO_IDENTITY_TOKEN: [^\n]*\n$/);
   });
 });
