@@ -119,8 +119,10 @@ export function readPrivateKey(pem: Buffer, passphrase?: string): crypto.KeyObje
   if (text.includes('SIGSTORE PRIVATE KEY'))
     throw new GateError(
       'SIGN_KEY_INVALID',
-      'this is a cosign key file (encrypted with cosign); export a pem key, e.g. `cosign import-key-pair` takes one, or sign with openssl genpkey',
+      "this is a cosign key file, in cosign's own encryption: gate reads a pem private key (pkcs#8, sec1 or pkcs#1), such as `openssl genpkey -algorithm ec -pkeyopt ec_paramgen_curve:P-256` writes",
     );
+  if (/-----BEGIN (RSA )?PUBLIC KEY-----/.test(text))
+    throw new GateError('SIGN_KEY_INVALID', 'this is a public key: --key takes the private key');
   let key: crypto.KeyObject;
   try {
     key = crypto.createPrivateKey({ key: text, format: 'pem', passphrase });

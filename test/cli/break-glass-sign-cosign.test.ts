@@ -140,3 +140,16 @@ describe('a request cosign signed, approved with gate', () => {
     expect(decision.override.signers).toEqual([ONCALL.sub, LEAD.sub]);
   }, 120_000);
 });
+
+describe("cosign's own key file", () => {
+  it('is refused with a coded line saying what gate reads instead', async () => {
+    await cosign.run(['generate-key-pair', '--output-key-prefix', 'cosigned'], {
+      COSIGN_PASSWORD: 'correct horse',
+    });
+    const r = await gate([...request('cosign-key.json', ONCALL.sub), '--key', 'cosigned.key']);
+    expect(r.code).toBe(1);
+    expect(r.stderr).toMatch(
+      /^gate: SIGN_KEY_INVALID: this is a cosign key file, in cosign's own encryption: gate reads a pem private key/,
+    );
+  }, 60_000);
+});
