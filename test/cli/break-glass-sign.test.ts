@@ -301,6 +301,18 @@ describe('signing failures are coded, one line, never a stack trace', () => {
     expect(refused.stderr).toMatch(/^gate: SIGN_REKOR_FAILED: rekor at http:\S+ refused: \(404\)/);
   });
 
+  it('a timestamp authority that is down: SIGN_TSA_FAILED', async () => {
+    const down = await closedPort();
+    const r = await gate([
+      ...request('tsa.json', keyHex, 'staging'),
+      ...['--sign', '--key', 'oncall.key', '--tsa-url', down, ...local()],
+    ]);
+    expect(r.code).toBe(1);
+    expect(r.stderr).toBe(
+      `gate: SIGN_TSA_FAILED: the timestamp authority at ${down} unreachable: econnrefused\n`,
+    );
+  });
+
   it('a token that is not a jwt: SIGN_IDENTITY_TOKEN_INVALID, the token never printed', async () => {
     const r = await signed(local(), { SIGSTORE_ID_TOKEN: 'not-a-jwt-secret' });
     expect(r.code).toBe(1);
