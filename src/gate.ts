@@ -2,6 +2,14 @@ import { randomUUID } from 'node:crypto';
 import type { AuditLedger, Ledger } from './audit/ledger.js';
 import { openLedger } from './audit/open.js';
 import { policyStoreFor, type PolicyStore } from './audit/policy-store.js';
+import {
+  lostRace,
+  notRevoked,
+  registerRequest,
+  revokeRequest,
+  useStored,
+  type Registered,
+} from './breakglass/stored.js';
 import type { BreakGlassRefusal } from './breakglass/types.js';
 import {
   breakGlassRulesOf,
@@ -45,8 +53,11 @@ import { summarize, type SignedSummary } from './vsa.js';
 
 export type { CheckRequest } from './request.js';
 
+/** A request `gate recheck` makes: recorded linked to the decision it decides again. */
+export type RecheckRequest = CheckRequest & { recheckOf?: Decision['recheckOf'] };
+
 export interface Gate {
-  check(req: CheckRequest): Promise<Decision>;
+  check(req: RecheckRequest): Promise<Decision>;
   /** a signed verification summary of an enforced allow (needs vsa.key in the configuration) */
   summarize(decision: Decision): SignedSummary;
   /** stops the announcement retries and closes the ledger */
@@ -61,6 +72,17 @@ export interface Gate {
   readonly ledger: AuditLedger | undefined;
   /** hits, misses, entries and the oldest entry's age of the verification cache */
   verifyCacheStats(): VerifyCacheStats;
+  /** break-glass requests stored in the ledger (src/breakglass/stored.ts) */
+  readonly breakGlass?: {
+    /** checks a signed request and its co-signatures and records it, accepted or refused */
+    register(bundles: unknown[]): Promise<Registered>;
+    /** ends a stored request early, recorded */
+    revoke(
+      requestId: string,
+      via: 'cli' | 'server',
+      reason?: string,
+    ): ReturnType<typeof revokeRequest>;
+  };
   /** the decision stream to the configured sinks, when there are any */
   readonly sinks?: SinkOutbox;
 }
@@ -168,7 +190,13 @@ export async function createGate(config: GateConfig, deps: GateDeps = {}): Promi
     const collected = await collectAll(await sourcesFor(req), req, deadline);
     const outcomes = verifyEvidence(collected.evidence, digests, verifyContext);
     const bgContext = { trust, keys: config.keys, now: time, rules };
-    const bg = checkPresented(req.breakGlass, digests, req.environment, bgContext);
+    // a stored request named by id (admission's annotation, --break-glass-id), else bundles
+    const bg = req.breakGlassId
+      ? await useStored(req.breakGlassId, digests, req.environment, bgContext, ledger)
+      : await notRevoked(
+          ledger,
+          checkPresented(req.breakGlass, digests, req.environment, bgContext),
+        );
     // settled from here (only read), and serialised once for the digest, the policy and the ledger
     const input = settledJson(
       policyInputOf({
@@ -202,8 +230,13 @@ export async function createGate(config: GateConfig, deps: GateDeps = {}): Promi
       }
       // Another process (a second CLI on the same file, another replica) recorded an override
       // with this request first: the decision is made again without it.
+      // (or it was revoked before this use could be recorded: the ledger's order decides)
       const why = 'was used by an override another process recorded first';
-      const refusal = replayRefusal(usable.accepted.requestId, why);
+      const refusal = await lostRace(
+        ledger,
+        usable.accepted.requestId,
+        replayRefusal(usable.accepted.requestId, why),
+      );
       return await record(
         judge({ accepted: undefined, refused: usable.refused }, [refusal]),
         input,
@@ -239,6 +272,7 @@ export async function createGate(config: GateConfig, deps: GateDeps = {}): Promi
         input: sha256Hex(jsonText(input)),
       },
       ...contextMark(req.context),
+      ...recheckMark(req),
     };
   }
 
@@ -286,6 +320,18 @@ export async function createGate(config: GateConfig, deps: GateDeps = {}): Promi
     policyData: data,
     ledger: 'query' in opened ? (opened as AuditLedger) : undefined,
     verifyCacheStats: () => cache.stats(),
+    breakGlass: {
+      register: (bundles) =>
+        registerRequest(bundles, { trust, keys: config.keys, now: now(), rules }, ledger, newId),
+      revoke: (requestId, via, reason) =>
+        revokeRequest(requestId, {
+          ledger,
+          now: now(),
+          via,
+          newId,
+          ...(reason ? { reason } : {}),
+        }),
+    },
     ...(sinks ? { sinks } : {}),
   };
 }
@@ -300,6 +346,12 @@ function sinkOutboxFor(config: GateConfig, opts: GateDeps['sinkOutbox']): SinkOu
     recoverSlackMs: config.deadlineMs + RECORD_GRACE_MS + 60_000,
     ...opts,
   });
+}
+
+/** admitRequest and the image resolution keep the request's fields: the link survives them */
+function recheckMark(req: CheckRequest): Pick<Decision, 'recheckOf'> {
+  const of = (req as RecheckRequest).recheckOf;
+  return of ? { recheckOf: of } : {};
 }
 
 function outboxFor(notify: GateConfig['notify']): Outbox | undefined {
@@ -325,6 +377,11 @@ function storingPolicy(opened: Ledger, store: PolicyStore, policy: CompiledPolic
       await opened.append(decision, input, opts);
     },
     consumed: (id) => opened.consumed(id),
+    // break-glass records carry no policy: nothing to store before them
+    ...(opened.appendBreakGlass ? { appendBreakGlass: opened.appendBreakGlass.bind(opened) } : {}),
+    ...(opened.breakGlassRequest
+      ? { breakGlassRequest: opened.breakGlassRequest.bind(opened) }
+      : {}),
     close: () => opened.close(),
   };
 }

@@ -19,6 +19,8 @@ export interface CheckRequest {
   bundles?: string[];
   /** signed break-glass requests (bundles), with where each came from */
   breakGlass?: Array<{ source: string; bytes: Buffer }>;
+  /** the id of a break-glass request stored in the ledger (POST /v1/break-glass) to use */
+  breakGlassId?: string;
   dryRun?: boolean;
   /** the time budget of this decision in ms; the configured deadline when longer or absent */
   deadlineMs?: number;

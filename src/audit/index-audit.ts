@@ -7,8 +7,12 @@ export interface IndexedRecord {
   outcome: string;
   subjects: string[];
   rules: string[];
-  /** the break-glass request an override used */
+  /** the break-glass request an override used, or a break-glass record is about */
   requestId?: string | undefined;
+  /** an override of a request reusable until it expires (no single-use row) */
+  reuse?: 'until_expiry';
+  /** a break-glass record (break-glass-record.ts): what happened to the request */
+  breakGlass?: 'accepted' | 'refused' | 'revoked';
 }
 
 export interface IndexRow {
@@ -46,22 +50,15 @@ export interface IndexAudit {
  */
 export function createIndexAudit(tables: IndexTables): IndexAudit {
   const used = new Map<string, { seq: number; id: string }>();
+  const overrides = new Map<string, { seq: number; id: string }>();
+  const stored = new Map<string, { accepted: number; revoked?: number }>();
   const expected = { subjects: 0, rules: 0 };
   return {
     record(r) {
       expected.subjects += new Set(r.subjects).size;
       expected.rules += new Set(r.rules).size;
-      if (r.outcome === 'override' && r.requestId !== undefined) {
-        const before = used.get(r.requestId);
-        if (before)
-          return {
-            seq: r.seq,
-            id: r.id,
-            code: 'BREAK_GLASS_REPLAYED',
-            reason: `break-glass request ${r.requestId} already overrode record ${before.seq} (${before.id}): a request is single-use`,
-          };
-        used.set(r.requestId, { seq: r.seq, id: r.id });
-      }
+      const misuse = breakGlassMisuse(r, stored, overrides, used);
+      if (misuse) return misuse;
       const lack = tables.lacks?.(r);
       if (!lack) return undefined;
       return mismatch(
@@ -79,6 +76,58 @@ export function createIndexAudit(tables: IndexTables): IndexAudit {
       return checkConsumed(tables.consumedTable, used, await tables.consumed(n));
     },
   };
+}
+
+const replayed = (r: IndexedRecord, reason: string): Broken => ({
+  seq: r.seq,
+  id: r.id,
+  code: 'BREAK_GLASS_REPLAYED',
+  reason,
+});
+
+/**
+ * What the chain says about break-glass requests, in its order: a request is stored once and
+ * revoked at most once, after it was stored; no override uses a revoked request; a single-use
+ * request (an override without reuse: until_expiry) overrides once, and before no other use.
+ */
+function breakGlassMisuse(
+  r: IndexedRecord,
+  stored: Map<string, { accepted: number; revoked?: number }>,
+  overrides: Map<string, { seq: number; id: string }>,
+  used: Map<string, { seq: number; id: string }>,
+): Broken | undefined {
+  const id = r.requestId;
+  if (id === undefined) return undefined;
+  const s = stored.get(id);
+  if (r.breakGlass === 'accepted') {
+    if (s)
+      return replayed(r, `break-glass request ${id} was already stored by record ${s.accepted}`);
+    stored.set(id, { accepted: r.seq });
+    return undefined;
+  }
+  if (r.breakGlass === 'revoked') {
+    if (!s) return replayed(r, `break-glass request ${id} is revoked, but no record stored it`);
+    if (s.revoked !== undefined)
+      return replayed(r, `break-glass request ${id} was already revoked by record ${s.revoked}`);
+    s.revoked = r.seq;
+    return undefined;
+  }
+  if (r.breakGlass !== undefined || r.outcome !== 'override') return undefined;
+  if (s?.revoked !== undefined)
+    return replayed(
+      r,
+      `break-glass request ${id} overrode after record ${s.revoked} revoked it: a revoked request authorizes nothing`,
+    );
+  const before = overrides.get(id);
+  if (!before) overrides.set(id, { seq: r.seq, id: r.id });
+  if (r.reuse === 'until_expiry') return undefined;
+  if (before)
+    return replayed(
+      r,
+      `break-glass request ${id} already overrode record ${before.seq} (${before.id}): a request is single-use`,
+    );
+  used.set(id, { seq: r.seq, id: r.id });
+  return undefined;
 }
 
 function checkConsumed(

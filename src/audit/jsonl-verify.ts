@@ -37,13 +37,14 @@ export async function verifyJsonl(
     ids.set(id, l.line);
     const requestId = outcome === 'override' ? override?.requestId : undefined;
     const used = requestId === undefined ? undefined : requests.get(requestId);
-    if (used !== undefined)
+    // a request reusable until it expires may override again; a single-use one only first
+    if (used !== undefined && override?.reuse !== 'until_expiry')
       return broken(
         'BREAK_GLASS_REPLAYED',
         `break-glass request ${requestId} overrides twice (line ${used})`,
         id,
       );
-    if (requestId !== undefined) requests.set(requestId, l.line);
+    if (requestId !== undefined && used === undefined) requests.set(requestId, l.line);
     n++;
   }
   if (opts.expectSize !== undefined && n < opts.expectSize)

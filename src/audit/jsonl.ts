@@ -18,7 +18,10 @@ export function createJsonlLedger(file: string): JsonlLedger {
     async append(decision, input) {
       // single use, by the records themselves (one process: the gate's lock serialises this
       // check and the write; this plain file has no lock between processes)
-      const requestId = decision.outcome === 'override' ? decision.override?.requestId : undefined;
+      const requestId =
+        decision.outcome === 'override' && decision.override?.reuse !== 'until_expiry'
+          ? decision.override?.requestId
+          : undefined;
       if (requestId !== undefined && (await ledger.consumed(requestId)))
         throw new GateError(
           'BREAK_GLASS_REPLAYED',

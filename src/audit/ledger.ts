@@ -1,5 +1,11 @@
 import type { KeyObject } from 'node:crypto';
 import type { Decision, Outcome } from '../decision.js';
+import type {
+  BreakGlassEntry,
+  BreakGlassRecord,
+  LedgerEntry,
+  StoredBreakGlass,
+} from './break-glass-record.js';
 import type { IndexTables } from './index-audit.js';
 import type { Checkpoint, LedgerRecord } from './record.js';
 import type { ChainVerification, VerifyOptions } from './verify-chain.js';
@@ -21,10 +27,24 @@ export interface Ledger {
    * second override of one request with BREAK_GLASS_REPLAYED, decided under its write lock.
    */
   consumed(requestId: string): Promise<boolean>;
+  /**
+   * Records a break-glass request's acceptance, refusal or revocation in the chain
+   * (break-glass-record.ts). Refused with a BreakGlassConflict, decided under the write lock,
+   * when the request is already stored, or not stored (a revocation), or already revoked. Only
+   * the hash-chained ledgers (SQLite, PostgreSQL) store requests.
+   */
+  appendBreakGlass?(entry: BreakGlassEntry, opts?: AppendOptions): Promise<void>;
+  /** a stored request (its acceptance, and its revocation if any) */
+  breakGlassRequest?(requestId: string): Promise<StoredBreakGlass | undefined>;
+  /** break-glass records (accepted, refused, revoked), newest first */
+  breakGlassRecords?(limit?: number): Promise<BreakGlassRecord[]>;
   close(): Promise<void>;
 }
 
-/** The one query over recorded decisions: CLI flags, HTTP query strings and every backend. */
+/**
+ * The one query over recorded decisions: CLI flags, HTTP query strings and every backend. Only
+ * decisions: break-glass records are read with breakGlassRequest and breakGlassRecords.
+ */
 export interface LedgerQuery {
   /** "sha256:<hex>" */
   subject?: string;
@@ -57,8 +77,10 @@ export interface VerifiableLedger {
 export interface AuditLedger extends Ledger, VerifiableLedger {
   query(q: LedgerQuery): Promise<LedgerRecord[]>;
   get(id: string): Promise<LedgerRecord | undefined>;
-  /** every record in chain order, streamed: for verification and export */
+  /** every decision record in chain order, streamed (break-glass records left out) */
   records(): AsyncIterable<LedgerRecord>;
+  /** every record of the chain in order, decisions and break-glass records: verification, export */
+  entries(): AsyncIterable<LedgerEntry>;
   checkpoints(): Promise<Checkpoint[]>;
   head(): Promise<{ size: number; hash: string }>;
   /** the derived index tables, for verification to prove them equal to the records */

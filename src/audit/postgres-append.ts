@@ -1,6 +1,7 @@
 import type { PoolClient } from 'pg';
 import type { Decision } from '../decision.js';
-import { GENESIS, canonical, type Checkpoint, type LedgerRecord } from './record.js';
+import type { LedgerEntry } from './break-glass-record.js';
+import { GENESIS, canonical, type Checkpoint } from './record.js';
 
 /** A record with its subject, rule and consumed break-glass request index rows, in one statement. */
 export const INSERT_RECORD = `
@@ -57,15 +58,20 @@ export async function insertCheckpoint(client: PoolClient, c: Checkpoint): Promi
   );
 }
 
-export function insertValues(record: LedgerRecord, decision: Decision): unknown[] {
-  const consumes = decision.outcome === 'override' ? decision.override?.requestId : undefined;
+export function insertValues(record: LedgerEntry, decision?: Decision): unknown[] {
+  // an override of a request reusable until it expires consumes nothing; any other is single use
+  const consumes =
+    decision?.outcome === 'override' && decision.override?.reuse !== 'until_expiry'
+      ? decision.override?.requestId
+      : undefined;
+  const requester = 'requester' in record ? record.requester : undefined;
   return [
     record.seq,
     record.id,
     record.time,
     record.environment,
     record.outcome,
-    record.requester ?? null,
+    requester ?? null,
     record.prevHash,
     record.hash,
     canonical(record),
@@ -76,14 +82,14 @@ export function insertValues(record: LedgerRecord, decision: Decision): unknown[
 }
 
 /** A unique index that refuses a record says why in the ledger's words. */
-export function explainConflict(err: unknown, record: LedgerRecord): unknown {
+export function explainConflict(err: unknown, record: LedgerEntry): unknown {
   const e = err as { code?: string; constraint?: string };
   if (e.code !== '23505') return err;
   if (e.constraint === 'records_id_key') {
     return new Error(`decision ${record.id} is already recorded`, { cause: err });
   }
   if (e.constraint === 'consumed_requests_pkey') {
-    const requestId = record.decision.override?.requestId;
+    const requestId = 'decision' in record ? record.decision.override?.requestId : undefined;
     return new Error(`break-glass request ${requestId} was already used`, { cause: err });
   }
   return err;

@@ -1,6 +1,12 @@
 import type pg from 'pg';
 import type { PoolClient } from 'pg';
 import { GateError } from '../errors.js';
+import {
+  BREAK_GLASS_OUTCOME,
+  storedOf,
+  type BreakGlassRecord,
+  type StoredBreakGlass,
+} from './break-glass-record.js';
 import type { IndexTables } from './index-audit.js';
 
 type Read = <R extends pg.QueryResultRow>(text: string, values?: unknown[]) => Promise<R[]>;
@@ -14,6 +20,27 @@ export const OVERRIDE_OF = `
 SELECT seq FROM records
 WHERE outcome = 'override' AND (body::jsonb #>> '{decision,override,requestId}') = $1
 ORDER BY seq LIMIT 1`;
+
+/**
+ * A break-glass request's acceptance and revocation, read from the chained records (the
+ * records_break_glass index): the state every use of the request is checked against.
+ */
+export const BREAK_GLASS_OF = `
+SELECT seq, body FROM records
+WHERE outcome = '${BREAK_GLASS_OUTCOME}' AND (body::jsonb #>> '{breakGlass,requestId}') = $1
+  AND (body::jsonb #>> '{breakGlass,action}') IN ('accepted', 'revoked')
+ORDER BY seq`;
+
+/** Records as storedOf reads them: the body is the record without its hash. */
+export function storedFromRows(
+  requestId: string,
+  rows: Array<{ seq: string; body: string }>,
+): StoredBreakGlass | undefined {
+  return storedOf(
+    requestId,
+    rows.map((r) => ({ ...(JSON.parse(r.body) as BreakGlassRecord), seq: Number(r.seq) })),
+  );
+}
 
 /**
  * Single use, decided under the append lock by the records; a consumed_requests row that no

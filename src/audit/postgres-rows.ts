@@ -1,5 +1,6 @@
 import { GateError } from '../errors.js';
 import type { Outcome } from '../decision.js';
+import { BREAK_GLASS_OUTCOME } from './break-glass-record.js';
 import type { LedgerQuery } from './ledger.js';
 import type { LedgerRecord } from './record.js';
 
@@ -137,6 +138,8 @@ export function querySql(q: LedgerQuery): { text: string; values: unknown[] } {
   if (!Number.isSafeInteger(limit) || limit < 1) {
     throw new GateError('USAGE_ERROR', `limit must be a positive integer, got ${limit}`);
   }
+  // decisions only: break-glass records are read on their own (postgres-index.ts)
+  if (q.outcome === undefined) where.push(`r.outcome <> '${BREAK_GLASS_OUTCOME}'`);
   const filter = where.length ? ` WHERE ${where.join(' AND ')}` : '';
   return {
     text: `${SELECT_RECORD}${filter} ORDER BY r.seq DESC LIMIT ${param(limit)}`,

@@ -123,6 +123,15 @@ ALTER TABLE checkpoints ENABLE ALWAYS TRIGGER checkpoints_no_truncate;
 ALTER TABLE consumed_requests ENABLE ALWAYS TRIGGER consumed_requests_append_only;
 ALTER TABLE consumed_requests ENABLE ALWAYS TRIGGER consumed_requests_no_truncate;
 `,
+  // Break-glass requests (issue 14): their acceptance, refusal and revocation are records of the
+  // chain with the outcome 'break-glass' (break-glass-record.ts), found by their request id.
+  `
+ALTER TABLE records DROP CONSTRAINT records_outcome_check;
+ALTER TABLE records ADD CONSTRAINT records_outcome_check
+  CHECK (outcome IN ('allow', 'deny', 'override', 'error', 'break-glass'));
+CREATE INDEX records_break_glass ON records ((body::jsonb #>> '{breakGlass,requestId}'), seq)
+  WHERE outcome = 'break-glass';
+`,
 ];
 
 export const SCHEMA_VERSION = MIGRATIONS.length;

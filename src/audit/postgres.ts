@@ -21,8 +21,24 @@ import {
 } from './postgres-rows.js';
 import { APPEND_LOCK, LOCK_CLASS, migrate, schemaPresent } from './postgres-schema.js';
 import { GateError } from '../errors.js';
-import { OVERRIDE_OF, postgresIndexTables, refuseReplay } from './postgres-index.js';
-import { GENESIS, makeRecord, type Checkpoint, type LedgerRecord } from './record.js';
+import {
+  BREAK_GLASS_OF,
+  OVERRIDE_OF,
+  postgresIndexTables,
+  refuseReplay,
+  storedFromRows,
+} from './postgres-index.js';
+import { GENESIS, makeRecordWithBody, type Checkpoint, type LedgerRecord } from './record.js';
+import type { Decision } from '../decision.js';
+import {
+  BREAK_GLASS_OUTCOME,
+  conflictOf,
+  makeBreakGlassRecord,
+  requestIdOf,
+  type BreakGlassEntry,
+  type BreakGlassRecord,
+  type LedgerEntry,
+} from './break-glass-record.js';
 import { verifyRecords } from './verify-ledger.js';
 
 export type { CheckpointOptions } from './checkpointer.js';
@@ -102,6 +118,21 @@ export async function createPostgresLedger(opts: PostgresLedgerOptions): Promise
     }
   }
 
+  /** The chain in order (only its decisions when `decisions`), a page at a time. */
+  async function* page(decisions: boolean): AsyncGenerator<LedgerEntry> {
+    const only = decisions ? `AND r.outcome <> '${BREAK_GLASS_OUTCOME}'` : '';
+    let after = 0;
+    for (;;) {
+      const rows = await read<RecordRow>(
+        `${SELECT_RECORD} WHERE r.seq > $1 ${only} ORDER BY r.seq LIMIT $2`,
+        [after, PAGE],
+      );
+      for (const row of rows) yield toRecord(row) as LedgerEntry;
+      if (rows.length < PAGE) return;
+      after = Number(rows[rows.length - 1]!.seq);
+    }
+  }
+
   /** Runs fn in a transaction holding the append lock. */
   async function locked<T>(fn: (client: PoolClient, state: ChainState) => Promise<T>): Promise<T> {
     return withClient(async (client) => {
@@ -140,28 +171,60 @@ export async function createPostgresLedger(opts: PostgresLedgerOptions): Promise
   });
   let closed = false;
 
-  const ledger: AuditLedger = {
-    async append(decision, input) {
-      if (closed || opts.readOnly)
-        throw new GateError('LEDGER_UNAVAILABLE', 'the postgresql ledger is open read-only');
-      let signed: Checkpoint | undefined;
-      try {
-        signed = await locked(async (client, { head, last }) => {
-          const record = makeRecord(head.size + 1, head.hash, decision, input);
-          const requestId =
-            decision.outcome === 'override' ? decision.override?.requestId : undefined;
-          if (requestId !== undefined) await refuseReplay(client, requestId);
-          await client.query(INSERT_RECORD, insertValues(record, decision)).catch((err) => {
-            throw explainConflict(err, record);
-          });
-          const checkpoint = checkpointer?.due({ size: record.seq, hash: record.hash }, last);
-          if (checkpoint) await insertCheckpoint(client, checkpoint);
-          return checkpoint;
+  /**
+   * Appends one record under the append lock: a break-glass request's state (stored, revoked)
+   * and single use are decided there, by the records, so replicas racing agree.
+   */
+  async function appendEntry(
+    make: (seq: number, prevHash: string) => LedgerEntry,
+    decision?: Decision,
+  ): Promise<void> {
+    if (closed || opts.readOnly)
+      throw new GateError('LEDGER_UNAVAILABLE', 'the postgresql ledger is open read-only');
+    let signed: Checkpoint | undefined;
+    try {
+      signed = await locked(async (client, { head, last }) => {
+        const record = make(head.size + 1, head.hash);
+        const concerns = requestIdOf(record);
+        if (concerns !== undefined) {
+          const rows = await client.query<{ seq: string; body: string }>(BREAK_GLASS_OF, [
+            concerns,
+          ]);
+          const conflict = conflictOf(record, storedFromRows(concerns, rows.rows));
+          if (conflict) throw conflict;
+        }
+        const single = decision?.override?.reuse !== 'until_expiry';
+        if (decision && concerns !== undefined && single) await refuseReplay(client, concerns);
+        await client.query(INSERT_RECORD, insertValues(record, decision)).catch((err) => {
+          throw explainConflict(err, record);
         });
-      } catch (err) {
-        throw unavailable('cannot record the decision in postgresql', err);
-      }
-      if (signed) opts.publish?.([signed]);
+        const checkpoint = checkpointer?.due({ size: record.seq, hash: record.hash }, last);
+        if (checkpoint) await insertCheckpoint(client, checkpoint);
+        return checkpoint;
+      });
+    } catch (err) {
+      throw unavailable('cannot record the decision in postgresql', err);
+    }
+    if (signed) opts.publish?.([signed]);
+  }
+
+  const ledger: AuditLedger = {
+    append: (decision, input) =>
+      appendEntry((seq, prev) => makeRecordWithBody(seq, prev, decision, input).record, decision),
+
+    appendBreakGlass: (entry: BreakGlassEntry) =>
+      appendEntry((seq, prev) => makeBreakGlassRecord(seq, prev, entry).record),
+
+    async breakGlassRequest(requestId) {
+      return storedFromRows(requestId, await read(BREAK_GLASS_OF, [requestId]));
+    },
+
+    async breakGlassRecords(limit = 100) {
+      const rows = await read<RecordRow>(
+        `${SELECT_RECORD} WHERE r.outcome = '${BREAK_GLASS_OUTCOME}' ORDER BY r.seq DESC LIMIT $1`,
+        [limit],
+      );
+      return rows.map((r) => toRecord(r) as unknown as BreakGlassRecord);
     },
 
     async consumed(requestId) {
@@ -176,22 +239,16 @@ export async function createPostgresLedger(opts: PostgresLedgerOptions): Promise
     },
 
     async get(id) {
-      const rows = await read<RecordRow>(`${SELECT_RECORD} WHERE r.id = $1`, [id]);
+      const rows = await read<RecordRow>(
+        `${SELECT_RECORD} WHERE r.id = $1 AND r.outcome <> '${BREAK_GLASS_OUTCOME}'`,
+        [id],
+      );
       return rows[0] && toRecord(rows[0]);
     },
 
-    async *records(): AsyncGenerator<LedgerRecord> {
-      let after = 0;
-      for (;;) {
-        const rows = await read<RecordRow>(
-          `${SELECT_RECORD} WHERE r.seq > $1 ORDER BY r.seq LIMIT $2`,
-          [after, PAGE],
-        );
-        for (const row of rows) yield toRecord(row);
-        if (rows.length < PAGE) return;
-        after = Number(rows[rows.length - 1]!.seq);
-      }
-    },
+    records: () => page(true) as AsyncIterable<LedgerRecord>,
+
+    entries: () => page(false),
 
     async checkpoints() {
       const rows = await read<CheckpointRow>(

@@ -1,8 +1,16 @@
 import type { Decision } from '../decision.js';
 import { GateError } from '../errors.js';
+import {
+  conflictOf,
+  isBreakGlassRecord,
+  makeBreakGlassRecord,
+  requestIdOf,
+  type BreakGlassEntry,
+  type LedgerEntry,
+} from './break-glass-record.js';
 import type { Checkpointer } from './checkpointer.js';
-import { GENESIS, makeRecordWithBody, type Checkpoint, type LedgerRecord } from './record.js';
-import { overrideOf } from './sqlite-index.js';
+import { GENESIS, makeRecordWithBody, type Checkpoint } from './record.js';
+import { overrideOf, storedBreakGlass } from './sqlite-index.js';
 import { toRow } from './sqlite-rows.js';
 import { isBusy, isRecordFault, sql, type Db } from './sqlite-schema.js';
 
@@ -18,7 +26,7 @@ import { isBusy, isRecordFault, sql, type Db } from './sqlite-schema.js';
  */
 export function appendBatch(
   d: Db,
-  batch: Array<{ decision: Decision; input: unknown }>,
+  batch: Appendable[],
   checkpointer: Checkpointer | undefined,
   signed?: Checkpoint[],
 ): Map<number, unknown> | undefined {
@@ -28,10 +36,13 @@ export function appendBatch(
     let head = headOf(d);
     let last = lastCheckpoint(d);
     const made: Checkpoint[] = [];
-    batch.forEach(({ decision, input }, i) => {
+    batch.forEach((item, i) => {
       sql(d, 'SAVEPOINT record').run();
       try {
-        const { record, body } = makeRecordWithBody(head.size + 1, head.hash, decision, input);
+        const { record, body } =
+          'breakGlass' in item && item.breakGlass
+            ? makeBreakGlassRecord(head.size + 1, head.hash, item.breakGlass)
+            : makeRecordWithBody(head.size + 1, head.hash, item.decision!, item.input);
         insertRecord(d, record, body);
         const next = { size: record.seq, hash: record.hash };
         const checkpoint = checkpointer?.due(next, last);
@@ -58,6 +69,11 @@ export function appendBatch(
     throw err;
   }
 }
+
+/** What one append writes: a decision with its policy input, or a break-glass record. */
+export type Appendable =
+  | { decision: Decision; input: unknown; breakGlass?: undefined }
+  | { breakGlass: BreakGlassEntry; decision?: undefined; input?: undefined };
 
 /**
  * BEGIN IMMEDIATE without waiting: false when another connection holds the write lock. (The
@@ -109,8 +125,17 @@ export function insertCheckpoint(d: Db, c: Checkpoint): void {
   ).run(c.size, c.headHash, c.time, c.keyId, c.signature);
 }
 
-export function insertRecord(d: Db, record: LedgerRecord, body?: string): void {
-  const requestId = record.outcome === 'override' ? record.decision.override?.requestId : undefined;
+export function insertRecord(d: Db, record: LedgerEntry, body?: string): void {
+  const concerns = requestIdOf(record);
+  if (concerns !== undefined) {
+    const conflict = conflictOf(record, storedBreakGlass(d, concerns));
+    if (conflict) throw conflict;
+  }
+  // an override of a request reusable until it expires consumes nothing; any other is single use
+  const requestId =
+    !isBreakGlassRecord(record) && record.decision.override?.reuse !== 'until_expiry'
+      ? concerns
+      : undefined;
   if (requestId !== undefined) refuseReplay(d, requestId);
   const row = toRow(record, body);
   sql(

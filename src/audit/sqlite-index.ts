@@ -1,5 +1,40 @@
+import {
+  BREAK_GLASS_OUTCOME,
+  storedOf,
+  type BreakGlassRecord,
+  type StoredBreakGlass,
+} from './break-glass-record.js';
 import type { IndexRow, IndexTables } from './index-audit.js';
+import { toRecord, type RecordRow } from './sqlite-rows.js';
 import { sql, type Db } from './sqlite-schema.js';
+
+const COLUMNS = 'seq, id, time, environment, outcome, requester, prev_hash, hash, body';
+
+/**
+ * A break-glass request's acceptance and revocation, read from the chained records (through the
+ * outcome index): the state every use of the request is checked against.
+ */
+export function storedBreakGlass(d: Db, requestId: string): StoredBreakGlass | undefined {
+  const rows = sql(
+    d,
+    `SELECT ${COLUMNS} FROM records WHERE outcome = '${BREAK_GLASS_OUTCOME}'
+       AND json_extract(body, '$.breakGlass.requestId') = ?
+       AND json_extract(body, '$.breakGlass.action') IN ('accepted', 'revoked') ORDER BY seq`,
+  ).all(requestId) as RecordRow[];
+  return storedOf(
+    requestId,
+    rows.map((r) => toRecord(r) as unknown as BreakGlassRecord),
+  );
+}
+
+/** The newest break-glass records (accepted, refused, revoked). */
+export function breakGlassRecordsOf(d: Db, limit: number): BreakGlassRecord[] {
+  const rows = sql(
+    d,
+    `SELECT ${COLUMNS} FROM records WHERE outcome = '${BREAK_GLASS_OUTCOME}' ORDER BY seq DESC LIMIT ?`,
+  ).all(limit) as RecordRow[];
+  return rows.map((r) => toRecord(r) as unknown as BreakGlassRecord);
+}
 
 /**
  * The override record that used a break-glass request, read from the chained records themselves

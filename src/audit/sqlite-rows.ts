@@ -1,5 +1,6 @@
 import { GateError } from '../errors.js';
 import type { LedgerQuery } from './ledger.js';
+import { BREAK_GLASS_OUTCOME, type LedgerEntry } from './break-glass-record.js';
 import { canonical, type LedgerRecord } from './record.js';
 
 /** A records row as stored. */
@@ -19,15 +20,16 @@ export const RECORD_COLUMNS =
   'r.seq, r.id, r.time, r.environment, r.outcome, r.requester, r.prev_hash, r.hash, r.body';
 
 /** The row of a record: `body` is the canonical JSON that `hash` is the SHA-256 of. */
-export function toRow(record: LedgerRecord, body?: string): RecordRow {
+export function toRow(record: LedgerEntry, body?: string): RecordRow {
   const { hash, ...rest } = record;
+  const requester = 'requester' in record ? record.requester : undefined;
   return {
     seq: record.seq,
     id: record.id,
     time: record.time,
     environment: record.environment,
     outcome: record.outcome,
-    requester: record.requester ?? null,
+    requester: requester ?? null,
     prev_hash: record.prevHash,
     hash,
     body: body ?? canonical(rest),
@@ -130,6 +132,8 @@ export function querySql(q: LedgerQuery): { text: string; params: unknown[] } {
       `query limit must be an integer from 1 to ${MAX_LIMIT}, found ${limit}`,
     );
   params.push(limit);
+  // decisions only: break-glass records are read on their own (sqlite-index.ts)
+  if (q.outcome === undefined) where.push(`r.outcome <> '${BREAK_GLASS_OUTCOME}'`);
   const filter = where.length ? `WHERE ${where.join(' AND ')}` : '';
   return {
     text: `SELECT ${RECORD_COLUMNS} FROM ${from} ${filter} ORDER BY ${order} DESC LIMIT ?`,

@@ -1,11 +1,13 @@
 import { createHash, type KeyObject } from 'node:crypto';
-import { createIndexAudit, type IndexAudit } from './index-audit.js';
+import { BREAK_GLASS_OUTCOME } from './break-glass-record.js';
+import { createIndexAudit, type IndexAudit, type IndexedRecord } from './index-audit.js';
 import { GENESIS, toCheckpoint, type CheckpointRow } from './record.js';
 import { sqliteIndexTables } from './sqlite-index.js';
 import { openReadOnly, type Db } from './sqlite-schema.js';
 import {
   conclude,
   failed,
+  isEvent,
   wantedSizes,
   type ChainVerification,
   type LedgerFailureCode,
@@ -17,6 +19,8 @@ type Row = [number, string, string, string, string, string | null, string, strin
 /** Rows checked per step; the event loop runs between steps. */
 const STEP = 5000;
 const HEAD = '{"decision":{';
+/** A break-glass record (break-glass-record.ts): its event sorts first, as the decision does. */
+const BREAK_GLASS_HEAD = '{"breakGlass":{';
 const TAIL = ',"environment":';
 
 /**
@@ -85,8 +89,10 @@ async function walk(
         `its ${drift ?? 'columns'} in records differ from its content (edited)`,
         'records',
       );
-    if (parsed.decision.id !== id)
-      return broken('LEDGER_CHAIN_BROKEN', 'its indexed fields do not match its decision');
+    const fits = parsed.event
+      ? isEvent(parsed.event) && row[4] === BREAK_GLASS_OUTCOME
+      : parsed.decision.id === id && row[4] !== BREAK_GLASS_OUTCOME;
+    if (!fits) return broken('LEDGER_CHAIN_BROKEN', 'its indexed fields do not match its decision');
     const index = indexes.record(indexed(row, parsed));
     if (index) return failed(n - 1, index);
     if (wanted.has(n)) heads.set(n, hash);
@@ -98,7 +104,9 @@ async function walk(
 
 interface Parsed {
   tail: Record<string, unknown>;
-  decision: { id?: unknown; override?: { requestId?: unknown } };
+  decision: { id?: unknown; override?: { requestId?: unknown; reuse?: unknown } };
+  /** a break-glass record's event, instead of a decision */
+  event?: { action?: unknown; requestId?: unknown };
 }
 
 /**
@@ -107,13 +115,21 @@ interface Parsed {
  * last `,"environment":` (a key: quotes inside strings are escaped) ends the decision.
  */
 function parseBody(body: string): Parsed | undefined {
-  if (!body.startsWith(HEAD)) return undefined;
+  const head = body.startsWith(HEAD)
+    ? HEAD
+    : body.startsWith(BREAK_GLASS_HEAD)
+      ? BREAK_GLASS_HEAD
+      : undefined;
+  if (head === undefined) return undefined;
   const at = body.lastIndexOf(TAIL);
   if (at < 0) return undefined;
   try {
+    const first = JSON.parse(body.slice(head.length - 1, at)) as Record<string, unknown>;
     return {
       tail: JSON.parse(`{${body.slice(at + 1)}`) as Record<string, unknown>,
-      decision: JSON.parse(body.slice(HEAD.length - 1, at)) as Parsed['decision'],
+      ...(head === HEAD
+        ? { decision: first as Parsed['decision'] }
+        : { decision: {}, event: first as Parsed['event'] }),
     };
   } catch {
     return undefined;
@@ -136,10 +152,10 @@ function columnsDrift(row: Row, tail: Record<string, unknown>): string | undefin
   return differ.length ? differ.map(([k]) => k).join(', ') : undefined;
 }
 
-function indexed(row: Row, { tail, decision }: Parsed) {
+function indexed(row: Row, { tail, decision, event }: Parsed): IndexedRecord {
   const strings = (v: unknown) =>
     Array.isArray(v) ? v.filter((x): x is string => typeof x === 'string') : [];
-  const requestId = decision.override?.requestId;
+  const requestId = event ? event.requestId : decision.override?.requestId;
   return {
     seq: row[0],
     id: row[1],
@@ -147,5 +163,9 @@ function indexed(row: Row, { tail, decision }: Parsed) {
     subjects: strings(tail.subjects),
     rules: strings(tail.rules),
     requestId: typeof requestId === 'string' ? requestId : undefined,
+    ...(!event && decision.override?.reuse === 'until_expiry'
+      ? { reuse: 'until_expiry' as const }
+      : {}),
+    ...(event && isEvent(event) ? { breakGlass: event.action } : {}),
   };
 }

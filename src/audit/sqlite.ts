@@ -1,13 +1,22 @@
 import { close as closeFd, fsync, open as openFd } from 'node:fs';
 import { promisify } from 'node:util';
 import path from 'node:path';
-import type { Decision } from '../decision.js';
 import { GateError } from '../errors.js';
+import {
+  BREAK_GLASS_OUTCOME,
+  type BreakGlassEntry,
+  type LedgerEntry,
+} from './break-glass-record.js';
 import { createCheckpointer, type CheckpointOptions } from './checkpointer.js';
 import type { AuditLedger } from './ledger.js';
 import type { IndexTables } from './index-audit.js';
-import type { Checkpoint } from './record.js';
-import { overrideOf, sqliteIndexTables } from './sqlite-index.js';
+import type { Checkpoint, LedgerRecord } from './record.js';
+import {
+  breakGlassRecordsOf,
+  overrideOf,
+  sqliteIndexTables,
+  storedBreakGlass,
+} from './sqlite-index.js';
 import {
   querySql,
   RECORD_COLUMNS,
@@ -18,7 +27,7 @@ import {
 } from './sqlite-rows.js';
 import { isBusy, ledgerError, openLedgerDb, openReadOnly, sql, type Db } from './sqlite-schema.js';
 import { verifyStoredChain } from './sqlite-verify.js';
-import { appendBatch, checkpointNow, headOf } from './sqlite-append.js';
+import { appendBatch, checkpointNow, headOf, type Appendable } from './sqlite-append.js';
 
 export const DEFAULT_SQLITE_LEDGER_PATH = path.join('.gate', 'ledger.db');
 
@@ -42,16 +51,14 @@ export interface SqliteLedgerOptions {
 const fsyncAsync = promisify(fsync);
 const openAsync = promisify(openFd);
 
-interface Pending {
-  decision: Decision;
-  input: unknown;
+type Pending = Appendable & {
   resolve: () => void;
   reject: (err: unknown) => void;
   /** when append was called: the busy timeout counts from here */
   since: number;
   /** not written after this (epoch ms): the busy timeout or the caller's limit, the sooner */
   giveUpAt: number;
-}
+};
 
 /** Rows read per step when streaming the chain. */
 const PAGE = 2000;
@@ -153,7 +160,10 @@ export function createSqliteLedger(opts: SqliteLedgerOptions = {}): AuditLedger 
     const batch = queue;
     queue = [];
     if (batch.length === 0) return;
-    const what = (p: Pending) => `cannot record decision ${p.decision.id} in ${file}`;
+    const what = (p: Pending) =>
+      p.breakGlass
+        ? `cannot record break-glass record ${p.breakGlass.id} in ${file}`
+        : `cannot record decision ${p.decision.id} in ${file}`;
     const whatAll = () =>
       batch.length === 1 ? what(batch[0]!) : `cannot record ${batch.length} decisions in ${file}`;
     let failed: Map<number, unknown> | undefined;
@@ -236,6 +246,25 @@ export function createSqliteLedger(opts: SqliteLedgerOptions = {}): AuditLedger 
     }
   }
 
+  /** The chain in order (only its decisions when `decisions`), a page at a time. */
+  async function* page(decisions: boolean): AsyncGenerator<LedgerEntry> {
+    // Pages by seq on the shared connection: no statement stays open across awaits, and an
+    // append-only table read in seq order is consistent page to page.
+    const only = decisions ? `AND r.outcome <> '${BREAK_GLASS_OUTCOME}'` : '';
+    let after = 0;
+    for (;;) {
+      const rows = read('records', (d) =>
+        sql(
+          d,
+          `SELECT ${RECORD_COLUMNS} FROM records r WHERE r.seq > ? ${only} ORDER BY r.seq LIMIT ?`,
+        ).all(after, PAGE),
+      ) as RecordRow[];
+      for (const row of rows) yield toRecord(row) as LedgerEntry;
+      if (rows.length < PAGE) return;
+      after = rows[rows.length - 1]!.seq;
+    }
+  }
+
   function checkpoints(): Checkpoint[] {
     return read('checkpoints', (d) =>
       (
@@ -247,21 +276,34 @@ export function createSqliteLedger(opts: SqliteLedgerOptions = {}): AuditLedger 
     );
   }
 
+  function enqueue(item: Appendable, until: number | undefined): Promise<void> {
+    if (closed || opts.readOnly)
+      return Promise.reject(
+        new GateError(
+          'LEDGER_UNAVAILABLE',
+          `the ledger ${file} is ${closed ? 'closed' : 'open read-only'}`,
+        ),
+      );
+    return new Promise<void>((resolve, reject) => {
+      const since = Date.now();
+      const giveUpAt = Math.min(since + busyTimeoutMs, until ?? Infinity);
+      queue.push({ ...item, resolve, reject, since, giveUpAt } as Pending);
+      schedule();
+    });
+  }
+
   return {
-    append(decision, input, appendOpts = {}) {
-      if (closed || opts.readOnly)
-        return Promise.reject(
-          new GateError(
-            'LEDGER_UNAVAILABLE',
-            `the ledger ${file} is ${closed ? 'closed' : 'open read-only'}`,
-          ),
-        );
-      return new Promise<void>((resolve, reject) => {
-        const since = Date.now();
-        const giveUpAt = Math.min(since + busyTimeoutMs, appendOpts.until ?? Infinity);
-        queue.push({ decision, input, resolve, reject, since, giveUpAt });
-        schedule();
-      });
+    append: (decision, input, appendOpts = {}) => enqueue({ decision, input }, appendOpts.until),
+
+    appendBreakGlass: (entry: BreakGlassEntry, appendOpts = {}) =>
+      enqueue({ breakGlass: entry }, appendOpts.until),
+
+    async breakGlassRequest(requestId) {
+      return read('break-glass request', (d) => storedBreakGlass(d, requestId));
+    },
+
+    async breakGlassRecords(limit = 100) {
+      return read('break-glass records', (d) => breakGlassRecordsOf(d, limit));
     },
 
     async consumed(requestId) {
@@ -275,27 +317,17 @@ export function createSqliteLedger(opts: SqliteLedgerOptions = {}): AuditLedger 
 
     async get(id) {
       const row = read('get', (d) =>
-        sql(d, `SELECT ${RECORD_COLUMNS} FROM records r WHERE r.id = ?`).get(id),
+        sql(
+          d,
+          `SELECT ${RECORD_COLUMNS} FROM records r WHERE r.id = ? AND r.outcome <> '${BREAK_GLASS_OUTCOME}'`,
+        ).get(id),
       ) as RecordRow | undefined;
       return row ? toRecord(row) : undefined;
     },
 
-    async *records() {
-      // Pages by seq on the shared connection: no statement stays open across awaits, and an
-      // append-only table read in seq order is consistent page to page.
-      let after = 0;
-      for (;;) {
-        const rows = read('records', (d) =>
-          sql(
-            d,
-            `SELECT ${RECORD_COLUMNS} FROM records r WHERE r.seq > ? ORDER BY r.seq LIMIT ?`,
-          ).all(after, PAGE),
-        ) as RecordRow[];
-        for (const row of rows) yield toRecord(row);
-        if (rows.length < PAGE) return;
-        after = rows[rows.length - 1]!.seq;
-      }
-    },
+    records: () => page(true) as AsyncIterable<LedgerRecord>,
+
+    entries: () => page(false),
 
     checkpoints: async () => checkpoints(),
 

@@ -1,6 +1,7 @@
 import type { KeyObject } from 'node:crypto';
 import type { GateErrorCode } from '../errors.js';
 import type { IndexAudit } from './index-audit.js';
+import { isBreakGlassRecord, type LedgerEntry } from './break-glass-record.js';
 import {
   checkpointVerifies,
   GENESIS,
@@ -60,7 +61,7 @@ export interface VerifyOptions {
  * indexes, the checkpoints stored and held outside, and their cadence (conclude).
  */
 export async function verifyChain(
-  records: AsyncIterable<LedgerRecord>,
+  records: AsyncIterable<LedgerEntry>,
   checkpoints: Checkpoint[],
   publicKey?: KeyObject,
   opts: VerifyOptions = {},
@@ -77,26 +78,38 @@ export async function verifyChain(
     if (r.seq !== n) return at('LEDGER_CHAIN_BROKEN', `expected record ${n}, found ${r.seq}`);
     if (r.prevHash !== prev)
       return at('LEDGER_CHAIN_BROKEN', 'its previous hash does not match the record before it');
-    if (recordHash(r) !== r.hash) {
-      const drift = indexDrift(r);
+    if (recordHash(r as LedgerRecord) !== r.hash) {
+      const drift = indexDrift(r as LedgerRecord);
       if (drift) return at('LEDGER_INDEX_MISMATCH', drift.reason, drift.table);
       return at('LEDGER_CHAIN_BROKEN', 'its content does not match its hash (edited)');
     }
-    if (r.decision?.id !== r.id)
-      return at('LEDGER_CHAIN_BROKEN', 'its indexed fields do not match its decision');
+    const bg = isBreakGlassRecord(r) ? r.breakGlass : undefined;
+    const fits = isBreakGlassRecord(r)
+      ? isEvent(bg) && !('decision' in r)
+      : (r as LedgerRecord).decision?.id === r.id;
+    if (!fits) return at('LEDGER_CHAIN_BROKEN', 'its indexed fields do not match its decision');
+    const override = bg ? undefined : (r as LedgerRecord).decision.override;
     const index = opts.indexes?.record({
       seq: r.seq,
       id: r.id,
       outcome: r.outcome,
       subjects: r.subjects,
       rules: r.rules,
-      requestId: r.decision.override?.requestId,
+      requestId: bg ? bg.requestId : override?.requestId,
+      ...(override?.reuse ? { reuse: override.reuse } : {}),
+      ...(bg ? { breakGlass: bg.action } : {}),
     });
     if (index) return failed(n - 1, index);
     if (wanted.has(n)) heads.set(n, r.hash);
     prev = r.hash;
   }
   return conclude(n, heads, checkpoints, publicKey, opts);
+}
+
+/** A break-glass record's event has one of the three actions. */
+export function isEvent(e: unknown): e is { action: 'accepted' | 'refused' | 'revoked' } {
+  const action = (e as { action?: unknown } | undefined)?.action;
+  return action === 'accepted' || action === 'refused' || action === 'revoked';
 }
 
 /** The sizes whose head hash a checkpoint (stored or held outside) names. */

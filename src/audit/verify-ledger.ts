@@ -1,13 +1,14 @@
 import { createPublicKey, type KeyObject } from 'node:crypto';
 import type { GateConfig } from '../config.js';
 import { GateError } from '../errors.js';
+import type { LedgerEntry } from './break-glass-record.js';
 import { createIndexAudit } from './index-audit.js';
 import type { AuditLedger, LedgerVerifyOptions } from './ledger.js';
-import type { Checkpoint, LedgerRecord } from './record.js';
+import type { Checkpoint } from './record.js';
 import { verifyChain, type ChainVerification } from './verify-chain.js';
 
 /** What a verification reads through a ledger's public methods. */
-export type ChainSource = Pick<AuditLedger, 'head' | 'checkpoints' | 'records' | 'indexTables'>;
+export type ChainSource = Pick<AuditLedger, 'head' | 'checkpoints' | 'entries' | 'indexTables'>;
 
 /**
  * verifyChain over the records as the ledger returns them, with every index cross-checked: the
@@ -26,13 +27,13 @@ export async function verifyRecords(
     const now = (await ledger.head()).size;
     checkpoints = checkpoints.filter((c) => c.size <= size || c.size > now);
   }
-  return verifyChain(first(ledger.records(), size), checkpoints, publicKey, {
+  return verifyChain(first(ledger.entries(), size), checkpoints, publicKey, {
     ...opts,
     indexes: createIndexAudit(ledger.indexTables()),
   });
 }
 
-async function* first(records: AsyncIterable<LedgerRecord>, n: number) {
+async function* first(records: AsyncIterable<LedgerEntry>, n: number) {
   if (n === 0) return;
   let seen = 0;
   for await (const r of records) {

@@ -66,7 +66,7 @@ export function checkBreakGlass(
   for (const group of groupByRequest(signed, refused)) {
     const refusal = judge(group, ctx);
     if (refusal) refused.push(refusal);
-    else accepted ??= acceptedOf(group);
+    else accepted ??= acceptedOf(group, ctx.rules?.[ctx.environment]);
   }
   return { accepted, refused };
 }
@@ -137,6 +137,11 @@ function judge(group: Signed[], ctx: BreakGlassContext): BreakGlassRefusal | und
       'BREAK_GLASS_NOT_CONFIGURED',
       `break-glass is not configured for ${ctx.environment}`,
     );
+  if (rule.reuse !== undefined && rule.reuse !== 'single' && rule.reuse !== 'until_expiry')
+    return refuse(
+      'BREAK_GLASS_NOT_CONFIGURED',
+      `break_glass.environments.${ctx.environment}.reuse must be until_expiry or single, found ${JSON.stringify(rule.reuse)}`,
+    );
   const expires = Date.parse(p.expiresAt);
   if (!(expires > ctx.now.getTime()))
     return refuse('BREAK_GLASS_EXPIRED', `request expired at ${p.expiresAt}`);
@@ -177,7 +182,7 @@ function judge(group: Signed[], ctx: BreakGlassContext): BreakGlassRefusal | und
   return undefined;
 }
 
-function acceptedOf(group: Signed[]): AcceptedBreakGlass {
+function acceptedOf(group: Signed[], rule: BreakGlassRule | undefined): AcceptedBreakGlass {
   const p = group[0]!.predicate;
   const signers = [...new Set(group.map((s) => s.signer))];
   return {
@@ -187,6 +192,8 @@ function acceptedOf(group: Signed[]): AcceptedBreakGlass {
     ticket: p.ticket,
     expiresAt: p.expiresAt,
     signers,
+    // single use is the ledger's default for an override; reuse is said explicitly
+    ...(rule?.reuse === 'single' ? {} : { reuse: 'until_expiry' as const }),
   };
 }
 

@@ -27,7 +27,14 @@ export interface BreakGlassRule {
   approvals?: number;
   /** the longest allowed time from signing to expiry */
   max_expiry_minutes: number;
+  /**
+   * How often one request may override: `until_expiry` (the default) wherever the gate answers
+   * (gate check, POST /v1/decisions, admission) until it expires or is revoked; `single` once.
+   */
+  reuse?: BreakGlassReuse;
 }
+
+export type BreakGlassReuse = 'until_expiry' | 'single';
 
 export type BreakGlassRefusalCode =
   | 'BREAK_GLASS_INVALID'
@@ -39,7 +46,13 @@ export type BreakGlassRefusalCode =
   | 'BREAK_GLASS_EXPIRY_TOO_LONG'
   | 'BREAK_GLASS_UNTIMED'
   | 'BREAK_GLASS_APPROVALS_MISSING'
-  | 'BREAK_GLASS_REPLAYED';
+  | 'BREAK_GLASS_REPLAYED'
+  /** no request with this id is stored in the ledger (POST /v1/break-glass stores them) */
+  | 'BREAK_GLASS_UNKNOWN'
+  /** the request was revoked (gate break-glass revoke, DELETE /v1/break-glass/ID) */
+  | 'BREAK_GLASS_REVOKED'
+  /** a request with this id is already stored */
+  | 'BREAK_GLASS_EXISTS';
 
 export interface BreakGlassRefusal {
   requestId?: string;
@@ -56,4 +69,6 @@ export interface AcceptedBreakGlass {
   ticket: string;
   expiresAt: string;
   signers: string[];
+  /** present when the request may be used again until it expires (reuse: until_expiry) */
+  reuse?: 'until_expiry';
 }

@@ -16,14 +16,17 @@ export function checkPresented(
 }
 
 /**
- * A request already used by a recorded override is refused: break-glass is single use. The
- * caller holds the lock that also records the decision, so two decisions cannot both pass.
+ * A single-use request (reuse: single) already used by a recorded override is refused. The
+ * caller holds the lock that also records the decision, so two decisions cannot both pass (and
+ * the ledger refuses the second under its write lock, for other processes). A request reusable
+ * until it expires is not refused here.
  */
 export async function singleUse(
   consumed: (requestId: string) => Promise<boolean>,
   bg: BreakGlassResult,
 ): Promise<BreakGlassResult> {
-  if (!bg.accepted || !(await consumed(bg.accepted.requestId))) return bg;
+  if (!bg.accepted || bg.accepted.reuse === 'until_expiry') return bg;
+  if (!(await consumed(bg.accepted.requestId))) return bg;
   const replay = replayRefusal(bg.accepted.requestId, 'was already used');
   return { accepted: undefined, refused: [...bg.refused, replay] };
 }

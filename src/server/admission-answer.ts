@@ -24,7 +24,12 @@ export async function decide(
     const { error } = toHttpError(err).body;
     return deny(503, `the gate could not decide: ${error.code}: ${error.message}`);
   }
-  const auditAnnotations = { decision: decision.id };
+  const auditAnnotations: Record<string, string> = { decision: decision.id };
+  if (decision.override) auditAnnotations['break-glass'] = decision.override.requestId;
+  // a break-glass request named and refused says why, wherever the deployer reads the answer
+  const refusals = (decision.breakGlassRefused ?? []).map(
+    (r) => `break-glass request ${r.requestId ?? '(unnamed)'} refused: ${r.code}: ${r.message}`,
+  );
   if (decision.outcome === 'error') {
     const e = decision.error ?? { code: 'POLICY_EVAL_FAILED', message: 'no reason given' };
     return {
@@ -37,7 +42,7 @@ export async function decide(
     return {
       ...deny(
         403,
-        `denied for ${decision.environment} (decision ${decision.id}): ${violations.join('; ')}`,
+        `denied for ${decision.environment} (decision ${decision.id}): ${[...violations, ...refusals].join('; ')}`,
       ),
       auditAnnotations,
     };
@@ -46,7 +51,14 @@ export async function decide(
   const warnings =
     decision.outcome === 'deny'
       ? violations.map((v) => `gate dry-run would deny: ${v}`.slice(0, 256))
-      : [];
+      : decision.override
+        ? [
+            `gate: admitted by break-glass override, request ${decision.override.requestId} (decision ${decision.id}), overriding ${decision.override.overridden.join(', ') || 'nothing'}`.slice(
+              0,
+              256,
+            ),
+          ]
+        : [];
   return { allowed: true, auditAnnotations, ...(warnings.length > 0 ? { warnings } : {}) };
 }
 

@@ -12,6 +12,7 @@ import { ENVIRONMENT_SCHEMA } from './decisions.js';
 import { ADMISSION_MAX_DEPTH } from './json-limits.js';
 import { clientGone } from './load.js';
 import { imagesOf, parsePinnedImage, podSpecsOf, type ContainerImage } from './pod-specs.js';
+import { isPlainObject } from '../util/input.js';
 
 /**
  * POST /v1/admission/NAME: a Kubernetes validating admission webhook (admission.k8s.io/v1). Every
@@ -95,6 +96,8 @@ async function admit(
   const unpinned = found.images.filter((i) => parsePinnedImage(i.image) === null);
   if (unpinned.length > 0) return deny(403, unpinned.map(notPinned).join('; '));
   if (env.name === undefined) return deny(500, NO_ENVIRONMENT);
+  const breakGlass = breakGlassAnnotation(req.object);
+  if ('invalid' in breakGlass) return deny(400, breakGlass.invalid);
   const context = {
     admission: {
       namespace: req.namespace,
@@ -110,8 +113,47 @@ async function admit(
     environment: env.name,
     context,
     deadlineMs,
+    ...(breakGlass.id ? { breakGlassId: breakGlass.id } : {}),
   };
   return decide(check, checkRequest, http.log);
+}
+
+/** The annotation that names a stored break-glass request (POST /v1/break-glass) to admit by. */
+export const BREAK_GLASS_ANNOTATION = 'gate.dev/break-glass';
+
+const REQUEST_ID = /^[A-Za-z0-9._:-]{8,128}$/;
+
+/**
+ * The break-glass request the object names: on its own metadata (a Pod, a ReplicaSet made from
+ * an annotated template carries it on the template) or on a pod template's metadata (a
+ * Deployment's spec.template, which its ReplicaSets and Pods inherit). Every place that names one
+ * must name the same; the request itself is checked by the gate like any other use of it.
+ */
+export function breakGlassAnnotation(object: unknown): { id?: string } | { invalid: string } {
+  const found = new Set<unknown>();
+  const stack: unknown[] = [object];
+  while (stack.length > 0) {
+    const at = stack.pop();
+    if (Array.isArray(at)) stack.push(...at);
+    else if (isPlainObject(at)) {
+      const meta = at.metadata;
+      const annotations = isPlainObject(meta) ? meta.annotations : undefined;
+      if (isPlainObject(annotations) && BREAK_GLASS_ANNOTATION in annotations)
+        found.add(annotations[BREAK_GLASS_ANNOTATION]);
+      for (const v of Object.values(at)) if (typeof v === 'object' && v !== null) stack.push(v);
+    }
+  }
+  if (found.size === 0) return {};
+  if (found.size > 1)
+    return {
+      invalid: `the object names more than one break-glass request in ${BREAK_GLASS_ANNOTATION}`,
+    };
+  const [id] = [...found];
+  if (typeof id !== 'string' || !REQUEST_ID.test(id))
+    return {
+      invalid: `${BREAK_GLASS_ANNOTATION} must be a break-glass request id (8 to 128 of A-Z a-z 0-9 . _ : -), found ${JSON.stringify(id).slice(0, 80)}`,
+    };
+  return { id };
 }
 
 function environmentOf(

@@ -4,6 +4,7 @@ import type { CheckRequest, Gate } from '../gate.js';
 import { registerAdmissionRoute, ADMISSION_BODY_LIMIT } from './admission.js';
 import { AUDIT_PREFIX, registerAuditRoutes } from './audit.js';
 import { installGuards, type GuardRule } from './auth.js';
+import { BREAK_GLASS_PREFIX, registerBreakGlassRoutes } from './break-glass.js';
 import { registerDecisionRoutes } from './decisions.js';
 import { installErrorHandling } from './errors.js';
 import { installBoundedJson } from './json-limits.js';
@@ -27,7 +28,7 @@ export interface ServerOptions {
    */
   config?: GateConfig;
   /** allowed bearer tokens; the audit routes refuse everyone when the list is empty */
-  tokens?: { audit?: string[]; decisions?: string[] };
+  tokens?: { audit?: string[]; decisions?: string[]; breakGlass?: string[] };
   /** largest request body in bytes (default 1 MiB; admission reviews get at least 4 MiB) */
   bodyLimit?: number;
   /** time allowed to receive a whole request (default 30 s): slow senders cannot hold sockets */
@@ -93,6 +94,7 @@ export function createServer(opts: ServerOptions): FastifyInstance {
     bodyLimit: Math.max(bodyLimit, ADMISSION_BODY_LIMIT),
   });
   if (opts.config) registerAuditRoutes(app, opts.gate, opts.config.ledger);
+  registerBreakGlassRoutes(app, opts.gate);
   // the auditor's web view: the same ledger and audit tokens, signed in once with a form
   if (opts.config)
     registerUiRoutes(app, {
@@ -111,6 +113,8 @@ export function createServer(opts: ServerOptions): FastifyInstance {
 function guardRules(tokens: ServerOptions['tokens'] = {}): GuardRule[] {
   const rules: GuardRule[] = [
     { prefix: AUDIT_PREFIX, tokens: tokens.audit ?? [], scope: 'the audit log' },
+    // no token configured: nobody may break glass through the server
+    { prefix: BREAK_GLASS_PREFIX, tokens: tokens.breakGlass ?? [], scope: 'break glass' },
   ];
   // CI calls the decisions endpoint, so it is open unless tokens are configured for it.
   if (tokens.decisions?.length)

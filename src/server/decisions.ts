@@ -51,6 +51,8 @@ const BODY_SCHEMA = {
     context: { type: 'object' },
     dryRun: { type: 'boolean' },
     summary: { type: 'boolean' },
+    /** the id of a break-glass request stored through POST /v1/break-glass, to override by */
+    breakGlass: { type: 'string', pattern: '^[A-Za-z0-9._:-]{8,128}$' },
   },
 } as const;
 
@@ -62,6 +64,7 @@ interface DecisionBody {
   dryRun?: boolean;
   /** also return a signed verification summary when the decision is an enforced allow */
   summary?: boolean;
+  breakGlass?: string;
 }
 
 export function toCheckRequest(body: DecisionBody): CheckRequest {
@@ -72,6 +75,7 @@ export function toCheckRequest(body: DecisionBody): CheckRequest {
     environment: body.environment,
     context: body.context ?? {},
     dryRun: body.dryRun === true,
+    ...(body.breakGlass ? { breakGlassId: body.breakGlass } : {}),
   };
 }
 

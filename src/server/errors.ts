@@ -17,7 +17,10 @@ export type HttpErrorCode =
   | 'CLIENT_GONE'
   | 'INTERNAL_ERROR';
 
-export type ErrorBody = { error: { code: GateErrorCode | HttpErrorCode; message: string } };
+export type ErrorBody = {
+  /** BREAK_GLASS_*: a refused break-glass request (src/breakglass/types.ts) */
+  error: { code: GateErrorCode | HttpErrorCode | `BREAK_GLASS_${string}`; message: string };
+};
 
 /** An error whose HTTP status is decided where it is thrown (authentication, for one). */
 export class HttpError extends Error {
@@ -42,12 +45,27 @@ const CLIENT_CODES = new Set<string>([
 ]);
 
 /**
+ * A break-glass request refused (POST and DELETE /v1/break-glass): the request's fault, never the
+ * server's. Who may not (403), no such request (404), its state forbids it (409); any other
+ * refusal (invalid, expired, wrong environment or subject, untimed, too long) is 422.
+ */
+const BREAK_GLASS_STATUS: Record<string, number> = {
+  BREAK_GLASS_UNAUTHORIZED: 403,
+  BREAK_GLASS_APPROVALS_MISSING: 403,
+  BREAK_GLASS_UNKNOWN: 404,
+  BREAK_GLASS_EXISTS: 409,
+  BREAK_GLASS_REVOKED: 409,
+  BREAK_GLASS_REPLAYED: 409,
+};
+
+/**
  * The one table from a gate code to an HTTP status, for thrown errors and for decisions the gate
  * could not make alike. Every other code means a source, the policy or the ledger let the gate
  * down: 503, so clients retry and never read it as an allow.
  */
 export function statusForCode(code: string): number {
   if (code === 'INPUT_TOO_LARGE') return 413;
+  if (code.startsWith('BREAK_GLASS_')) return BREAK_GLASS_STATUS[code] ?? 422;
   return CLIENT_CODES.has(code) ? 400 : 503;
 }
 

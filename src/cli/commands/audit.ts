@@ -187,7 +187,7 @@ export function auditExportCommand(
 ): Promise<number> {
   return withLedger(opts, io, async (ledger) => {
     const lines: string[] = [];
-    for await (const r of ledger.records()) lines.push(`${JSON.stringify(r)}\n`);
+    for await (const r of ledger.entries()) lines.push(`${JSON.stringify(r)}\n`);
     for (const c of await ledger.checkpoints())
       lines.push(`${JSON.stringify({ checkpoint: c })}\n`);
     if (opts.out) writeFileSync(path.resolve(io.cwd, opts.out), lines.join(''));

@@ -27,6 +27,8 @@ export interface CheckOptions {
   trustedRoot?: string;
   policy?: string;
   breakGlass?: string[];
+  /** the id of a break-glass request stored in the ledger (POST /v1/break-glass) */
+  breakGlassId?: string;
   context?: string;
   dryRun?: boolean;
   /** decide as of this RFC 3339 time */
@@ -65,6 +67,7 @@ export async function checkCommand(opts: CheckOptions, io: CommandIO): Promise<n
           bytes: readBoundedFile(file, undefined, 'break-glass request'),
         };
       }),
+      ...(opts.breakGlassId ? { breakGlassId: opts.breakGlassId } : {}),
     };
     const gate = await createGate(config);
     try {

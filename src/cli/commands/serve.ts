@@ -2,6 +2,7 @@ import type { FastifyInstance } from 'fastify';
 import { loadConfig, type Environment, type GateConfig } from '../../config.js';
 import { GateError } from '../../errors.js';
 import { createGate, type Gate } from '../../gate.js';
+import { serveRechecks } from '../../recheck.js';
 import { createServer, type ServerOptions } from '../../server/app.js';
 import { checkExposure, isLoopback } from '../../server/exposure.js';
 import { closeGracefully } from '../../server/shutdown.js';
@@ -21,6 +22,10 @@ export interface ServeOptions {
   envDefault?: string;
   tlsCert?: string;
   tlsKey?: string;
+  /** re-decide what was allowed this often (src/recheck.ts), over the last recheckSince */
+  recheckEvery?: string;
+  recheckSince?: string;
+  recheckEnv?: string;
 }
 
 /**
@@ -49,6 +54,9 @@ export async function serveCommand(opts: ServeOptions, io: CommandIO): Promise<n
     let ready = false;
     const built = await build(config, opts, io, { tokens, tls, host, ready: () => ready });
     server = built.server;
+    // rechecks stop (the one in progress finishes its decision) before the server drains
+    const rechecks = serveRechecks(built.gate, opts, server.log);
+    if (rechecks) server.addHook('preClose', () => rechecks.stop());
     await server.listen({ host, port });
     server.log.info(
       `web view at ${server.listeningOrigin}/ui/${tokens.audit?.length ? '' : ' (no GATE_TOKEN_AUDIT: nobody can sign in)'}`,
@@ -120,7 +128,7 @@ function tlsFilesOf(opts: ServeOptions): TlsFiles | undefined {
   return { cert: opts.tlsCert, key: opts.tlsKey };
 }
 
-/** GATE_TOKEN_AUDIT, GATE_TOKEN_DECISIONS: comma-separated tokens. */
+/** GATE_TOKEN_AUDIT, GATE_TOKEN_DECISIONS, GATE_TOKEN_BREAK_GLASS: comma-separated tokens. */
 export function tokensFrom(env: Environment): NonNullable<ServerOptions['tokens']> & {
   decisions: string[];
 } {
@@ -132,6 +140,7 @@ export function tokensFrom(env: Environment): NonNullable<ServerOptions['tokens'
   return {
     audit: list('GATE_TOKEN_AUDIT'),
     decisions: list('GATE_TOKEN_DECISIONS'),
+    breakGlass: list('GATE_TOKEN_BREAK_GLASS'),
   };
 }
 
