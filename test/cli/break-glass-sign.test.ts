@@ -253,6 +253,18 @@ describe('signing failures are coded, one line, never a stack trace', () => {
   const signed = (extra: string[], env: Record<string, string> = {}) =>
     gate([...request('failing.json', ONCALL.sub), '--sign', ...extra], env);
 
+  it('without --sign, the statement alone, and how to sign and approve it', async () => {
+    const r = await gate(request('unsigned-ok.json', ONCALL.sub));
+    expect(r.code).toBe(0);
+    expect(r.stdout).toContain(
+      `  cosign attest-blob --yes --statement ${path.join(dir, 'unsigned-ok.json')} --bundle`,
+    );
+    expect(r.stdout).toContain(
+      `co-signers sign the same statement: gate break-glass approve ${path.join(dir, 'unsigned-ok.json')}`,
+    );
+    expect(() => readFileSync(path.join(dir, 'unsigned-ok.sigstore.json'))).toThrow();
+  });
+
   it('signing options without --sign: USAGE_ERROR, nothing written', async () => {
     const r = await gate([...request('unsigned.json', keyHex), '--key', 'oncall.key']);
     expect(r.code).toBe(2);

@@ -3,7 +3,7 @@ import path from 'node:path';
 import { GateError } from '../../errors.js';
 import { EXIT, type CommandIO, reportError } from '../io.js';
 import { parseSubject } from '../../subject.js';
-import { breakGlassStatement, BREAK_GLASS_PREDICATE_TYPE } from '../../api/breakglass.js';
+import { breakGlassStatement } from '../../api/breakglass.js';
 
 export interface BreakGlassRequestCommandOptions {
   subject: string[];
@@ -54,13 +54,14 @@ export function breakGlassRequestCommand(
   now = new Date(),
 ): number {
   try {
-    const { statement, out, predicateFile } = writeRequest(o, io.cwd, now);
+    const { statement, out } = writeRequest(o, io.cwd, now);
     io.stdout(
       [
         `wrote ${out} (request ${statement.predicate.requestId}, expires ${statement.predicate.expiresAt})`,
-        'sign it, for example with cosign (keyless or --key), and pass the bundle to `gate check --break-glass`:',
-        `  cosign attest-blob --yes --predicate ${predicateFile} --type ${BREAK_GLASS_PREDICATE_TYPE} --bundle break-glass.sigstore.json ARTIFACT`,
-        'co-signers sign the same statement; every bundle is passed with its own --break-glass.',
+        'sign it with cosign, or have gate sign a new one: this command with --sign (keyless, or --key FILE)',
+        `  cosign attest-blob --yes --statement ${out} --bundle break-glass.sigstore.json`,
+        `co-signers sign the same statement: gate break-glass approve ${out}`,
+        'pass every bundle to `gate check` with its own --break-glass.',
         '',
       ].join('\n'),
     );
