@@ -35,6 +35,7 @@ const RULES = {
     approvers: [{ san: APPROVER.san, issuer: APPROVER.issuer }],
     approvals: 1,
     max_expiry_minutes: 120,
+    reuse: 'single',
   },
   dev: { requesters: [{ san: ONCALL.san, issuer: ONCALL.issuer }], max_expiry_minutes: 120 },
 };

@@ -136,6 +136,7 @@ policy:
           approvers: [${id(LEAD)}]
           approvals: 1
           max_expiry_minutes: 120
+          reuse: single
 `;
 }
 

@@ -91,6 +91,7 @@ describe('a break-glass request used by two processes at once', () => {
                 dev: {
                   requesters: [{ key_id: statement.predicate.requester }],
                   max_expiry_minutes: 120,
+                  reuse: 'single',
                 },
               },
             },

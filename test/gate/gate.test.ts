@@ -71,10 +71,12 @@ function configFor(ledger: string, extra: Record<string, unknown> = {}) {
                 approvers: [{ san: APPROVER.san, issuer: APPROVER.issuer }],
                 approvals: 1,
                 max_expiry_minutes: 120,
+                reuse: 'single',
               },
               dev: {
                 requesters: [{ san: ONCALL.san, issuer: ONCALL.issuer }],
                 max_expiry_minutes: 120,
+                reuse: 'single',
               },
             },
           },
