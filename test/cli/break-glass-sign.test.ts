@@ -8,6 +8,9 @@ import path from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { run } from '../../src/cli/program.js';
+import { loadConfig } from '../../src/config.js';
+import { createGate } from '../../src/gate.js';
+import { createServer as createGateServer } from '../../src/server/app.js';
 import { keyIdOf } from '../../src/verify/key-id.js';
 import { packagePath } from '../../src/util/paths.js';
 import { FIXTURES } from '../helpers.js';
@@ -501,5 +504,45 @@ describe('the built gate binary (dist/cli/main.js)', () => {
     const none = await binary([...request('bin-none.json', ONCALL.sub), '--sign', ...local()], {});
     expect(none.code).toBe(1);
     expect(none.stderr).toMatch(/^gate: SIGN_NO_IDENTITY_TOKEN: [^\n]*\n$/);
+  });
+});
+
+describe('POST /v1/break-glass takes the bundles gate signed', () => {
+  it('answers 201 with the request id for the request and its approval; refuses an edited co-signature', async () => {
+    const env = (who: { iss: string; sub: string }) => ({ SIGSTORE_ID_TOKEN: token(who) });
+    expect(
+      (await gate([...request('posted.json', ONCALL.sub), '--sign', ...local()], env(ONCALL))).code,
+    ).toBe(0);
+    expect(
+      (await gate(['break-glass', 'approve', 'posted.json', ...local()], env(LEAD))).code,
+    ).toBe(0);
+    const edited = read('posted.json');
+    edited.predicate.ticket = 'INC-0000';
+    writeFileSync(path.join(dir, 'posted-edited.json'), JSON.stringify(edited, null, 2));
+    expect(
+      (await gate(['break-glass', 'approve', 'posted-edited.json', ...local()], env(LEAD))).code,
+    ).toBe(0);
+
+    const gateInstance = await createGate(loadConfig(path.join(dir, 'gate.yaml')));
+    const app = createGateServer({ gate: gateInstance, tokens: { breakGlass: ['bg-token'] } });
+    await app.listen({ host: '127.0.0.1', port: 0 });
+    try {
+      const base = `http://127.0.0.1:${(app.server.address() as AddressInfo).port}`;
+      const post = async (files: string[]) => {
+        const res = await fetch(`${base}/v1/break-glass`, {
+          method: 'POST',
+          headers: { 'content-type': 'application/json', authorization: 'Bearer bg-token' },
+          body: JSON.stringify({ bundles: files.map(read) }),
+        });
+        return { status: res.status, body: (await res.json()) as Record<string, any> };
+      };
+      const refused = await post(['posted.sigstore.json', 'posted-edited.approval.sigstore.json']);
+      expect([refused.status, refused.body.error?.code]).toEqual([422, 'BREAK_GLASS_INVALID']);
+      const accepted = await post(['posted.sigstore.json', 'posted.approval.sigstore.json']);
+      expect(accepted.status).toBe(201);
+      expect(accepted.body.requestId).toBe(read('posted.json').predicate.requestId);
+    } finally {
+      await app.close();
+    }
   });
 });
