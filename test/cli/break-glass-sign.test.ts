@@ -209,6 +209,24 @@ describe('gate break-glass request --sign, keyless with a token from the environ
   });
 });
 
+describe('the signer must be the requester', () => {
+  it('keyless: refused once fulcio names the signer, before anything reaches rekor', async () => {
+    // rekor is down: had the signature been sent there, this would be SIGN_REKOR_FAILED
+    const down = await closedPort();
+    const r = await gate(
+      [
+        ...request('someone.json', 'someone@acme.example'),
+        ...['--sign', '--fulcio-url', svc.fulcioURL, '--rekor-url', down],
+      ],
+      { SIGSTORE_ID_TOKEN: token(ONCALL) },
+    );
+    expect(r.code).toBe(1);
+    expect(r.stderr).toBe(
+      `gate: SIGN_SIGNER_MISMATCH: you sign as ${ONCALL.sub} but the request names someone@acme.example as its requester, which the gate would refuse: give --requester ${ONCALL.sub}\n`,
+    );
+  });
+});
+
 describe('gate break-glass request --sign --key', () => {
   it('signs with a pem key, logged in rekor so it has a verified time: accepted as an override', async () => {
     const r = await gate([
