@@ -33,7 +33,10 @@ export interface LedgerHealth {
   /** records checked in order before the first that does not fit (all of them when ok) */
   verifiedUpTo: number;
   checkpoints: Checkpoint[];
-  /** sha256 hex of the configured key's DER SPKI, the form a checkpoint's keyId takes */
+  /**
+   * the configured key's id in the form checkpoints carry it (the gate's one key id form:
+   * base64 of the SHA-256 of its DER SPKI, src/verify/key-id.ts)
+   */
   configuredKeyId?: string;
 }
 
@@ -99,7 +102,7 @@ export function createLedgerView(
           ? {
               configuredKeyId: createHash('sha256')
                 .update(publicKey.export({ type: 'spki', format: 'der' }))
-                .digest('hex'),
+                .digest('base64'),
             }
           : {}),
       };

@@ -55,16 +55,20 @@ export function readCookie(request: FastifyRequest, name: string): string | unde
 }
 
 /**
- * A POST must come from a page of this server: its Origin must be this server's own. SameSite=
- * Strict already keeps the cookie off other sites' requests; this also refuses a login forced by
- * another site (login CSRF) and any browser that does not honour SameSite. A request without
- * Origin is refused too: browsers send it on every POST, and no referrer is sent to check instead.
+ * A POST must come from a page of this server. SameSite=Strict already keeps the cookie off other
+ * sites' requests; this also refuses a sign-in forced by another site (login CSRF) and any
+ * browser that does not honour SameSite. The Origin must be this server's own; under
+ * Referrer-Policy no-referrer a browser sends `Origin: null` on a form's POST, and then Fetch
+ * Metadata decides: Sec-Fetch-Site, which no page's script can set, must say same-origin. A
+ * request with neither (not from a browser) is refused.
  */
 export function sameOrigin(request: FastifyRequest, secure: boolean): boolean {
   const origin = request.headers.origin;
   const host = request.headers.host;
-  if (typeof origin !== 'string' || typeof host !== 'string') return false;
-  return origin === `${secure ? 'https' : 'http'}://${host}`;
+  const site = request.headers['sec-fetch-site'];
+  if (site !== undefined && site !== 'same-origin') return false;
+  if (typeof host === 'string' && origin === `${secure ? 'https' : 'http'}://${host}`) return true;
+  return (origin === undefined || origin === 'null') && site === 'same-origin';
 }
 
 export function applySecurityHeaders(reply: FastifyReply): void {

@@ -1,0 +1,429 @@
+import path from 'node:path';
+import {
+  chromium,
+  type Browser,
+  type BrowserContext,
+  type Locator,
+  type Page,
+} from 'playwright-core';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { Decision } from '../../src/decision.js';
+import {
+  artifactsFor,
+  AUDIT_TOKEN,
+  breakGlass,
+  decide,
+  HOTFIX,
+  JUSTIFICATION,
+  killChildren,
+  REQUEST_ID,
+  serve,
+  startUiFixture,
+  WITH_PROVENANCE,
+  type Served,
+  type UiFixture,
+} from './served.js';
+
+/**
+ * The auditor's web view (issue 14 item 3) in headless Chromium (Debian's, driven by
+ * playwright-core) against a real `gate serve` over a real ledger: an allow, two denies and an
+ * override. Every request the browser makes is recorded: none may go to another host or carry
+ * the audit token in its URL. Screenshots are kept in test-artifacts/ui/http/.
+ */
+let ui: UiFixture;
+let served: Served;
+let browser: Browser;
+let shots: string;
+const decisions: Record<'allow' | 'deny' | 'unknownEnv' | 'override', Decision> = {} as never;
+/** every URL any page of these tests requested, and every console message */
+const requested: string[] = [];
+const consoleMessages: string[] = [];
+
+beforeAll(async () => {
+  shots = artifactsFor('http');
+  ui = await startUiFixture();
+  served = await serve(ui.config);
+  decisions.allow = await decide(served.origin, WITH_PROVENANCE);
+  decisions.deny = await decide(served.origin, HOTFIX);
+  decisions.unknownEnv = await decide(served.origin, WITH_PROVENANCE, 'staging');
+  decisions.override = await breakGlass(ui);
+  browser = await chromium.launch({ executablePath: '/usr/bin/chromium', args: ['--no-sandbox'] });
+});
+afterAll(async () => {
+  await browser?.close();
+  await served?.stop();
+  killChildren();
+  await ui?.close();
+});
+
+async function newPage(
+  opts: { javaScriptEnabled?: boolean } = {},
+): Promise<{ context: BrowserContext; page: Page }> {
+  const context = await browser.newContext(opts);
+  const page = await context.newPage();
+  page.on('request', (r) => requested.push(r.url()));
+  page.on('console', (m) => consoleMessages.push(`${m.type()}: ${m.text()}`));
+  return { context, page };
+}
+
+async function signIn(page: Page, token = AUDIT_TOKEN) {
+  await page.goto(`${served.origin}/ui/login`);
+  await page.getByLabel('Audit token').fill(token);
+  return Promise.all([
+    page.waitForNavigation(),
+    page.getByRole('button', { name: 'Sign in' }).click(),
+  ]);
+}
+
+/** an element's text as read: runs of white space (from the templates' layout) made one space */
+const read = async (l: Locator) => ((await l.textContent()) ?? '').replace(/\s+/g, ' ').trim();
+
+const shot = (page: Page, name: string) =>
+  page.screenshot({ path: path.join(shots, `${name}.png`), fullPage: true });
+
+describe('the decisions the web view is tested on', () => {
+  it('are an allow, two denies and an override, all in the ledger gate serve reads', () => {
+    expect([
+      decisions.allow.outcome,
+      decisions.deny.outcome,
+      decisions.unknownEnv.outcome,
+      decisions.override.outcome,
+    ]).toEqual(['allow', 'deny', 'deny', 'override']);
+    expect(served.webView).toMatch(/^http:\/\/127\.0\.0\.1:\d+\/ui\/$/);
+  });
+});
+
+describe('without a session', () => {
+  it('sends every page to the sign-in form and refuses a POST with 401', async () => {
+    const { context, page } = await newPage();
+    const res = await page.goto(`${served.origin}/ui/decisions/${decisions.allow.id}`);
+    expect(new URL(page.url()).pathname).toBe('/ui/login');
+    expect(res?.status()).toBe(200);
+    await expect(page.getByLabel('Audit token')).toBeDefined();
+    await context.close();
+    const post = await fetch(`${served.origin}/ui/decisions/${decisions.allow.id}/replay`, {
+      method: 'POST',
+      headers: { origin: served.origin },
+      redirect: 'manual',
+    });
+    expect(post.status).toBe(401);
+    const api = await fetch(`${served.origin}/ui/ledger`, { redirect: 'manual' });
+    expect([api.status, api.headers.get('location')]).toEqual([303, '/ui/login']);
+  });
+
+  it('refuses a wrong token with 401 and sets no cookie', async () => {
+    const { context, page } = await newPage();
+    const [res] = await signIn(page, 'not-the-token');
+    expect(res?.status()).toBe(401);
+    await expect(page.getByRole('alert').textContent()).resolves.toContain(
+      'that token is not allowed to read the audit log',
+    );
+    expect(await context.cookies()).toEqual([]);
+    await shot(page, '01-wrong-token');
+    await context.close();
+  });
+
+  it('refuses a sign-in posted from another origin (login CSRF)', async () => {
+    const res = await fetch(`${served.origin}/ui/login`, {
+      method: 'POST',
+      headers: {
+        origin: 'http://evil.example',
+        'content-type': 'application/x-www-form-urlencoded',
+      },
+      body: `token=${AUDIT_TOKEN}`,
+      redirect: 'manual',
+    });
+    expect(res.status).toBe(403);
+    expect(res.headers.get('set-cookie')).toBeNull();
+  });
+});
+
+describe('signed in', () => {
+  let context: BrowserContext;
+  let page: Page;
+  beforeAll(async () => {
+    ({ context, page } = await newPage());
+    await signIn(page);
+  });
+  afterAll(async () => context?.close());
+
+  it('keeps the session in an HttpOnly, SameSite=Strict cookie (not Secure over plain http)', async () => {
+    expect(new URL(page.url()).pathname).toBe('/ui/decisions');
+    const cookies = await context.cookies();
+    expect(cookies).toHaveLength(1);
+    expect(cookies[0]).toMatchObject({
+      name: 'gate-ui',
+      httpOnly: true,
+      sameSite: 'Strict',
+      secure: false,
+      path: '/',
+    });
+    expect(cookies[0]!.value).not.toContain(AUDIT_TOKEN);
+    await shot(page, '02-decisions');
+  });
+
+  it('lists every decision, newest first', async () => {
+    const rows = page.locator('tbody tr');
+    await expect(rows.count()).resolves.toBe(4);
+    await expect(rows.first().textContent()).resolves.toContain('override');
+  });
+
+  it('filters by outcome, environment, rule, requester and subject through the form', async () => {
+    await page.getByLabel('Outcome').selectOption('deny');
+    await Promise.all([
+      page.waitForNavigation(),
+      page.getByRole('button', { name: 'Filter' }).click(),
+    ]);
+    await expect(page.locator('tbody tr').count()).resolves.toBe(2);
+    await page.getByLabel('Environment').fill('staging');
+    await Promise.all([
+      page.waitForNavigation(),
+      page.getByRole('button', { name: 'Filter' }).click(),
+    ]);
+    const rows = page.locator('tbody tr');
+    await expect(rows.count()).resolves.toBe(1);
+    await expect(rows.first().textContent()).resolves.toContain(decisions.unknownEnv.id);
+    await shot(page, '03-filtered-deny-staging');
+    await page.getByRole('link', { name: 'Clear' }).click();
+    await page.getByLabel('Rule').fill('test.provenance');
+    await Promise.all([
+      page.waitForNavigation(),
+      page.getByRole('button', { name: 'Filter' }).click(),
+    ]);
+    // the deny for it, and the override that set it aside
+    const ids = await page.locator('tbody tr').allTextContents();
+    expect(ids).toHaveLength(2);
+    expect(ids.join()).toContain(decisions.deny.id);
+    expect(ids.join()).toContain(decisions.override.id);
+    await page.getByRole('link', { name: 'Clear' }).click();
+    await page.getByLabel('Requester').fill(decisions.override.override!.requester);
+    await Promise.all([
+      page.waitForNavigation(),
+      page.getByRole('button', { name: 'Filter' }).click(),
+    ]);
+    await expect(page.locator('tbody tr').allTextContents()).resolves.toEqual([
+      expect.stringContaining(decisions.override.id),
+    ]);
+    // a subject's digest is a link to its decisions
+    await page.getByRole('link', { name: 'Clear' }).click();
+    await page
+      .getByRole('link', { name: new RegExp(`^sha256:${WITH_PROVENANCE.slice(0, 12)}`) })
+      .first()
+      .click();
+    expect(new URL(page.url()).searchParams.get('subject')).toBe(`sha256:${WITH_PROVENANCE}`);
+    await expect(page.locator('tbody tr').count()).resolves.toBe(2);
+  });
+
+  it('filters by time: nothing from tomorrow on, everything before it', async () => {
+    const tomorrow = new Date(Date.now() + 86_400_000).toISOString().slice(0, 10);
+    await page.goto(`${served.origin}/ui/decisions`);
+    await page.getByLabel('From (inclusive)').fill(tomorrow);
+    await Promise.all([
+      page.waitForNavigation(),
+      page.getByRole('button', { name: 'Filter' }).click(),
+    ]);
+    await expect(
+      page.getByText('No recorded decision matches these filters.').count(),
+    ).resolves.toBe(1);
+    await page.goto(`${served.origin}/ui/decisions?to=${tomorrow}`);
+    await expect(page.locator('tbody tr').count()).resolves.toBe(4);
+  });
+
+  it('says what is wrong with a filter, with 400', async () => {
+    const res = await page.goto(
+      `${served.origin}/ui/decisions?subject=sha256:nothex&from=yesterday`,
+    );
+    expect(res?.status()).toBe(400);
+    const alerts = await page.getByRole('alert').allTextContents();
+    expect(alerts.join('\n')).toMatch(/subject: /);
+    expect(alerts.join('\n')).toMatch(/from: a time such as/);
+  });
+
+  it('opens an override in full: subjects, violations overridden, the request with its signers and justification, the digests', async () => {
+    await page.goto(`${served.origin}/ui/decisions?outcome=override`);
+    await Promise.all([
+      page.waitForNavigation(),
+      page.getByRole('link', { name: 'Open' }).first().click(),
+    ]);
+    expect(new URL(page.url()).pathname).toBe(`/ui/decisions/${decisions.override.id}`);
+    const main = (await page.locator('main').textContent())!;
+    const o = decisions.override.override!;
+    for (const text of [
+      `sha256:${HOTFIX}`,
+      REQUEST_ID,
+      JUSTIFICATION, // shown as text: its <b> is not markup
+      'INC-77',
+      o.signers[0]!,
+      'test.provenance',
+      'attach a slsa provenance attestation',
+      decisions.override.digests.policy!,
+      decisions.override.digests.trustRoot,
+      decisions.override.digests.input!,
+    ])
+      expect(main).toContain(text);
+    expect(await page.locator('main b').count()).toBe(0);
+    await shot(page, '04-override');
+  });
+
+  it('shows why each piece of evidence was used', async () => {
+    await page.goto(`${served.origin}/ui/decisions/${decisions.allow.id}`);
+    const evidence = page.locator('h2:text-is("Evidence") + table tbody tr');
+    await expect(evidence.count()).resolves.toBe(1);
+    const row = await read(evidence.first());
+    expect(row).toContain('verified');
+    expect(row).toMatch(/used: https:\/\/slsa\.dev\/provenance\/v1 signed by \S+ via \S+/);
+    await expect(page.getByText('None: every rule evaluated held.').count()).resolves.toBe(1);
+  });
+
+  it('replays a decision with a button and says it is the same', async () => {
+    await page.goto(`${served.origin}/ui/decisions/${decisions.deny.id}`);
+    await Promise.all([
+      page.waitForNavigation(),
+      page.getByRole('button', { name: 'Replay this decision' }).click(),
+    ]);
+    await expect(page.getByRole('status').textContent()).resolves.toContain(
+      'Same: every evaluation agrees',
+    );
+    await shot(page, '05-replay-same');
+  });
+
+  it('shows the ledger verified, its last checkpoint and the key that signed it', async () => {
+    await page.getByRole('link', { name: 'Ledger health' }).click();
+    await expect(page.getByRole('status').textContent()).resolves.toBe('Verified: all 4 records');
+    const main = await read(page.locator('main'));
+    expect(main).toContain('Chain verified up to record 4');
+    expect(main).toContain(`Key id ${ui.checkpointKeyId}`);
+    expect(main).toContain('Key the configured key');
+    await shot(page, '06-ledger');
+  });
+
+  it('lists the active break-glass request with what it covered', async () => {
+    await page.getByRole('link', { name: 'Break glass' }).click();
+    const active = page.locator('h2:text-is("Active") + section');
+    const text = (await active.textContent())!;
+    expect(text).toContain(REQUEST_ID);
+    expect(text).toContain(`sha256:${HOTFIX}`);
+    expect(text).toContain(decisions.override.id);
+    expect(text).toContain('dev');
+    await shot(page, '07-break-glass');
+  });
+
+  it('is usable from the keyboard: the first Tab reaches the skip link, then the sections', async () => {
+    await page.goto(`${served.origin}/ui/decisions`);
+    await page.keyboard.press('Tab');
+    await expect(page.evaluate(() => document.activeElement?.textContent)).resolves.toBe(
+      'Skip to content',
+    );
+    await shot(page, '08-skip-link-focused');
+    const focused = () =>
+      page.evaluate(() => {
+        const el = document.activeElement;
+        return el?.id || el?.textContent?.trim() || '';
+      });
+    const reached: string[] = [];
+    for (let i = 0; i < 5; i++) {
+      await page.keyboard.press('Tab');
+      reached.push(await focused());
+    }
+    expect(reached).toEqual(['Decisions', 'Break glass', 'Ledger health', 'Sign out', 'f-subject']);
+    // the skip link moves the focus past the navigation to the content
+    await page.goto(`${served.origin}/ui/decisions`);
+    await page.keyboard.press('Tab');
+    await page.keyboard.press('Enter');
+    await expect(focused()).resolves.toBe('main');
+    await page.keyboard.press('Tab');
+    await expect(focused()).resolves.toBe('f-subject');
+    // Enter on a focused link follows it
+    await page.goto(`${served.origin}/ui/decisions`);
+    for (let i = 0; i < 4; i++) await page.keyboard.press('Tab');
+    await Promise.all([page.waitForNavigation(), page.keyboard.press('Enter')]);
+    expect(new URL(page.url()).pathname).toBe('/ui/ledger');
+  });
+
+  it('refuses a replay posted from another origin, even with the session cookie', async () => {
+    const cookie = (await context.cookies())[0]!;
+    const res = await fetch(`${served.origin}/ui/decisions/${decisions.deny.id}/replay`, {
+      method: 'POST',
+      headers: { origin: 'http://evil.example', cookie: `${cookie.name}=${cookie.value}` },
+      redirect: 'manual',
+    });
+    expect(res.status).toBe(403);
+  });
+
+  it('signs out: the session ends on the server, not only in the browser', async () => {
+    const cookie = (await context.cookies())[0]!;
+    await Promise.all([
+      page.waitForNavigation(),
+      page.getByRole('button', { name: 'Sign out' }).click(),
+    ]);
+    expect(new URL(page.url()).pathname).toBe('/ui/login');
+    const again = await fetch(`${served.origin}/ui/decisions`, {
+      headers: { cookie: `${cookie.name}=${cookie.value}` },
+      redirect: 'manual',
+    });
+    expect([again.status, again.headers.get('location')]).toEqual([303, '/ui/login']);
+  });
+});
+
+describe('with JavaScript disabled', () => {
+  it('signs in, lists, opens and replays all the same', async () => {
+    const { context, page } = await newPage({ javaScriptEnabled: false });
+    await signIn(page);
+    await expect(page.locator('tbody tr').count()).resolves.toBe(4);
+    await page.goto(`${served.origin}/ui/decisions/${decisions.override.id}`);
+    await expect(page.locator('main').textContent()).resolves.toContain(REQUEST_ID);
+    await Promise.all([
+      page.waitForNavigation(),
+      page.getByRole('button', { name: 'Replay this decision' }).click(),
+    ]);
+    await expect(page.getByRole('status').textContent()).resolves.toContain('Same');
+    await shot(page, '09-no-javascript-replay');
+    await context.close();
+  });
+});
+
+describe('what the browser was sent and asked for', () => {
+  it('sends a strict Content-Security-Policy and no-referrer on every page and the stylesheet', async () => {
+    for (const p of ['/ui/login', '/ui/assets/gate.css']) {
+      const res = await fetch(`${served.origin}${p}`);
+      expect(res.headers.get('content-security-policy')).toBe(
+        "default-src 'none'; style-src 'self'; img-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'",
+      );
+      expect(res.headers.get('x-content-type-options')).toBe('nosniff');
+      expect(res.headers.get('referrer-policy')).toBe('no-referrer');
+    }
+  });
+
+  it('requested nothing from another host, never put the token in a URL, and met no CSP violation', () => {
+    expect(requested.length).toBeGreaterThan(20);
+    for (const url of requested) {
+      expect(new URL(url).origin).toBe(served.origin);
+      expect(url).not.toContain(AUDIT_TOKEN);
+    }
+    // the stylesheet was loaded (so the policy allowed it), and nothing was blocked
+    expect(requested).toContain(`${served.origin}/ui/assets/gate.css`);
+    expect(consoleMessages.filter((m) => /Content Security Policy|Refused to/i.test(m))).toEqual(
+      [],
+    );
+  });
+});
+
+describe('after the policy changed', () => {
+  it('a replay of a deny made under the old policy says different', async () => {
+    await served.stop();
+    served = await serve(ui.changedConfig);
+    const { context, page } = await newPage();
+    await signIn(page);
+    await page.goto(`${served.origin}/ui/decisions/${decisions.deny.id}`);
+    await Promise.all([
+      page.waitForNavigation(),
+      page.getByRole('button', { name: 'Replay this decision' }).click(),
+    ]);
+    await expect(page.getByRole('status').textContent()).resolves.toContain('Different');
+    const rows = await page.locator('tbody tr').allTextContents();
+    expect(rows[0]).toMatch(/the policy of the time.*deny: test\.provenance.*same/s);
+    expect(rows[1]).toMatch(/this server's policy.*allow.*different/s);
+    await shot(page, '10-replay-different');
+    await context.close();
+  });
+});
