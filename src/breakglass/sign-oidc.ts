@@ -2,7 +2,7 @@ import { spawn } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { GateError } from '../errors.js';
+import { GateError, type GateErrorCode } from '../errors.js';
 
 /** The public-good instance's OIDC issuer and client (what cosign and sigstore-js use). */
 export const DEFAULT_OIDC_ISSUER = 'https://oauth2.sigstore.dev/auth';
@@ -37,6 +37,7 @@ export async function tokenFromEnvironment(
     { accept: 'application/json', authorization: `Bearer ${bearer}` },
     timeoutMs,
     'the github actions token service',
+    'SIGN_NO_IDENTITY_TOKEN',
   );
   const value = (body as { value?: unknown }).value;
   if (typeof value !== 'string' || value === '')
@@ -72,6 +73,7 @@ export async function tokenFromBrowser(o: BrowserFlowOptions): Promise<string> {
     { accept: 'application/json' },
     10_000,
     `the oidc issuer ${issuer}`,
+    'SIGN_OIDC_FLOW_FAILED',
   )) as { authorization_endpoint?: unknown; token_endpoint?: unknown };
   const authorize = urlOf(discovery.authorization_endpoint, 'authorization_endpoint');
   const tokenEndpoint = urlOf(discovery.token_endpoint, 'token_endpoint');
@@ -220,8 +222,8 @@ async function getJSON(
   headers: Record<string, string>,
   timeoutMs: number,
   what: string,
+  code: GateErrorCode,
 ): Promise<unknown> {
-  const code = what.startsWith('the github') ? 'SIGN_NO_IDENTITY_TOKEN' : 'SIGN_OIDC_FLOW_FAILED';
   let res: Response;
   try {
     res = await fetch(url, { headers, signal: AbortSignal.timeout(timeoutMs) });

@@ -436,6 +436,19 @@ async function actionsTokenService(jwt: string) {
 }
 
 describe('a token from GitHub Actions', () => {
+  it('a token service that cannot be reached: SIGN_NO_IDENTITY_TOKEN naming it', async () => {
+    const down = await closedPort();
+    const r = await gate([...request('gha-down.json', ONCALL.sub), '--sign', ...local()], {
+      ACTIONS_ID_TOKEN_REQUEST_URL: `${down}/token`,
+      ACTIONS_ID_TOKEN_REQUEST_TOKEN: 'job-bearer',
+    });
+    expect(r.code).toBe(1);
+    expect(r.stderr).toBe(
+      `gate: SIGN_NO_IDENTITY_TOKEN: cannot reach the github actions token service at ${down}\n`,
+    );
+    expect(r.stderr).not.toContain('job-bearer');
+  });
+
   it('asks the job token service for a sigstore-audience token with the job bearer', async () => {
     const actions = await actionsTokenService(token(ONCALL));
     try {
