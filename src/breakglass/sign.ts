@@ -194,7 +194,9 @@ function signingError(err: unknown, s: SigningServices): GateError {
   if (!(err instanceof InternalError)) {
     return new GateError(
       'SIGN_FAILED',
-      `signing failed: ${String((err as Error)?.message ?? err)}`,
+      `signing failed: ${String((err as Error)?.message ?? err)
+        .split('\n')[0]!
+        .toLowerCase()}`,
       {
         cause: err,
       },
