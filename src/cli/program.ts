@@ -16,6 +16,7 @@ const commands = {
   check: () => import('./commands/check.js'),
   demo: () => import('./commands/demo.js'),
   evaluate: () => import('./commands/evaluate.js'),
+  recheck: () => import('./commands/recheck.js'),
   serve: () => import('./commands/serve.js'),
   trust: () => import('./commands/trust.js'),
   verifyBundle: () => import('./commands/verify-bundle.js'),
@@ -278,7 +279,21 @@ export function buildProgram(io: CommandIO, setExit: (code: number) => void): Co
     .option('--env-default <name>', 'the admission webhook environment when its url names none')
     .option('--tls-cert <file>', 'serve https with this PEM certificate chain (reloaded on change)')
     .option('--tls-key <file>', 'the PEM private key of --tls-cert (reloaded on change)')
+    .option('--recheck-every <duration>', 're-decide what was allowed, this often (like 1h)')
+    .option('--recheck-since <duration>', 'with --recheck-every: decisions this recent', '7d')
+    .option('--recheck-env <name>', 'with --recheck-every: only this environment (default: all)')
     .action(async (opts) => setExit(await (await commands.serve()).serveCommand(opts, io)));
+
+  program
+    .command('recheck')
+    .description(
+      're-decide what was allowed or overridden in an environment (exit 1 on drift, 2 if undecided)',
+    )
+    .requiredOption('--env <name>', 'environment')
+    .option('--since <duration>', 'decisions made at most this long ago (s, m, h, d)', '7d')
+    .option('--config <file>', 'gate.yaml (schemas/gate-config.schema.json)')
+    .addOption(new Option('--format <format>', 'output').choices(['text', 'json']).default('text'))
+    .action(async (opts) => setExit(await (await commands.recheck()).recheckCommand(opts, io)));
 
   program
     .command('demo')

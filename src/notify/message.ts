@@ -61,3 +61,44 @@ function slack(text: string, detail: string): { text: string; blocks: unknown[] 
     ],
   };
 }
+
+/** What `gate recheck` found about one deployed decision that would now be denied. */
+export interface DriftFinding {
+  /** the recorded decision that allowed it */
+  was: { id: string; time: string; outcome: Decision['outcome'] };
+  /** the recheck's own recorded decision */
+  now: Decision;
+  reasons: string[];
+}
+
+/**
+ * A Slack-compatible announcement of drift: something allowed (or overridden) and deployed would
+ * now be denied, with the reasons and both decisions' ids (`gate audit show ID` has each in full).
+ */
+export function driftMessage(f: DriftFinding): {
+  text: string;
+  blocks: unknown[];
+  drift: unknown;
+} {
+  const d = f.now;
+  const subjects = d.subjects.map(
+    (s) => `${s.name ? `${s.name} ` : ''}${Object.entries(s.digest)[0]!.join(':')}`,
+  );
+  const text = `:warning: drift in ${d.environment}: ${subjects.join(', ')} was ${f.was.outcome} (decision ${f.was.id}) and would now be ${d.outcome === 'error' ? 'undecided' : 'denied'}`;
+  const detail = [
+    ...f.reasons.map((r) => `• ${r}`),
+    `*rechecked:* ${d.id} at ${d.time}`,
+    `*was:* ${f.was.id} at ${f.was.time}`,
+  ].join('\n');
+  return {
+    ...slack(text, detail),
+    drift: {
+      environment: d.environment,
+      subjects: d.subjects,
+      was: f.was,
+      recheck: { id: d.id, time: d.time, outcome: d.outcome },
+      reasons: f.reasons,
+      violations: d.violations.map((v) => ({ id: v.id, message: v.message })),
+    },
+  };
+}

@@ -165,8 +165,10 @@ describe('what each sink receives', () => {
     const box = outbox([{ name: 'otel', type: 'otlp-http', url: r.url(), headers: {} }], {
       batch: 3,
     });
-    for (let i = 0; i < 7; i++)
-      box.enqueue(decision(i, i === 6 ? { outcome: 'allow', allow: true, violations: [] } : {}));
+    for (let i = 0; i < 6; i++) box.enqueue(decision(i));
+    // a recheck (gate recheck) that found a deployment still allowed
+    const recheckOf = { id: 'dec-0000', outcome: 'allow' as const };
+    box.enqueue(decision(6, { outcome: 'allow', allow: true, violations: [], recheckOf }));
     await until(() => otlpRecords(r.accepted()).length === 7);
     await box.close();
     expect(r.seen.every((s) => s.path === '/v1/logs')).toBe(true);
@@ -183,8 +185,10 @@ describe('what each sink receives', () => {
       'gate.allow': true,
       'deployment.environment.name': 'production',
       'gate.subjects': [`sha256:${'a'.repeat(64)}`],
+      'gate.recheck_of.id': 'dec-0000',
+      'gate.recheck_of.outcome': 'allow',
       severityNumber: 9,
-      body: `allow in production: app.tgz sha256:${'a'.repeat(64)}`,
+      body: `allow in production: app.tgz sha256:${'a'.repeat(64)} (recheck of dec-0000, was allow)`,
     });
     const deny = records.find((x) => x['gate.decision.id'] === 'dec-0001')!;
     expect(deny).toMatchObject({ 'gate.outcome': 'deny', severityNumber: 13 });
