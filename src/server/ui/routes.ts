@@ -140,7 +140,7 @@ export function registerUiRoutes(app: FastifyInstance, opts: UiOptions): void {
         const s = sessions.create();
         reply.header(
           'set-cookie',
-          sessionCookie(opts.secure, s.id, Math.floor((s.expires - Date.now()) / 1000)),
+          sessionCookie(opts.secure, s.id, Math.ceil((s.expires - Date.now()) / 1000)),
         );
         return reply.redirect(`${UI_PREFIX}/decisions`, 303);
       });
