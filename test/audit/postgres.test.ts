@@ -94,7 +94,10 @@ describe('the PostgreSQL ledger', () => {
     const url = await server.createDatabase();
     await Promise.all([ledgerAt(url), ledgerAt(url), ledgerAt(url), ledgerAt(url)]);
     await ledgerAt(url); // and again on an existing schema
-    expect(await sql(url, 'SELECT version FROM ledger_migrations')).toEqual([{ version: 1 }, { version: 2 }]);
+    expect(await sql(url, 'SELECT version FROM ledger_migrations')).toEqual([
+      { version: 1 },
+      { version: 2 },
+    ]);
     const tables = await sql<{ tablename: string }>(
       url,
       `SELECT tablename FROM pg_tables WHERE schemaname = 'public' ORDER BY tablename`,
