@@ -114,6 +114,8 @@ test: build policies $(NODE24_ADDON) $(CRANE) $(COSIGN) $(ORAS) peers ## run eve
 	npx tsc -p tsconfig.json --noEmit
 	@# PostgreSQL ledger tests start their own server on 127.0.0.1; this installs it when missing (as root)
 	bash test/support/ensure-postgres.sh
+	@# the web view's tests drive Debian's chromium headless (test/ui); this installs it when missing (as root)
+	bash test/support/ensure-chromium.sh
 	OPA=$(OPA) npx vitest run
 	OPA=$(OPA) bash test/support/node24.sh test $(NODE24_DIR)
 

@@ -123,18 +123,25 @@ describe('without a session', () => {
     await context.close();
   });
 
-  it('refuses a sign-in posted from another origin (login CSRF)', async () => {
-    const res = await fetch(`${served.origin}/ui/login`, {
-      method: 'POST',
-      headers: {
-        origin: 'http://evil.example',
-        'content-type': 'application/x-www-form-urlencoded',
-      },
-      body: `token=${AUDIT_TOKEN}`,
-      redirect: 'manual',
-    });
-    expect(res.status).toBe(403);
-    expect(res.headers.get('set-cookie')).toBeNull();
+  it('refuses a sign-in posted from another origin (login CSRF), or with none', async () => {
+    const post = (origin?: string) =>
+      fetch(`${served.origin}/ui/login`, {
+        method: 'POST',
+        headers: {
+          ...(origin ? { origin } : {}),
+          'content-type': 'application/x-www-form-urlencoded',
+        },
+        body: `token=${AUDIT_TOKEN}`,
+        redirect: 'manual',
+      });
+    for (const res of [await post('http://evil.example'), await post()]) {
+      expect(res.status).toBe(403);
+      expect(res.headers.get('set-cookie')).toBeNull();
+    }
+    // the same request from the server's own origin signs in: the Origin is what was refused
+    const own = await post(served.origin);
+    expect(own.status).toBe(303);
+    expect(own.headers.get('set-cookie')).toMatch(/^gate-ui=/);
   });
 });
 
