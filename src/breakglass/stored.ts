@@ -70,6 +70,11 @@ export async function registerRequest(
     });
     return { ok: false, refusal, recordId };
   };
+  if (bundles.length === 0 || bundles.length > MAX_BUNDLES)
+    throw new GateError(
+      'USAGE_ERROR',
+      `a break-glass request is 1 to ${MAX_BUNDLES} bundles, not ${bundles.length}`,
+    );
   const items = bundles.map((b, i) => ({
     source: `posted bundle ${i + 1}`,
     bytes: Buffer.from(JSON.stringify(b)),
