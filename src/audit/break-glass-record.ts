@@ -97,22 +97,26 @@ export function makeBreakGlassRecord(
   return { record: { ...fields, hash }, body };
 }
 
-/** A request as the ledger holds it: the record that accepted it, and the one that revoked it. */
+/**
+ * A request as the ledger holds it: the record that accepted it (POST /v1/break-glass), and the
+ * one that revoked it. A request never posted (used only as bundles handed to `gate check`) may
+ * be revoked too, so either may be missing, never both.
+ */
 export interface StoredBreakGlass {
   requestId: string;
-  accepted: BreakGlassRecord;
+  accepted?: BreakGlassRecord;
   revoked?: BreakGlassRecord;
 }
 
-/** From a request's accepted and revoked records (chain order), its stored state. */
+/** From a request's accepted and revoked records (chain order), its state; undefined: neither. */
 export function storedOf(
   requestId: string,
   records: BreakGlassRecord[],
 ): StoredBreakGlass | undefined {
   const accepted = records.find((r) => r.breakGlass.action === 'accepted');
-  if (!accepted) return undefined;
-  const revoked = records.find((r) => r.breakGlass.action === 'revoked' && r.seq > accepted.seq);
-  return { requestId, accepted, ...(revoked ? { revoked } : {}) };
+  const revoked = records.find((r) => r.breakGlass.action === 'revoked');
+  if (!accepted && !revoked) return undefined;
+  return { requestId, ...(accepted ? { accepted } : {}), ...(revoked ? { revoked } : {}) };
 }
 
 /**
@@ -131,8 +135,8 @@ export class BreakGlassConflict extends GateError {
 
 /**
  * The rules a record must keep given the stored state of its request, checked by both backends
- * in the append's transaction: a request is stored once, revoked once and only once stored, and
- * an override never uses a revoked request.
+ * in the append's transaction: a request is stored once and never after its revocation, revoked
+ * once, and an override never uses a revoked request.
  */
 export function conflictOf(
   record: LedgerEntry,
@@ -141,15 +145,15 @@ export function conflictOf(
   if (isBreakGlassRecord(record)) {
     const { action, requestId } = record.breakGlass;
     if (requestId === undefined || action === 'refused') return undefined;
-    if (action === 'accepted' && stored)
+    if (action === 'accepted' && stored?.revoked)
+      return new BreakGlassConflict(
+        'BREAK_GLASS_REVOKED',
+        `break-glass request ${requestId} was revoked (record ${stored.revoked.seq})`,
+      );
+    if (action === 'accepted' && stored?.accepted)
       return new BreakGlassConflict(
         'BREAK_GLASS_EXISTS',
         `break-glass request ${requestId} is already stored (record ${stored.accepted.seq})`,
-      );
-    if (action === 'revoked' && !stored)
-      return new BreakGlassConflict(
-        'BREAK_GLASS_UNKNOWN',
-        `no break-glass request ${requestId} is stored in the ledger`,
       );
     if (action === 'revoked' && stored?.revoked)
       return new BreakGlassConflict(

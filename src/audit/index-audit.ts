@@ -51,7 +51,7 @@ export interface IndexAudit {
 export function createIndexAudit(tables: IndexTables): IndexAudit {
   const used = new Map<string, { seq: number; id: string }>();
   const overrides = new Map<string, { seq: number; id: string }>();
-  const stored = new Map<string, { accepted: number; revoked?: number }>();
+  const stored = new Map<string, { accepted?: number; revoked?: number }>();
   const expected = { subjects: 0, rules: 0 };
   return {
     record(r) {
@@ -92,7 +92,7 @@ const replayed = (r: IndexedRecord, reason: string): Broken => ({
  */
 function breakGlassMisuse(
   r: IndexedRecord,
-  stored: Map<string, { accepted: number; revoked?: number }>,
+  stored: Map<string, { accepted?: number; revoked?: number }>,
   overrides: Map<string, { seq: number; id: string }>,
   used: Map<string, { seq: number; id: string }>,
 ): Broken | undefined {
@@ -100,16 +100,20 @@ function breakGlassMisuse(
   if (id === undefined) return undefined;
   const s = stored.get(id);
   if (r.breakGlass === 'accepted') {
-    if (s)
+    if (s?.revoked !== undefined)
+      return replayed(
+        r,
+        `break-glass request ${id} is stored after record ${s.revoked} revoked it`,
+      );
+    if (s?.accepted !== undefined)
       return replayed(r, `break-glass request ${id} was already stored by record ${s.accepted}`);
-    stored.set(id, { accepted: r.seq });
+    stored.set(id, { ...s, accepted: r.seq });
     return undefined;
   }
   if (r.breakGlass === 'revoked') {
-    if (!s) return replayed(r, `break-glass request ${id} is revoked, but no record stored it`);
-    if (s.revoked !== undefined)
+    if (s?.revoked !== undefined)
       return replayed(r, `break-glass request ${id} was already revoked by record ${s.revoked}`);
-    s.revoked = r.seq;
+    stored.set(id, { ...s, revoked: r.seq });
     return undefined;
   }
   if (r.breakGlass !== undefined || r.outcome !== 'override') return undefined;

@@ -148,22 +148,23 @@ export async function registerRequest(
 }
 
 /**
- * Ends a stored request early: a revocation record, after which no override uses it (the ledger
- * refuses one under its write lock). Unknown and already revoked requests are refused.
+ * Ends a request early: a revocation record, after which no override uses it (the ledger refuses
+ * one under its write lock), whether it is stored or only ever handed to `gate check` as bundles
+ * (`stored: false`). An already revoked request is refused.
  */
 export async function revokeRequest(
   requestId: string,
   o: { ledger: Ledger; now: Date; via: 'cli' | 'server'; reason?: string; newId?: () => string },
-): Promise<{ ok: true; recordId: string } | { ok: false; refusal: BreakGlassRefusal }> {
+): Promise<
+  { ok: true; recordId: string; stored: boolean } | { ok: false; refusal: BreakGlassRefusal }
+> {
   const append = storing(o.ledger);
   const stored = await lookup(o.ledger, requestId);
   const refusal = (code: BreakGlassRefusal['code'], message: string) => ({
     ok: false as const,
     refusal: { requestId, source: 'ledger', code, message },
   });
-  if (!stored)
-    return refusal('BREAK_GLASS_UNKNOWN', `no break-glass request ${requestId} is stored`);
-  if (stored.revoked)
+  if (stored?.revoked)
     return refusal(
       'BREAK_GLASS_REVOKED',
       `break-glass request ${requestId} was already revoked at ${stored.revoked.time}`,
@@ -180,15 +181,15 @@ export async function revokeRequest(
     await append({
       id: recordId,
       time: o.now.toISOString(),
-      environment: stored.accepted.environment,
-      subjects: stored.accepted.subjects,
+      environment: stored?.accepted?.environment ?? '',
+      subjects: stored?.accepted?.subjects ?? [],
       event,
     });
   } catch (err) {
     if (err instanceof BreakGlassConflict) return refusal(err.refusal, err.message);
     throw err;
   }
-  return { ok: true, recordId };
+  return { ok: true, recordId, stored: stored?.accepted !== undefined };
 }
 
 /**
@@ -214,15 +215,15 @@ export async function useStored(
     const e = toGateError(err, 'LEDGER_UNAVAILABLE');
     return refused('BREAK_GLASS_UNKNOWN', `${e.code}: ${e.message}`);
   }
-  if (!stored)
-    return refused(
-      'BREAK_GLASS_UNKNOWN',
-      `no break-glass request ${requestId} is stored in the ledger (post it to /v1/break-glass)`,
-    );
-  if (stored.revoked)
+  if (stored?.revoked)
     return refused(
       'BREAK_GLASS_REVOKED',
       `break-glass request ${requestId} was revoked at ${stored.revoked.time}`,
+    );
+  if (!stored?.accepted)
+    return refused(
+      'BREAK_GLASS_UNKNOWN',
+      `no break-glass request ${requestId} is stored in the ledger (post it to /v1/break-glass)`,
     );
   const bundles = stored.accepted.breakGlass.bundles ?? [];
   const items = bundles.map((b, i) => ({

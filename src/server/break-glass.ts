@@ -11,7 +11,8 @@ import { statusForCode, type ErrorBody } from './errors.js';
  * checks them against the policy data exactly as `gate check --break-glass` does, and records the
  * accepted request in the ledger before answering 201 `{"requestId": ...}`. A refused request is
  * recorded too, and answered with its code (src/breakglass/types.ts) and the status the one table
- * gives it (errors.ts). DELETE revokes a stored request, recorded; it authorizes nothing after.
+ * gives it (errors.ts). DELETE revokes a request, recorded; it authorizes nothing after, whether it
+ * was stored here or is only ever presented as bundles.
  */
 export const BREAK_GLASS_PREFIX = '/v1/break-glass';
 
@@ -90,7 +91,13 @@ export function registerBreakGlassRoutes(app: FastifyInstance, gate: Gate): void
       const result = await service().revoke(id, 'server', request.query.reason);
       if (!result.ok) return refused(reply, result.refusal);
       request.log.warn({ requestId: id, record: result.recordId }, 'break-glass request revoked');
-      return reply.send({ requestId: id, revoked: true, record: result.recordId });
+      // stored: false for a request never posted here (used only as bundles): revoked all the same
+      return reply.send({
+        requestId: id,
+        revoked: true,
+        stored: result.stored,
+        record: result.recordId,
+      });
     },
   );
 }

@@ -109,7 +109,7 @@ describe.each(Object.entries(BACKENDS))('break-glass records in %s', (_name, ope
       'd-2',
       'd-1',
     ]);
-    expect(await l.get(stored!.accepted.id)).toBeUndefined();
+    expect(await l.get(stored!.accepted!.id)).toBeUndefined();
     const decisions: string[] = [];
     for await (const r of l.records()) decisions.push(r.id);
     expect(decisions).toEqual(['d-1', 'd-2']);
@@ -130,8 +130,15 @@ describe.each(Object.entries(BACKENDS))('break-glass records in %s', (_name, ope
     expect(await conflict(l.appendBreakGlass!(entry('accepted', 'req-a')))).toBe(
       'BREAK_GLASS_EXISTS',
     );
-    expect(await conflict(l.appendBreakGlass!(entry('revoked', 'req-unknown')))).toBe(
-      'BREAK_GLASS_UNKNOWN',
+    // a request never stored (used as bundles only) may be revoked; it cannot be stored after
+    expect(await conflict(l.appendBreakGlass!(entry('revoked', 'req-bundles-only')))).toBe(
+      'recorded',
+    );
+    expect(await conflict(l.appendBreakGlass!(entry('accepted', 'req-bundles-only')))).toBe(
+      'BREAK_GLASS_REVOKED',
+    );
+    expect(await conflict(l.append(override('d-b1', 'req-bundles-only', 'until_expiry'), {}))).toBe(
+      'BREAK_GLASS_REVOKED',
     );
     await l.append(override('d-a1', 'req-a', 'until_expiry'), {});
     expect(await conflict(l.appendBreakGlass!(entry('revoked', 'req-a', { via: 'cli' })))).toBe(
@@ -150,7 +157,7 @@ describe.each(Object.entries(BACKENDS))('break-glass records in %s', (_name, ope
       action: 'revoked',
       via: 'cli',
     });
-    expect(await l.verify()).toMatchObject({ ok: true, records: 3 });
+    expect(await l.verify()).toMatchObject({ ok: true, records: 4 });
   });
 
   it('reuse: until_expiry overrides again and again; a single-use request once, and not after other uses', async () => {
@@ -209,14 +216,15 @@ describe('gate audit verify finds a chain edited to break the break-glass rules'
     expect(v.firstBroken!.reason).toContain('revoked');
   });
 
-  it('a request stored twice, revoked twice, or revoked without being stored', async () => {
+  it('a request stored twice, revoked twice, or stored after its revocation', async () => {
     expect(
       (await verified([entry('accepted', 'req-y'), entry('accepted', 'req-y')])).firstBroken,
     ).toMatchObject({ seq: 2, code: 'BREAK_GLASS_REPLAYED' });
-    expect((await verified([entry('revoked', 'req-z')])).firstBroken).toMatchObject({
-      seq: 1,
-      code: 'BREAK_GLASS_REPLAYED',
-    });
+    expect(
+      (await verified([entry('revoked', 'req-z'), entry('accepted', 'req-z')])).firstBroken,
+    ).toMatchObject({ seq: 2, code: 'BREAK_GLASS_REPLAYED' });
+    // revoked without being stored: a request used only as bundles
+    expect(await verified([entry('revoked', 'req-r')])).toMatchObject({ ok: true });
     const twice = [
       entry('accepted', 'req-w'),
       entry('revoked', 'req-w'),

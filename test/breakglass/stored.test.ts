@@ -125,14 +125,27 @@ describe('revocation', () => {
     expect(codes(late)).toEqual(['BREAK_GLASS_REVOKED']);
   });
 
-  it('of an unknown or already revoked request is refused', async () => {
+  it('of a request never posted ends its bundles too; revoking twice is refused', async () => {
     const { gate: g } = await gate();
-    expect(await g.breakGlass!.revoke('req-not-stored-1', 'cli')).toMatchObject({
+    const unposted = await approvedRequest(svc, [APP]);
+    const items = unposted.bundles.map((b, i) => ({
+      source: `bundle-${i}`,
+      bytes: Buffer.from(JSON.stringify(b)),
+    }));
+    expect((await g.check(ask({ breakGlass: items }))).outcome).toBe('override');
+    expect(await g.breakGlass!.revoke(unposted.id, 'cli')).toMatchObject({
+      ok: true,
+      stored: false,
+    });
+    const after = await g.check(ask({ breakGlass: items }));
+    expect([after.outcome, codes(after)]).toEqual(['deny', ['BREAK_GLASS_REVOKED']]);
+    // nor can it be posted now
+    expect(await g.breakGlass!.register(unposted.bundles)).toMatchObject({
       ok: false,
-      refusal: { code: 'BREAK_GLASS_UNKNOWN' },
+      refusal: { code: 'BREAK_GLASS_REVOKED' },
     });
     const r = await stored(g);
-    expect(await g.breakGlass!.revoke(r.id, 'cli')).toMatchObject({ ok: true });
+    expect(await g.breakGlass!.revoke(r.id, 'cli')).toMatchObject({ ok: true, stored: true });
     expect(await g.breakGlass!.revoke(r.id, 'cli')).toMatchObject({
       ok: false,
       refusal: { code: 'BREAK_GLASS_REVOKED' },

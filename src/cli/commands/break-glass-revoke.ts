@@ -13,8 +13,8 @@ const REQUEST_ID = /^[A-Za-z0-9._:-]{8,128}$/;
 /**
  * `gate break-glass revoke ID`: ends a break-glass request stored in the ledger before it
  * expires. The revocation is a record of the ledger's chain; no override uses the request after
- * it (the ledger refuses one under its write lock). Exit 0 revoked, 1 refused (unknown, already
- * revoked), 2 could not run.
+ * it (the ledger refuses one under its write lock), also a request only ever presented as bundles
+ * (never posted). Exit 0 revoked, 1 refused (already revoked), 2 could not run.
  */
 export async function breakGlassRevokeCommand(
   requestId: string,
@@ -39,7 +39,13 @@ export async function breakGlassRevokeCommand(
         io.stderr(`gate: ${result.refusal.code}: ${result.refusal.message}\n`);
         return EXIT.failed;
       }
-      io.stdout(`revoked break-glass request ${requestId} (record ${result.recordId})\n`);
+      io.stdout(
+        `revoked break-glass request ${requestId} (record ${result.recordId})${
+          result.stored
+            ? ''
+            : ': it was never posted to the server; its bundles are refused from now on'
+        }\n`,
+      );
       return EXIT.ok;
     } finally {
       await gate.close();
