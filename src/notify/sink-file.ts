@@ -75,30 +75,6 @@ export function fileSize(file: string): number {
   }
 }
 
-/** The bytes from `start` to the end of the file. */
-export function readFrom(file: string, start: number): string {
-  let fd: number;
-  try {
-    fd = openSync(file, 'r');
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return '';
-    throw unavailable(file, err);
-  }
-  try {
-    const size = fstatSync(fd).size;
-    const buf = Buffer.alloc(Math.max(0, size - start));
-    let at = 0;
-    while (at < buf.length) {
-      const n = readSync(fd, buf, at, buf.length - at, start + at);
-      if (n === 0) break;
-      at += n;
-    }
-    return buf.subarray(0, at).toString('utf8');
-  } finally {
-    closeSync(fd);
-  }
-}
-
 /**
  * Appends lines now (the write is in the kernel when this returns) and fsyncs in the thread pool:
  * the decision path never waits on a disk. `synced` resolves once the lines are durable.
@@ -106,7 +82,7 @@ export function readFrom(file: string, start: number): string {
 export function appendLines(
   file: string,
   lines: string[],
-): { size: number; synced: Promise<void> } {
+): { start: number; size: number; synced: Promise<void> } {
   mkdirSync(path.dirname(file), { recursive: true });
   let fd: number;
   try {
@@ -115,11 +91,13 @@ export function appendLines(
     throw unavailable(file, err);
   }
   let size: number;
+  let start: number;
   try {
     const before = fstatSync(fd).size;
     // a torn last line (a crash mid-write) must not swallow the next record
     const lead = before > 0 && lastByte(fd, before) !== 0x0a ? '\n' : '';
     writeSync(fd, lead + lines.join(''));
+    start = before + lead.length;
     size = fstatSync(fd).size;
   } catch (err) {
     closeSync(fd);
@@ -132,7 +110,7 @@ export function appendLines(
       else resolve();
     }),
   );
-  return { size, synced };
+  return { start, size, synced };
 }
 
 function lastByte(fd: number, size: number): number | undefined {
@@ -171,3 +149,48 @@ function unavailable(file: string, err: unknown): GateError {
     cause: err,
   });
 }
+
+/**
+ * Calls `fn` with each complete line from byte `start` on, read a few MiB at a time (a file left
+ * to grow while a sink was down may be larger than a string can be), with the line's own start.
+ * `fn` returning false stops there. Returns where reading stopped: the start of the line it
+ * stopped at, or of a torn last line, or the end of the file.
+ */
+export function forEachLine(
+  file: string,
+  start: number,
+  fn: (line: string, at: number) => boolean | void,
+): number {
+  let fd: number;
+  try {
+    fd = openSync(file, 'r');
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return start;
+    throw unavailable(file, err);
+  }
+  try {
+    const chunk = Buffer.alloc(CHUNK);
+    let carry = Buffer.alloc(0);
+    let at = start;
+    let pos = start;
+    for (;;) {
+      const n = readSync(fd, chunk, 0, CHUNK, pos);
+      if (n === 0) return at;
+      pos += n;
+      const buf = carry.length
+        ? Buffer.concat([carry, chunk.subarray(0, n)])
+        : chunk.subarray(0, n);
+      let from = 0;
+      for (let nl = buf.indexOf(0x0a, from); nl >= 0; nl = buf.indexOf(0x0a, from)) {
+        if (fn(buf.toString('utf8', from, nl), at) === false) return at;
+        at += nl + 1 - from;
+        from = nl + 1;
+      }
+      carry = Buffer.from(buf.subarray(from));
+    }
+  } finally {
+    closeSync(fd);
+  }
+}
+
+const CHUNK = 4 * 1024 * 1024;

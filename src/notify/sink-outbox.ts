@@ -2,7 +2,7 @@ import type { LedgerQuery } from '../audit/ledger.js';
 import type { LedgerRecord } from '../audit/record.js';
 import type { Decision } from '../decision.js';
 import { GateError } from '../errors.js';
-import { appendLines, fileSize, readFrom, replaceFile, withFileLock } from './sink-file.js';
+import { appendLines, fileSize, forEachLine, replaceFile, withFileLock } from './sink-file.js';
 import { decisionEvent, type DecisionEvent } from './sink-event.js';
 import { sendToSink, type SinkConfig } from './sinks.js';
 
@@ -21,6 +21,11 @@ export interface SinkOutboxOptions {
   timeoutMs?: number;
   /** compact the file once it is this large and mostly delivered (default 4 MiB) */
   compactBytes?: number;
+  /**
+   * Events held in memory at most (default 100,000): past them, while a sink is down, the rest
+   * wait in the file alone and are read back as the sink takes what is held.
+   */
+  memoryLimit?: number;
   /**
    * How far before the newest decision in the outbox the ledger is read again as a gate starts:
    * at least the longest a decision takes from its start (its `time`) to its record.
@@ -78,6 +83,7 @@ export function createSinkOutbox(o: SinkOutboxOptions) {
   const timeoutMs = o.timeoutMs ?? 5000;
   const compactBytes = o.compactBytes ?? 4 * 1024 * 1024;
   const slackMs = o.recoverSlackMs ?? 30_000;
+  const memoryLimit = Math.max(1, o.memoryLimit ?? 100_000);
   const names = o.sinks.map((s) => s.name);
 
   const pending = new Map<string, Pending>();
@@ -94,17 +100,35 @@ export function createSinkOutbox(o: SinkOutboxOptions) {
   let recent = new Map<string, number>();
   let expected = 0;
   let recovered = false;
+  /** where the first event not held in memory starts in the file; undefined: every one is held */
+  let spill: number | undefined;
+  /** events from `spill` on that are not held */
+  let spilled = 0;
+  /** per sink: ids not held that an acknowledgement in the file says the sink took */
+  const done = new Map<string, Set<string>>(names.map((n) => [n, new Set()]));
+  /** the last failure to read or rewrite the file in the background */
+  let fileError: string | undefined;
 
-  function apply(line: Line): void {
+  /** Holds an event, or leaves it to the file once memory is full (and every later one too). */
+  function hold(e: DecisionEvent, at: number, bytes: number): void {
+    if (pending.has(e.id)) return;
+    if (spill === undefined && pending.size < memoryLimit) {
+      pending.set(e.id, { event: e, left: new Set(names), bytes });
+      return;
+    }
+    spill ??= at;
+    spilled++;
+  }
+
+  function apply(line: Line, at: number, bytes: number): void {
     if (line.t === 'mark') {
       mark = Math.max(mark, line.time);
       for (const id of line.seen) recent.set(id, line.time);
     } else if (line.t === 'd') {
-      const at = Date.parse(line.e.time);
-      mark = Math.max(mark, at);
-      recent.set(line.e.id, at);
-      if (!pending.has(line.e.id))
-        pending.set(line.e.id, { event: line.e, left: new Set(names), bytes: 0 });
+      const time = Date.parse(line.e.time);
+      mark = Math.max(mark, time);
+      recent.set(line.e.id, time);
+      hold(line.e, at, bytes);
     } else if (line.t === 'ok') {
       for (const id of line.ids) settle(id, line.s);
     }
@@ -112,32 +136,40 @@ export function createSinkOutbox(o: SinkOutboxOptions) {
 
   function settle(id: string, sink: string): void {
     const p = pending.get(id);
-    if (!p) return;
+    if (!p) {
+      // left to the file: remembered, so reading it back does not send it again
+      if (spill !== undefined) done.get(sink)?.add(id);
+      return;
+    }
     p.left.delete(sink);
     if (p.left.size === 0) pending.delete(id);
   }
 
-  function parse(text: string): Line[] {
-    return text.split('\n').flatMap((l) => {
-      try {
-        return l ? [JSON.parse(l) as Line] : [];
-      } catch {
-        return []; // a torn last line from a crash: it was never acknowledged as durable
-      }
-    });
+  function parse(text: string): Line | undefined {
+    try {
+      return text ? (JSON.parse(text) as Line) : undefined;
+    } catch {
+      return undefined; // a torn line from a crash: it was never acknowledged as durable
+    }
   }
 
   /** Takes in what another process wrote since this one last did (under the lock). */
   function catchUp(): void {
     const size = fileSize(o.file);
     if (size === expected) return;
+    let from = expected;
     if (size < expected) {
       // another process compacted: what it kept is the whole truth about the file
       pending.clear();
-      for (const line of parse(readFrom(o.file, 0))) apply(line);
-    } else {
-      for (const line of parse(readFrom(o.file, expected))) apply(line);
+      spill = undefined;
+      spilled = 0;
+      for (const d of done.values()) d.clear();
+      from = 0;
     }
+    forEachLine(o.file, from, (text, at) => {
+      const line = parse(text);
+      if (line) apply(line, at, Buffer.byteLength(text) + 1);
+    });
     expected = size;
   }
 
@@ -151,20 +183,27 @@ export function createSinkOutbox(o: SinkOutboxOptions) {
       recovered = true;
     }
   });
-  for (const p of pending.values()) p.bytes = json({ t: 'd', e: p.event }).length;
+  // only the ids within the slack of the mark are needed, to write them at the next compaction
+  pruneRecent();
 
   let flushTimer: NodeJS.Timeout | undefined;
   let flushing: Promise<void> = Promise.resolve();
   let delivering: Promise<void> | undefined;
   let closed = false;
-  const retry = setInterval(() => void deliver(), Math.max(50, Math.min(backoff, 1000)));
+  // background work never throws out of here: a file that cannot be written is retried later
+  const retry = setInterval(
+    () => void deliver().catch(() => undefined),
+    Math.max(50, Math.min(backoff, 1000)),
+  );
   retry.unref();
 
   function schedule(): void {
     if (flushTimer || closed) return;
     flushTimer = setTimeout(() => {
       flushTimer = undefined;
-      void flush().then(() => deliver());
+      void flush()
+        .then(() => deliver())
+        .catch(() => undefined);
     }, flushMs);
     flushTimer.unref();
   }
@@ -179,16 +218,18 @@ export function createSinkOutbox(o: SinkOutboxOptions) {
         catchUp();
         const r = appendLines(o.file, [...eventLines, ...acks]);
         expected = r.size;
-        return r.synced;
+        return r;
       });
       if (!written) return schedule(); // another process holds the file for a moment
       gathered = [];
       acks = [];
-      await written.value;
+      await written.value.synced;
+      let at = written.value.start;
       events.forEach((e, i) => {
         mark = Math.max(mark, Date.parse(e.time));
-        if (!pending.has(e.id))
-          pending.set(e.id, { event: e, left: new Set(names), bytes: eventLines[i]!.length });
+        const bytes = Buffer.byteLength(eventLines[i]!);
+        hold(e, at, bytes);
+        at += bytes;
       });
     });
     flushing = next.catch(() => undefined);
@@ -200,9 +241,12 @@ export function createSinkOutbox(o: SinkOutboxOptions) {
     if (delivering) return delivering;
     delivering = (async () => {
       try {
+        refill();
         await Promise.all(o.sinks.map((s) => deliverTo(s)));
         if (acks.length) await flush().catch(() => undefined);
         compactIfWorthIt();
+      } catch (err) {
+        fileError = (err as Error).message;
       } finally {
         delivering = undefined;
       }
@@ -239,8 +283,47 @@ export function createSinkOutbox(o: SinkOutboxOptions) {
     }
   }
 
+  /** Reads back events left to the file, once what is held has gone down to half the limit. */
+  function refill(): void {
+    if (spill === undefined || pending.size > memoryLimit / 2) return;
+    withFileLock(o.file, () => {
+      catchUp();
+      if (spill === undefined) return;
+      const from = spill;
+      spill = undefined;
+      const stopped = forEachLine(o.file, from, (text) => {
+        const line = parse(text);
+        if (line?.t === 'd' && !pending.has(line.e.id)) {
+          if (pending.size >= memoryLimit) return false;
+          const left = new Set(names.filter((n) => !done.get(n)!.delete(line.e.id)));
+          if (left.size) {
+            pending.set(line.e.id, { event: line.e, left, bytes: Buffer.byteLength(text) + 1 });
+          }
+          spilled--;
+        } else if (line?.t === 'ok') {
+          for (const id of line.ids) settle(id, line.s);
+        }
+        return true;
+      });
+      if (stopped < expected) spill = stopped;
+      else {
+        spilled = 0;
+        for (const d of done.values()) d.clear();
+      }
+    });
+  }
+
+  function pruneRecent(): void {
+    // insertion order is nearly time order: the old ones are at the front
+    for (const [id, at] of recent) {
+      if (at >= mark - slackMs) break;
+      recent.delete(id);
+    }
+  }
+
   function compactIfWorthIt(): void {
-    if (expected < compactBytes) return;
+    pruneRecent();
+    if (expected < compactBytes || spill !== undefined) return;
     let live = 0;
     for (const p of pending.values()) live += p.bytes;
     if (live > expected / 2) return;
@@ -304,7 +387,7 @@ export function createSinkOutbox(o: SinkOutboxOptions) {
     stats(): Record<string, { pending: number; delivered: number; lastError?: string }> {
       const out: Record<string, { pending: number; delivered: number; lastError?: string }> = {};
       for (const name of names) {
-        let n = gathered.length;
+        let n = gathered.length + Math.max(0, spilled - done.get(name)!.size);
         for (const p of pending.values()) if (p.left.has(name)) n++;
         const s = state.get(name)!;
         out[name] = {
@@ -315,6 +398,10 @@ export function createSinkOutbox(o: SinkOutboxOptions) {
       }
       return out;
     },
+    /** Why the file could not be read or rewritten in the background last, if it could not. */
+    fileError: () => fileError,
+    /** Events held in memory (at most `memoryLimit`; the rest wait in the file). */
+    held: () => pending.size,
     /** Writes what was gathered, then one delivery pass for at most `waitMs`. */
     async close(waitMs = 2000): Promise<void> {
       clearInterval(retry);

@@ -262,6 +262,44 @@ describe('a sink that is down', () => {
 });
 
 describe('the outbox file', () => {
+  it('holds at most memoryLimit events in memory while a sink is down; the file keeps the rest', async () => {
+    const r = await receiver(false);
+    const box = outbox([httpJson(r)], { memoryLimit: 50, batch: 40 });
+    for (let i = 0; i < 300; i++) box.enqueue(decision(i));
+    await box.flush();
+    await box.deliver();
+    expect(box.held()).toBe(50);
+    expect(box.stats().http).toMatchObject({ pending: 300, lastError: 'unreachable' });
+    await box.close(50);
+    // a restart reads the file a few MiB at a time and holds no more either
+    const again = outbox([httpJson(r)], { memoryLimit: 50, batch: 40 });
+    expect(again.held()).toBe(50);
+    expect(again.stats().http!.pending).toBe(300);
+    for (let i = 300; i < 320; i++) again.enqueue(decision(i));
+    await again.flush();
+    expect(again.held()).toBe(50);
+    expect(again.stats().http!.pending).toBe(320);
+    // the sink takes 120, then fails; a restart reads the rest back without sending those again
+    r.acceptAtMost = 120;
+    await r.start('up');
+    await until(() => r.accepted().length === 120 && again.stats().http!.lastError === 'http 503');
+    await again.close(50);
+    const third = outbox([httpJson(r)], { memoryLimit: 50, batch: 40 });
+    expect(third.held()).toBeLessThanOrEqual(50);
+    expect(third.stats().http!.pending).toBe(200);
+    r.acceptAtMost = undefined;
+    await until(() => r.accepted().length >= 320);
+    await third.close();
+    const ids = r.accepted().map((b) => b.id);
+    expect(ids).toHaveLength(320);
+    expect([...ids].sort()).toEqual([...Array(320).keys()].map((n) => decision(n).id));
+    // read back in the order they were written
+    expect(ids).toEqual([...Array(320).keys()].map((n) => decision(n).id));
+    const last = outbox([httpJson(r)], { memoryLimit: 50 });
+    expect([last.held(), last.stats().http!.pending]).toEqual([0, 0]);
+    await last.close();
+  });
+
   it('is compacted once mostly delivered, and what is still pending survives it', async () => {
     const up = await receiver();
     const down = await receiver(false);

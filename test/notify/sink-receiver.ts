@@ -16,6 +16,8 @@ export interface Received {
 export class SinkReceiver {
   mode: 'up' | 'fail' | 'hang' = 'up';
   readonly seen: Received[] = [];
+  /** when set, requests past this many accepted are answered 503 */
+  acceptAtMost: number | undefined;
   /** requests read in full and left unanswered (mode hang) */
   hanging = 0;
   private server: Server | undefined;
@@ -55,7 +57,8 @@ export class SinkReceiver {
       req.on('data', (d) => (text += d));
       req.on('end', () => {
         if (this.mode === 'hang') return void this.hanging++;
-        const status = this.mode === 'up' ? 200 : 503;
+        const full = this.acceptAtMost !== undefined && this.accepted().length >= this.acceptAtMost;
+        const status = this.mode === 'up' && !full ? 200 : 503;
         let body: unknown;
         try {
           body = JSON.parse(text);
