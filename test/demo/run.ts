@@ -14,6 +14,9 @@ import { existsSync, mkdirSync, readFileSync, renameSync, rmSync, writeFileSync 
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { run } from '../../src/cli/program.js';
+import { loadConfig } from '../../src/config.js';
+import { createGate } from '../../src/gate.js';
+import { createServer } from '../../src/server/app.js';
 import type { CommandIO } from '../../src/cli/io.js';
 import { mintDSSEBundle, type KeylessIdentity } from '../support/mint.js';
 import { pushBundleArtifact, pushImage, pushReferrersTag } from '../support/registry-push.js';
@@ -137,6 +140,11 @@ policy:
           approvals: 1
           max_expiry_minutes: 120
           reuse: single
+        staging: # reuse: until_expiry, the default: every Pod of a Deployment
+          requesters: [${id(ONCALL)}]
+          approvers: [${id(LEAD)}]
+          approvals: 1
+          max_expiry_minutes: 120
 `;
 }
 
@@ -181,9 +189,142 @@ async function imageStep(svc: LocalSigstore): Promise<void> {
       says: ['ALLOW:', `${ref} sha256:${hex}`, '#referrers-tag:'],
       what: 'an allow on the registry evidence',
     });
+    await admissionStep(svc, `${registry.host}/${repo}@${image.digest}`, hex);
   } finally {
     await registry.close();
   }
+}
+
+/**
+ * Break glass in Kubernetes admission: the server `gate serve` runs (built in-process here, on
+ * 127.0.0.1) stores a signed, co-signed request posted to /v1/break-glass; a Deployment whose pod
+ * template is annotated with its id is admitted by override, and so are its ReplicaSet and Pods
+ * (reuse: until_expiry); a Pod running another image under the same annotation is refused.
+ */
+async function admissionStep(svc: LocalSigstore, image: string, hex: string): Promise<void> {
+  heading('5b. Break glass in Kubernetes admission: staging wants a review nobody gave');
+  const request = `${DEMO}/staging-break-glass.json`;
+  await gate(
+    [
+      ...['break-glass', 'request', '--subject', `sha256:${hex}`, '--env', 'staging'],
+      ...['--justification', 'the staging rollout blocks the payments fix; reviewed after'],
+      ...['--ticket', 'INC-4712', '--requester', ONCALL.san, '--expires-in', '60'],
+      ...['--out', request],
+    ],
+    '',
+    { exit: 0, says: ['wrote'], what: 'a written request' },
+  );
+  const statement = JSON.parse(readFileSync(at(request), 'utf8')) as {
+    predicate: { requestId: string };
+  };
+  const bundles = [];
+  for (const who of [ONCALL, LEAD]) {
+    const m = await mintDSSEBundle(svc, {
+      statement,
+      version: '0.3',
+      signer: 'keyless',
+      identity: who,
+    });
+    bundles.push(m.bundle);
+  }
+  out(`(signed as ${ONCALL.san}, co-signed as ${LEAD.san})`);
+  const token = 'demo-on-call-token';
+  const server = createServer({
+    gate: await createGate(loadConfig(CONFIG, { cwd: ROOT })),
+    tokens: { breakGlass: [token] },
+  });
+  try {
+    const base = await server.listen({ host: '127.0.0.1', port: 0 });
+    const post = async (url: string, body: object, bearer?: string) => {
+      const res = await fetch(`${base}${url}`, {
+        method: 'POST',
+        headers: {
+          'content-type': 'application/json',
+          ...(bearer ? { authorization: `Bearer ${bearer}` } : {}),
+        },
+        body: JSON.stringify(body),
+      });
+      return { status: res.status, body: (await res.json()) as any };
+    };
+    out(`gate serve on ${base}; GATE_TOKEN_BREAK_GLASS=${token}`);
+    out(`POST ${base}/v1/break-glass (bearer token) {"bundles": [on-call's, the lead's]}`);
+    const posted = await post('/v1/break-glass', { bundles }, token);
+    out(
+      `${posted.status} ${JSON.stringify({ requestId: posted.body.requestId, expiresAt: posted.body.expiresAt })}`,
+    );
+    const id = statement.predicate.requestId;
+    if (posted.status !== 201 || posted.body.requestId !== id)
+      throw new DemoFailure(`expected the request stored (201), got ${posted.status}`);
+    const annotations = { 'gate.dev/break-glass': id };
+    const pod = { containers: [{ name: 'api', image }] };
+    const review = (kind: string, name: string, object: object) => ({
+      apiVersion: 'admission.k8s.io/v1',
+      kind: 'AdmissionReview',
+      request: {
+        uid: `uid-${name}`,
+        kind: { kind },
+        operation: 'CREATE',
+        namespace: 'payments',
+        name,
+        object,
+      },
+    });
+    const template = { metadata: { annotations }, spec: pod };
+    const objects: Array<[string, string, object, boolean]> = [
+      ['Deployment', 'acme-api', { metadata: { name: 'acme-api' }, spec: { template } }, true],
+      [
+        'ReplicaSet',
+        'acme-api-5c9d',
+        { metadata: { name: 'acme-api-5c9d' }, spec: { template } },
+        true,
+      ],
+      ...['x7k2p', 'm4q8z'].map((s): [string, string, object, boolean] => [
+        'Pod',
+        `acme-api-5c9d-${s}`,
+        { metadata: { name: `acme-api-5c9d-${s}`, annotations }, spec: pod },
+        true,
+      ]),
+      [
+        'Pod',
+        'stowaway',
+        {
+          metadata: { name: 'stowaway', annotations },
+          spec: {
+            containers: [{ name: 'x', image: `${image.split('@')[0]}@sha256:${'0'.repeat(64)}` }],
+          },
+        },
+        false,
+      ],
+    ];
+    out(
+      `admission (POST ${base}/v1/admission/staging), each object annotated gate.dev/break-glass: ${id}`,
+    );
+    for (const [kind, name, object, admitted] of objects) {
+      const { body } = await post('/v1/admission/staging?timeout=10s', review(kind, name, object));
+      const r = body.response as {
+        allowed: boolean;
+        status?: { message: string };
+        warnings?: string[];
+      };
+      // a denial's message lists the violations, then why the request did not override them
+      const said = r.warnings?.[0] ?? r.status?.message ?? '';
+      const why = said.includes('break-glass request')
+        ? said.slice(said.indexOf('break-glass request'))
+        : said;
+      out(
+        `  ${`${kind} ${name}`.padEnd(32)} ${r.allowed ? 'ADMITTED' : 'DENIED'}: ${why.slice(0, 160)}`,
+      );
+      if (r.allowed !== admitted || (!admitted && !why.includes('BREAK_GLASS_WRONG_SUBJECT')))
+        throw new DemoFailure(`expected ${kind} ${name} ${admitted ? 'admitted' : 'denied'}`);
+    }
+  } finally {
+    await server.close();
+  }
+  await gate(['audit', 'verify', '--config', CONFIG], '', {
+    exit: 0,
+    says: ['ledger verified'],
+    what: 'a verified chain, the stored request in it',
+  });
 }
 
 async function main(): Promise<void> {
