@@ -25,7 +25,7 @@ import type { CollectResult, Source } from './collect/types.js';
 import { mergeData, type GateConfig } from './config.js';
 import { couldNotStand, decide } from './decide.js';
 import { assemble, evidenceReports, type Decision, type DecisionFacts } from './decision.js';
-import { toGateError } from './errors.js';
+import { GateError, toGateError } from './errors.js';
 import { policyInputOf, type PolicyInput } from './evaluate/input.js';
 import type { CompiledPolicy } from './evaluate/policy.js';
 import { evaluateInput, loadConfiguredPolicy } from './evaluate/run.js';
@@ -189,6 +189,11 @@ export async function createGate(config: GateConfig, deps: GateDeps = {}): Promi
     const digests = req.subjects.map((s) => s.digest);
     const collected = await collectAll(await sourcesFor(req), req, deadline);
     const outcomes = verifyEvidence(collected.evidence, digests, verifyContext);
+    if (req.breakGlassId && req.breakGlass?.length)
+      throw new GateError(
+        'USAGE_ERROR',
+        'name a stored break-glass request or present its bundles, not both',
+      );
     const bgContext = { trust, keys: config.keys, now: time, rules };
     // a stored request named by id (admission's annotation, --break-glass-id), else bundles
     const bg = req.breakGlassId

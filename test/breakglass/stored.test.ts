@@ -74,6 +74,15 @@ describe('a stored request is used by id', () => {
     expect([second.outcome, codes(second)]).toEqual(['deny', ['BREAK_GLASS_REPLAYED']]);
   });
 
+  it('an id and bundles at once is a usage error, not a guess which counts', async () => {
+    const { gate: g } = await gate();
+    const r = await approvedRequest(svc, [APP]);
+    const items = [{ source: 'b', bytes: Buffer.from(JSON.stringify(r.bundles[0])) }];
+    await expect(g.check(ask({ breakGlassId: r.id, breakGlass: items }))).rejects.toMatchObject({
+      code: 'USAGE_ERROR',
+    });
+  });
+
   it('an id that names no stored request is refused (BREAK_GLASS_UNKNOWN), never guessed', async () => {
     const { gate: g } = await gate();
     const d = await g.check(ask({ breakGlassId: 'req-made-up-12345' }));
