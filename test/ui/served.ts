@@ -18,6 +18,7 @@ import { mintDSSEBundle } from '../support/mint.js';
  */
 export const ROOT = path.resolve(import.meta.dirname, '..', '..');
 export const AUDIT_TOKEN = 'auditor-token-7f3a9c1e';
+export const BREAK_GLASS_TOKEN = 'on-call-token-2b8d';
 export const hex = (seed: string) => createHash('sha256').update(seed).digest('hex');
 /** a subject with provenance on disk: allowed in dev */
 export const WITH_PROVENANCE = hex('ui: an app with provenance');
@@ -35,6 +36,8 @@ export interface UiFixture {
   changedConfig: string;
   /** the checkpoint key's id as checkpoints name it: base64 of the SHA-256 of its DER SPKI */
   checkpointKeyId: string;
+  /** a break-glass request signed by the configured requester, as a Sigstore bundle */
+  sign(o: { requestId: string; subject: string; environment: string }): Promise<object>;
   close(): Promise<void>;
 }
 
@@ -87,30 +90,35 @@ export async function startUiFixture(): Promise<UiFixture> {
   writeFileSync(config, JSON.stringify(doc(fx.policy), null, 2));
   const changedConfig = path.join(dir, 'changed.yaml');
   writeFileSync(changedConfig, JSON.stringify(doc(changedPolicy), null, 2));
-  // the break-glass request for HOTFIX in dev, signed with the requester's key
-  const statement = breakGlassStatement({
-    subjects: [{ digest: { algorithm: 'sha256', hex: HOTFIX } }],
-    environment: 'dev',
-    justification: JUSTIFICATION,
-    ticket: 'INC-77',
-    requester: keyId,
-    expiresInMinutes: 45,
-    now: new Date(),
-    requestId: REQUEST_ID,
-  });
-  const m = await mintDSSEBundle(fx.svc, {
-    statement,
-    version: '0.3',
-    signer: 'key',
-    privateKey: requester.privateKey,
-  });
-  writeFileSync(path.join(dir, 'request.sigstore.json'), JSON.stringify(m.bundle));
+  const sign = async (o: { requestId: string; subject: string; environment: string }) => {
+    const statement = breakGlassStatement({
+      subjects: [{ digest: { algorithm: 'sha256', hex: o.subject } }],
+      environment: o.environment,
+      justification: JUSTIFICATION,
+      ticket: 'INC-77',
+      requester: keyId,
+      expiresInMinutes: 45,
+      now: new Date(),
+      requestId: o.requestId,
+    });
+    const m = await mintDSSEBundle(fx.svc, {
+      statement,
+      version: '0.3',
+      signer: 'key',
+      privateKey: requester.privateKey,
+    });
+    return m.bundle as object;
+  };
+  // the break-glass request for HOTFIX in dev that gate check is handed as a file
+  const bundle = await sign({ requestId: REQUEST_ID, subject: HOTFIX, environment: 'dev' });
+  writeFileSync(path.join(dir, 'request.sigstore.json'), JSON.stringify(bundle));
   return {
     fx,
     dir,
     config,
     changedConfig,
     checkpointKeyId,
+    sign,
     close: () => fx.close(),
   };
 }
@@ -161,7 +169,10 @@ export interface Served {
 export async function serve(config: string, tls?: { cert: string; key: string }): Promise<Served> {
   const args = ['serve', '--config', config, '--port', '0'];
   if (tls) args.push('--tls-cert', tls.cert, '--tls-key', tls.key);
-  const child = gateProcess(args, { GATE_TOKEN_AUDIT: AUDIT_TOKEN });
+  const child = gateProcess(args, {
+    GATE_TOKEN_AUDIT: AUDIT_TOKEN,
+    GATE_TOKEN_BREAK_GLASS: BREAK_GLASS_TOKEN,
+  });
   let stderr = '';
   child.stderr!.setEncoding('utf8').on('data', (d: string) => (stderr += d));
   const exited = new Promise<number | null>((r) => child.on('exit', (code) => r(code)));
@@ -192,32 +203,65 @@ export async function serve(config: string, tls?: { cert: string; key: string })
   };
 }
 
-/** POST /v1/decisions for one subject; the decision answered. */
-export async function decide(origin: string, subject: string, environment = 'dev') {
+/** POST /v1/decisions for one subject (under a stored break-glass request); the decision. */
+export async function decide(
+  origin: string,
+  subject: string,
+  environment = 'dev',
+  breakGlass?: string,
+) {
   const res = await fetch(`${origin}/v1/decisions`, {
     method: 'POST',
     headers: { 'content-type': 'application/json' },
-    body: JSON.stringify({ subjects: [`sha256:${subject}`], environment }),
+    body: JSON.stringify({
+      subjects: [`sha256:${subject}`],
+      environment,
+      ...(breakGlass ? { breakGlass } : {}),
+    }),
   });
   return (await res.json()) as Decision;
 }
 
-/** A real `gate check --break-glass` of HOTFIX in dev into the same ledger: the override. */
-export async function breakGlass(ui: UiFixture): Promise<Decision> {
-  const child = gateProcess(
-    [
-      ...['check', '--config', ui.config, '--subject', `sha256:${HOTFIX}`, '--env', 'dev'],
-      ...['--break-glass', path.join(ui.dir, 'request.sigstore.json'), '--format', 'json'],
-    ],
-    {},
+/** POST /v1/break-glass (DELETE with `revoke`): the status and the body answered. */
+export async function breakGlassRoute(
+  origin: string,
+  how: { store: object } | { revoke: string },
+): Promise<{ status: number; body: Record<string, unknown> }> {
+  const res = await fetch(
+    'store' in how ? `${origin}/v1/break-glass` : `${origin}/v1/break-glass/${how.revoke}`,
+    {
+      method: 'store' in how ? 'POST' : 'DELETE',
+      headers: {
+        authorization: `Bearer ${BREAK_GLASS_TOKEN}`,
+        ...('store' in how ? { 'content-type': 'application/json' } : {}),
+      },
+      ...('store' in how ? { body: JSON.stringify({ bundles: [how.store] }) } : {}),
+    },
   );
+  return { status: res.status, body: (await res.json()) as Record<string, unknown> };
+}
+
+/** A real `gate ARGS...` as a child process: its exit code and output. */
+export async function runGate(
+  args: string[],
+): Promise<{ code: number | null; stdout: string; stderr: string }> {
+  const child = gateProcess(args, {});
   let stdout = '';
   let stderr = '';
   child.stdout!.setEncoding('utf8').on('data', (d: string) => (stdout += d));
   child.stderr!.setEncoding('utf8').on('data', (d: string) => (stderr += d));
   const code = await new Promise<number | null>((r) => child.on('exit', (c) => r(c)));
-  if (code !== 0) throw new Error(`gate check --break-glass exited ${code}: ${stderr}`);
-  return JSON.parse(stdout) as Decision;
+  return { code, stdout, stderr };
+}
+
+/** A real `gate check --break-glass` of HOTFIX in dev into the same ledger: the override. */
+export async function breakGlass(ui: UiFixture): Promise<Decision> {
+  const run = await runGate([
+    ...['check', '--config', ui.config, '--subject', `sha256:${HOTFIX}`, '--env', 'dev'],
+    ...['--break-glass', path.join(ui.dir, 'request.sigstore.json'), '--format', 'json'],
+  ]);
+  if (run.code !== 0) throw new Error(`gate check --break-glass exited ${run.code}: ${run.stderr}`);
+  return JSON.parse(run.stdout) as Decision;
 }
 
 /** The screenshots kept as test artefacts (gitignored): test-artifacts/ui/NAME/, emptied first. */

@@ -1,3 +1,4 @@
+import { rmSync } from 'node:fs';
 import path from 'node:path';
 import {
   chromium,
@@ -12,11 +13,14 @@ import {
   artifactsFor,
   AUDIT_TOKEN,
   breakGlass,
+  breakGlassRoute,
   decide,
+  hex,
   HOTFIX,
   JUSTIFICATION,
   killChildren,
   REQUEST_ID,
+  runGate,
   serve,
   startUiFixture,
   WITH_PROVENANCE,
@@ -34,7 +38,15 @@ let ui: UiFixture;
 let served: Served;
 let browser: Browser;
 let shots: string;
-const decisions: Record<'allow' | 'deny' | 'unknownEnv' | 'override', Decision> = {} as never;
+const decisions: Record<'allow' | 'deny' | 'unknownEnv' | 'override' | 'storedOverride', Decision> =
+  {} as never;
+/** a subject denied, then let through by a request stored with POST /v1/break-glass */
+const STORED_HOTFIX = hex('ui: a hotfix let through by a stored request');
+const STORED_ID = 'req-ui-stored';
+const REVOKED_ID = 'req-ui-revoked';
+const REFUSED_ID = 'req-ui-refused';
+/** the ledger's records: five decisions, three requests stored or refused, one revocation */
+const RECORDS = 9;
 /** every URL any page of these tests requested, and every console message */
 const requested: string[] = [];
 const consoleMessages: string[] = [];
@@ -47,6 +59,19 @@ beforeAll(async () => {
   decisions.deny = await decide(served.origin, HOTFIX);
   decisions.unknownEnv = await decide(served.origin, WITH_PROVENANCE, 'staging');
   decisions.override = await breakGlass(ui);
+  // stored requests: one used through POST /v1/decisions, one revoked, one refused (production
+  // has no break glass)
+  const store = async (requestId: string, subject: string, environment = 'dev') =>
+    breakGlassRoute(served.origin, {
+      store: await ui.sign({ requestId, subject, environment }),
+    });
+  expect((await store(STORED_ID, STORED_HOTFIX)).status).toBe(201);
+  decisions.storedOverride = await decide(served.origin, STORED_HOTFIX, 'dev', STORED_ID);
+  expect((await store(REVOKED_ID, STORED_HOTFIX)).status).toBe(201);
+  expect((await breakGlassRoute(served.origin, { revoke: REVOKED_ID })).status).toBe(200);
+  expect((await store(REFUSED_ID, STORED_HOTFIX, 'production')).body).toMatchObject({
+    error: { code: 'BREAK_GLASS_NOT_CONFIGURED' },
+  });
   browser = await chromium.launch({ executablePath: '/usr/bin/chromium', args: ['--no-sandbox'] });
 });
 afterAll(async () => {
@@ -82,13 +107,14 @@ const shot = (page: Page, name: string) =>
   page.screenshot({ path: path.join(shots, `${name}.png`), fullPage: true });
 
 describe('the decisions the web view is tested on', () => {
-  it('are an allow, two denies and an override, all in the ledger gate serve reads', () => {
+  it('are an allow, two denies and two overrides, all in the ledger gate serve reads', () => {
     expect([
       decisions.allow.outcome,
       decisions.deny.outcome,
       decisions.unknownEnv.outcome,
       decisions.override.outcome,
-    ]).toEqual(['allow', 'deny', 'deny', 'override']);
+      decisions.storedOverride.outcome,
+    ]).toEqual(['allow', 'deny', 'deny', 'override', 'override']);
     expect(served.webView).toMatch(/^http:\/\/127\.0\.0\.1:\d+\/ui\/$/);
   });
 });
@@ -171,8 +197,8 @@ describe('signed in', () => {
 
   it('lists every decision, newest first', async () => {
     const rows = page.locator('tbody tr');
-    await expect(rows.count()).resolves.toBe(4);
-    await expect(rows.first().textContent()).resolves.toContain('override');
+    await expect(rows.count()).resolves.toBe(5);
+    await expect(rows.first().textContent()).resolves.toContain(decisions.storedOverride.id);
   });
 
   it('filters by outcome, environment, rule, requester and subject through the form', async () => {
@@ -197,11 +223,12 @@ describe('signed in', () => {
       page.waitForNavigation(),
       page.getByRole('button', { name: 'Filter' }).click(),
     ]);
-    // the deny for it, and the override that set it aside
+    // the deny for it, and the overrides that set it aside
     const ids = await page.locator('tbody tr').allTextContents();
-    expect(ids).toHaveLength(2);
+    expect(ids).toHaveLength(3);
     expect(ids.join()).toContain(decisions.deny.id);
     expect(ids.join()).toContain(decisions.override.id);
+    expect(ids.join()).toContain(decisions.storedOverride.id);
     await page.getByRole('link', { name: 'Clear' }).click();
     await page.getByLabel('Requester').fill(decisions.override.override!.requester);
     await Promise.all([
@@ -209,6 +236,7 @@ describe('signed in', () => {
       page.getByRole('button', { name: 'Filter' }).click(),
     ]);
     await expect(page.locator('tbody tr').allTextContents()).resolves.toEqual([
+      expect.stringContaining(decisions.storedOverride.id),
       expect.stringContaining(decisions.override.id),
     ]);
     // a subject's digest is a link to its decisions
@@ -233,7 +261,7 @@ describe('signed in', () => {
       page.getByText('No recorded decision matches these filters.').count(),
     ).resolves.toBe(1);
     await page.goto(`${served.origin}/ui/decisions?to=${tomorrow}`);
-    await expect(page.locator('tbody tr').count()).resolves.toBe(4);
+    await expect(page.locator('tbody tr').count()).resolves.toBe(5);
   });
 
   it('says what is wrong with a filter, with 400', async () => {
@@ -250,7 +278,10 @@ describe('signed in', () => {
     await page.goto(`${served.origin}/ui/decisions?outcome=override`);
     await Promise.all([
       page.waitForNavigation(),
-      page.getByRole('link', { name: 'Open' }).first().click(),
+      page
+        .locator('tbody tr', { hasText: decisions.override.id })
+        .getByRole('link', { name: 'Open' })
+        .click(),
     ]);
     expect(new URL(page.url()).pathname).toBe(`/ui/decisions/${decisions.override.id}`);
     const main = (await page.locator('main').textContent())!;
@@ -296,22 +327,47 @@ describe('signed in', () => {
 
   it('shows the ledger verified, its last checkpoint and the key that signed it', async () => {
     await page.getByRole('link', { name: 'Ledger health' }).click();
-    await expect(page.getByRole('status').textContent()).resolves.toBe('Verified: all 4 records');
+    await expect(page.getByRole('status').textContent()).resolves.toBe(
+      `Verified: all ${RECORDS} records`,
+    );
     const main = await read(page.locator('main'));
-    expect(main).toContain('Chain verified up to record 4');
+    expect(main).toContain(`Chain verified up to record ${RECORDS}`);
     expect(main).toContain(`Key id ${ui.checkpointKeyId}`);
     expect(main).toContain('Key the configured key');
     await shot(page, '06-ledger');
   });
 
-  it('lists the active break-glass request with what it covered', async () => {
+  it('lists break-glass requests: active, revoked, refused, with what each covered', async () => {
     await page.getByRole('link', { name: 'Break glass' }).click();
-    const active = page.locator('h2:text-is("Active") + section');
-    const text = (await active.textContent())!;
-    expect(text).toContain(REQUEST_ID);
-    expect(text).toContain(`sha256:${HOTFIX}`);
-    expect(text).toContain(decisions.override.id);
-    expect(text).toContain('dev');
+    const sections = page.locator('section.request');
+    // only an active request's status is a badge
+    const active = await sections.filter({ has: page.locator('h3 .outcome') }).count();
+    const byId = async (id: string) =>
+      read(sections.filter({ has: page.locator(`h3:has-text("${id}")`) }));
+    // presented as bundles to gate check: active, covering HOTFIX through its one override
+    const checked = await byId(REQUEST_ID);
+    expect(checked).toContain(`${REQUEST_ID} active`);
+    expect(checked).toContain(`sha256:${HOTFIX}`);
+    expect(checked).toContain(decisions.override.id);
+    expect(checked).toContain('not stored: presented as bundles');
+    // stored with POST /v1/break-glass and used through POST /v1/decisions
+    const stored = await byId(STORED_ID);
+    expect(stored).toContain(`${STORED_ID} active`);
+    expect(stored).toContain(`sha256:${STORED_HOTFIX}`);
+    expect(stored).toContain(decisions.storedOverride.id);
+    expect(stored).toContain('(POST /v1/break-glass)');
+    expect(stored).toContain('Reuse until it expires');
+    expect(stored).toContain(JUSTIFICATION);
+    // stored, then revoked over DELETE: no longer active, never used
+    const revoked = await byId(REVOKED_ID);
+    expect(revoked).toContain(`${REVOKED_ID} revoked`);
+    expect(revoked).toMatch(/Revoked \S+ \(server\)/);
+    expect(revoked).toContain('Used not yet');
+    expect(active).toBe(2);
+    const refused = await read(page.locator('h2:text-is("Refused") + table tbody'));
+    expect(refused).toContain(REFUSED_ID);
+    expect(refused).toContain('BREAK_GLASS_NOT_CONFIGURED');
+    expect(refused).toContain('production');
     await shot(page, '07-break-glass');
   });
 
@@ -326,11 +382,18 @@ describe('signed in', () => {
     await expect(focused()).resolves.toBe('Skip to content');
     await shot(page, '08-skip-link-focused');
     const reached: string[] = [];
-    for (let i = 0; i < 5; i++) {
+    for (let i = 0; i < 6; i++) {
       await page.keyboard.press('Tab');
       reached.push(await focused());
     }
-    expect(reached).toEqual(['Decisions', 'Break glass', 'Ledger health', 'Sign out', 'f-subject']);
+    expect(reached).toEqual([
+      'Decisions',
+      'Break glass',
+      'Recheck drift',
+      'Ledger health',
+      'Sign out',
+      'f-subject',
+    ]);
     // the skip link moves the focus past the navigation to the content
     await page.goto(`${served.origin}/ui/decisions`);
     await page.keyboard.press('Tab');
@@ -340,7 +403,7 @@ describe('signed in', () => {
     await expect(focused()).resolves.toBe('f-subject');
     // Enter on a focused link follows it
     await page.goto(`${served.origin}/ui/decisions`);
-    for (let i = 0; i < 4; i++) await page.keyboard.press('Tab');
+    for (let i = 0; i < 5; i++) await page.keyboard.press('Tab');
     await Promise.all([page.waitForNavigation(), page.keyboard.press('Enter')]);
     expect(new URL(page.url()).pathname).toBe('/ui/ledger');
   });
@@ -374,7 +437,7 @@ describe('with JavaScript disabled', () => {
   it('signs in, lists, opens and replays all the same', async () => {
     const { context, page } = await newPage({ javaScriptEnabled: false });
     await signIn(page);
-    await expect(page.locator('tbody tr').count()).resolves.toBe(4);
+    await expect(page.locator('tbody tr').count()).resolves.toBe(5);
     await page.goto(`${served.origin}/ui/decisions/${decisions.override.id}`);
     await expect(page.locator('main').textContent()).resolves.toContain(REQUEST_ID);
     await Promise.all([
@@ -383,6 +446,44 @@ describe('with JavaScript disabled', () => {
     ]);
     await expect(page.getByRole('status').textContent()).resolves.toContain('Same');
     await shot(page, '09-no-javascript-replay');
+    await context.close();
+  });
+});
+
+describe('rechecks', () => {
+  it('shows the drift gate recheck found once the evidence is gone, and what each recheck re-decided', async () => {
+    // the provenance that allowed WITH_PROVENANCE is gone: allowed then, denied now
+    rmSync(path.join(ui.dir, 'evidence', 'app.sigstore.json'));
+    const run = await runGate(['recheck', '--env', 'dev', '--config', ui.config]);
+    expect([run.code, run.stderr]).toEqual([1, '']);
+    const { context, page } = await newPage();
+    await signIn(page);
+    await page.getByRole('link', { name: 'Recheck drift' }).click();
+    await expect(read(page.getByRole('status'))).resolves.toBe(
+      '1 recheck found drift: allowed then, denied now.',
+    );
+    const rows = page.locator('tbody tr');
+    await expect(rows.count()).resolves.toBe(3);
+    const drift = rows.filter({ hasText: 'drift' });
+    await expect(drift.count()).resolves.toBe(1);
+    const text = await read(drift);
+    expect(text).toContain(`sha256:${WITH_PROVENANCE.slice(0, 12)}`);
+    expect(text).toMatch(/allow → deny/);
+    expect(text).toContain('test.provenance: no provenance for');
+    // the overrides' requests have not expired and cover what is violated now
+    await expect(rows.filter({ hasText: 'covered' }).count()).resolves.toBe(2);
+    await shot(page, '10-drift');
+    // the recheck's own page links to the decision it re-decided
+    await Promise.all([page.waitForNavigation(), drift.getByRole('link').first().click()]);
+    const main = await read(page.locator('main'));
+    expect(main).toContain(
+      `This decision re-checks ${decisions.allow.id} (then allow, now deny): drift.`,
+    );
+    await Promise.all([
+      page.waitForNavigation(),
+      page.getByRole('link', { name: decisions.allow.id }).click(),
+    ]);
+    expect(new URL(page.url()).pathname).toBe(`/ui/decisions/${decisions.allow.id}`);
     await context.close();
   });
 });
@@ -428,7 +529,7 @@ describe('after the policy changed', () => {
     const rows = await page.locator('tbody tr').allTextContents();
     expect(rows[0]).toMatch(/the policy of the time.*deny: test\.provenance.*same/s);
     expect(rows[1]).toMatch(/this server's policy.*allow.*different/s);
-    await shot(page, '10-replay-different');
+    await shot(page, '11-replay-different');
     await context.close();
   });
 });

@@ -5,6 +5,7 @@ export const STYLESHEET_PATH = '/ui/assets/gate.css';
 const NAV: Array<{ href: string; label: string }> = [
   { href: '/ui/decisions', label: 'Decisions' },
   { href: '/ui/break-glass', label: 'Break glass' },
+  { href: '/ui/drift', label: 'Recheck drift' },
   { href: '/ui/ledger', label: 'Ledger health' },
 ];
 

@@ -40,9 +40,16 @@ export interface LedgerHealth {
   configuredKeyId?: string;
 }
 
+/** A break-glass request's acceptance, refusal or revocation, as the ledger's chain keeps it. */
+export type BreakGlassRecord = Awaited<
+  ReturnType<NonNullable<AuditLedger['breakGlassRecords']>>
+>[number];
+
 /** What the pages read, the same way /v1/audit reads it (src/server/audit.ts). */
 export interface LedgerView {
   list(q: LedgerQuery): Promise<{ decisions: Decision[]; skipped: number }>;
+  /** stored break-glass records, newest first (none in a ledger that stores no requests) */
+  breakGlass(limit: number): Promise<BreakGlassRecord[]>;
   one(id: string): Promise<ShownRecord | undefined>;
   replay(r: ShownRecord): Promise<Replay>;
   health(): Promise<LedgerHealth>;
@@ -85,6 +92,10 @@ export function createLedgerView(
         hash: r.hash,
         prevHash: r.prevHash,
       };
+    },
+    async breakGlass(limit) {
+      const ledger = jsonl ? undefined : audit();
+      return ledger?.breakGlassRecords ? ledger.breakGlassRecords(limit) : [];
     },
     replay: (r) => replayer({ decision: r.decision, input: r.input }),
     async health() {

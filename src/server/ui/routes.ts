@@ -1,6 +1,8 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { GateConfig } from '../../config.js';
+import type { Decision } from '../../decision.js';
 import type { Gate } from '../../gate.js';
+import { judge } from '../../recheck.js';
 import { tokenMatches } from '../auth.js';
 import { HttpError, toHttpError } from '../errors.js';
 import { STYLESHEET } from './css.js';
@@ -9,6 +11,7 @@ import { notice, page, STYLESHEET_PATH } from './layout.js';
 import { createLedgerView } from './ledger-view.js';
 import { breakGlassPage, requestsFrom } from './pages/break-glass.js';
 import { decisionPage } from './pages/decision.js';
+import { driftPage, isRecheckStatus, type RecheckView } from './pages/drift.js';
 import { decisionsPage, parseFilters } from './pages/decisions.js';
 import { ledgerPage } from './pages/ledger.js';
 import { loginPage } from './pages/login.js';
@@ -26,7 +29,9 @@ import { createSessionStore, type SessionStore } from './session.js';
 export const UI_PREFIX = '/ui';
 /** a sign-in form holds one token: anything bigger is not one */
 const FORM_BODY_LIMIT = 8 * 1024;
-/** overrides read for the break-glass page */
+/** rechecks judged for the drift page, among the newest decisions read */
+const RECHECKS_SHOWN = 200;
+/** overrides, and break-glass records, read for the break-glass page */
 const OVERRIDES_READ = 1000;
 const PUBLIC = new Set([`${UI_PREFIX}/login`, STYLESHEET_PATH]);
 
@@ -160,8 +165,25 @@ export function registerUiRoutes(app: FastifyInstance, opts: UiOptions): void {
       ui.get<{ Params: { id: string } }>(
         '/decisions/:id',
         { schema: ID_PARAMS },
-        async (request, reply) => sendPage(reply, decisionPage(await found(request.params.id))),
+        async (request, reply) => {
+          const r = await found(request.params.id);
+          return sendPage(reply, decisionPage(r, await judged(r.decision)));
+        },
       );
+      ui.get<{ Querystring: { status?: unknown } }>('/drift', async (request, reply) => {
+        const { decisions } = await view.list({ limit: OVERRIDES_READ });
+        const rechecks: RecheckView[] = [];
+        for (const d of decisions) {
+          if (rechecks.length >= RECHECKS_SHOWN) break;
+          const j = await judged(d);
+          if (j) rechecks.push({ decision: d, ...j });
+        }
+        const status = isRecheckStatus(request.query.status) ? request.query.status : undefined;
+        return sendPage(
+          reply,
+          driftPage(rechecks, { scanned: decisions.length, ...(status ? { status } : {}) }),
+        );
+      });
       ui.post<{ Params: { id: string } }>(
         '/decisions/:id/replay',
         { schema: ID_PARAMS },
@@ -173,13 +195,13 @@ export function registerUiRoutes(app: FastifyInstance, opts: UiOptions): void {
       );
       ui.get<{ Querystring: { request?: unknown } }>('/break-glass', async (request, reply) => {
         const { decisions } = await view.list({ outcome: 'override', limit: OVERRIDES_READ });
+        const records = await view.breakGlass(OVERRIDES_READ);
         const only = typeof request.query.request === 'string' ? request.query.request : undefined;
         return sendPage(
           reply,
-          breakGlassPage(requestsFrom(decisions), {
+          breakGlassPage(requestsFrom(records, decisions), {
             now: Date.now(),
             limit: OVERRIDES_READ,
-            scanned: decisions.length,
             ...(only !== undefined ? { only } : {}),
           }),
         );
@@ -188,6 +210,20 @@ export function registerUiRoutes(app: FastifyInstance, opts: UiOptions): void {
     { prefix: UI_PREFIX },
   );
 
+  /** a recheck judged as `gate recheck` judged it, against the decision it re-decided */
+  const judged = async (d: Decision) => {
+    const of = d.recheckOf;
+    if (!of) return undefined;
+    const was = await view.one(of.id).catch(() => undefined);
+    const verdict: { status: RecheckView['status']; reasons: string[] } = was
+      ? judge(was.decision, d)
+      : {
+          status:
+            d.outcome === 'allow' ? 'unchanged' : d.outcome === 'error' ? 'undecided' : 'drift',
+          reasons: [`the decision rechecked (${of.id}) is not in this ledger`],
+        };
+    return { of, ...verdict };
+  };
   const found = async (id: string) => {
     const r = await view.one(id);
     if (!r) throw new HttpError(404, 'NOT_FOUND', `no decision ${id}`);

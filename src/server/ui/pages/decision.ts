@@ -6,11 +6,17 @@ import type { ShownRecord } from '../ledger-view.js';
 import { decisionLink, outcomeBadge, subjectDigests } from './format.js';
 
 /** One decision in full: what was asked, on what evidence, what the policy said, and why. */
-export function decisionPage(r: ShownRecord): Html {
+/** How a recheck compares with the decision it re-decided (src/recheck.ts judge). */
+export interface RecheckJudgement {
+  status: string;
+  reasons: string[];
+}
+
+export function decisionPage(r: ShownRecord, judged?: RecheckJudgement): Html {
   const d = r.decision;
   return page(
     { title: `Decision ${d.id}`, current: '/ui/decisions', signedIn: true },
-    html`${summary(d)} ${recheckOf(d)}
+    html`${summary(d)} ${recheckOf(d, judged)}
       <form method="post" action="${uiPath(['decisions', d.id, 'replay'])}">
         <button type="submit">Replay this decision</button>
         <span class="hint"
@@ -41,20 +47,23 @@ function summary(d: Decision): Html {
   ]);
 }
 
-/**
- * A decision that re-checks an earlier one (`gate recheck`, `recheckOf: {id, outcome}`) links to
- * it, and says whether the answer drifted. Read structurally: older decisions do not carry it.
- */
-function recheckOf(d: Decision): Html | '' {
-  const of = (d as { recheckOf?: { id?: unknown; outcome?: unknown } }).recheckOf;
-  if (typeof of?.id !== 'string') return '';
-  const was = typeof of.outcome === 'string' ? of.outcome : undefined;
-  const drift = was !== undefined && (was === 'allow' || was === 'override') && !d.allow;
-  return notice(
+/** A decision made by `gate recheck` links to the one it re-decided, and says what changed. */
+function recheckOf(d: Decision, judged?: RecheckJudgement): Html | '' {
+  const of = d.recheckOf;
+  if (!of) return '';
+  const drift = judged?.status === 'drift';
+  return html`${notice(
     drift ? 'error' : 'info',
-    html`This decision re-checks
-    ${decisionLink(of.id)}${was ? html` (then ${was}, now ${d.outcome})` : ''}.${drift ? ' Drift: it was let through and would now be denied.' : ''}`,
-  );
+    html`This decision re-checks ${decisionLink(of.id)} (then ${of.outcome}, now
+    ${d.outcome})${judged ? html`: <strong>${judged.status}</strong>` : ''}.`,
+  )}
+  ${
+    judged?.reasons.length
+      ? html`<ul>
+          ${judged.reasons.map((r) => html`<li>${r}</li>`)}
+        </ul>`
+      : ''
+  }`;
 }
 
 function subjects(d: Decision): Html {
