@@ -10,7 +10,10 @@ export interface SinkOutboxOptions {
   file: string;
   sinks: SinkConfig[];
   now?: () => number;
-  /** how long enqueued decisions gather before one write and one fsync (default 20 ms) */
+  /**
+   * how long enqueued decisions gather before one write and one fsync (default 100 ms): the fsync
+   * runs in the thread pool the ledger fsyncs in too, ten a second at most
+   */
   flushMs?: number;
   /** decisions per delivery attempt to one sink (default 500) */
   batch?: number;
@@ -76,7 +79,7 @@ export type RecoverySource = { query(q: LedgerQuery): Promise<LedgerRecord[]> };
  */
 export function createSinkOutbox(o: SinkOutboxOptions) {
   const now = o.now ?? Date.now;
-  const flushMs = o.flushMs ?? 20;
+  const flushMs = o.flushMs ?? 100;
   const batch = o.batch ?? 500;
   const backoff = o.backoffMs ?? 1000;
   const maxBackoff = o.maxBackoffMs ?? 5 * 60_000;
