@@ -515,9 +515,19 @@ describe('what the browser was sent and asked for', () => {
 });
 
 describe('after the policy changed', () => {
-  it('a replay of a deny made under the old policy says different', async () => {
-    await served.stop();
+  it('a replay of a deny made under the old policy says different (and the restart ended every session)', async () => {
+    const { context: before, page: signedIn } = await newPage();
+    await signIn(signedIn);
+    const [cookie] = await before.cookies();
+    await before.close();
+    expect(await served.stop()).toBe(0);
     served = await serve(ui.changedConfig);
+    // the same port is not promised: ask the new server with the old session
+    const stale = await fetch(`${served.origin}/ui/decisions`, {
+      headers: { cookie: `${cookie!.name}=${cookie!.value}` },
+      redirect: 'manual',
+    });
+    expect([stale.status, stale.headers.get('location')]).toEqual([303, '/ui/login']);
     const { context, page } = await newPage();
     await signIn(page);
     await page.goto(`${served.origin}/ui/decisions/${decisions.deny.id}`);

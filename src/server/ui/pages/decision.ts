@@ -127,7 +127,8 @@ function rules(title: string, list: RuleResult[], none: string): Html {
 }
 
 function verdict(d: Decision): Html {
-  return html`${rules('Violations', d.violations, 'None: every rule evaluated held.')}
+  const title = d.override ? 'Violations (set aside by the override)' : 'Violations';
+  return html`${rules(title, d.violations, 'None: every rule evaluated held.')}
   ${d.warnings.length ? rules('Warnings', d.warnings, '') : ''}`;
 }
 
