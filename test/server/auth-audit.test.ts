@@ -133,9 +133,16 @@ describe('bearer tokens', () => {
   });
 
   it('reads comma-separated tokens from the environment', () => {
-    expect(tokensFrom({ GATE_TOKEN_AUDIT: ' a, b ,,', GATE_TOKEN_DECISIONS: 'c' })).toEqual({
+    expect(
+      tokensFrom({
+        GATE_TOKEN_AUDIT: ' a, b ,,',
+        GATE_TOKEN_DECISIONS: 'c',
+        GATE_TOKEN_BREAK_GLASS: 'd',
+      }),
+    ).toEqual({
       audit: ['a', 'b'],
       decisions: ['c'],
+      breakGlass: ['d'],
     });
   });
 });
