@@ -123,9 +123,10 @@ export async function gateFor(
   doc: Record<string, unknown> = {},
   rules: object = RULES,
   deps: GateDeps = {},
+  env: Record<string, string> = {},
 ): Promise<{ gate: Gate; ledger: string; dir: string; file: string }> {
   const c = writeConfig(svc, doc, rules);
-  const config = normalise(c.doc, c.dir, hex(c.file));
+  const config = normalise(c.doc, c.dir, hex(c.file), 'config', env);
   const gate = await createGate(config, { sources: () => [nothing], ...deps });
   return { gate, ledger: c.ledger, dir: c.dir, file: c.file };
 }
