@@ -3,6 +3,7 @@ import type { AuditLedger, Ledger } from './audit/ledger.js';
 import { openLedger } from './audit/open.js';
 import { policyStoreFor, type PolicyStore } from './audit/policy-store.js';
 import {
+  lookupRequest,
   lostRace,
   notRevoked,
   registerRequest,
@@ -76,6 +77,8 @@ export interface Gate {
   readonly breakGlass?: {
     /** checks a signed request and its co-signatures and records it, accepted or refused */
     register(bundles: unknown[]): Promise<Registered>;
+    /** a request as the ledger holds it: accepted (with its bundles) and revoked, if either */
+    lookup(requestId: string): ReturnType<typeof lookupRequest>;
     /** ends a stored request early, recorded */
     revoke(
       requestId: string,
@@ -328,6 +331,7 @@ export async function createGate(config: GateConfig, deps: GateDeps = {}): Promi
     breakGlass: {
       register: (bundles) =>
         registerRequest(bundles, { trust, keys: config.keys, now: now(), rules }, ledger, newId),
+      lookup: (requestId) => lookupRequest(ledger, requestId),
       revoke: (requestId, via, reason) =>
         revokeRequest(requestId, {
           ledger,

@@ -274,6 +274,9 @@ export async function notRevoked(ledger: Ledger, bg: BreakGlassResult): Promise<
   return { accepted: undefined, refused: [...bg.refused, refusal] };
 }
 
+/** A request's accepted and revoked records, if any (LEDGER_UNAVAILABLE for JSON Lines). */
+export const lookupRequest = (ledger: Ledger, requestId: string) => lookup(ledger, requestId);
+
 async function lookup(ledger: Ledger, requestId: string): Promise<StoredBreakGlass | undefined> {
   if (!ledger.breakGlassRequest) throw unsupported();
   return ledger.breakGlassRequest(requestId);

@@ -11,7 +11,7 @@ import { statusForCode, type ErrorBody } from './errors.js';
  * checks them against the policy data exactly as `gate check --break-glass` does, and records the
  * accepted request in the ledger before answering 201 `{"requestId": ...}`. A refused request is
  * recorded too, and answered with its code (src/breakglass/types.ts) and the status the one table
- * gives it (errors.ts). DELETE revokes a request, recorded; it authorizes nothing after, whether it
+ * gives it (errors.ts). GET says what the ledger holds of a request. DELETE revokes a request, recorded; it authorizes nothing after, whether it
  * was stored here or is only ever presented as bundles.
  */
 export const BREAK_GLASS_PREFIX = '/v1/break-glass';
@@ -78,6 +78,56 @@ export function registerBreakGlassRoutes(app: FastifyInstance, gate: Gate): void
         subjects: result.request.subjects,
         expiresAt: result.expiresAt,
         record: result.recordId,
+      });
+    },
+  );
+
+  // GET /v1/break-glass/ID: the request as stored, and whether it still authorizes anything
+  app.get<{ Params: { id: string } }>(
+    `${BREAK_GLASS_PREFIX}/:id`,
+    { schema: { params: DELETE_PARAMS } },
+    async (request, reply) => {
+      const { id } = request.params;
+      const stored = await service().lookup(id);
+      if (!stored)
+        return refused(reply, {
+          requestId: id,
+          source: 'ledger',
+          code: 'BREAK_GLASS_UNKNOWN',
+          message: `no break-glass request ${id} is stored or revoked in the ledger`,
+        });
+      const accepted = stored.accepted;
+      const revoked = stored.revoked;
+      const held = accepted?.breakGlass.request;
+      return reply.send({
+        requestId: id,
+        stored: accepted !== undefined,
+        ...(held && accepted
+          ? {
+              environment: held.environment,
+              subjects: held.subjects,
+              requester: held.requester,
+              signers: held.signers,
+              justification: held.justification,
+              ticket: held.ticket,
+              expiresAt: held.expiresAt,
+              reuse: held.reuse ?? 'single',
+              storedAt: accepted.time,
+              record: accepted.id,
+            }
+          : {}),
+        ...(revoked
+          ? {
+              revoked: {
+                at: revoked.time,
+                record: revoked.id,
+                ...(revoked.breakGlass.via ? { via: revoked.breakGlass.via } : {}),
+                ...(revoked.breakGlass.reason ? { reason: revoked.breakGlass.reason } : {}),
+              },
+            }
+          : {}),
+        // what the ledger says now; each use still checks the bundles, subjects and environment
+        active: !revoked && held !== undefined && Date.parse(held.expiresAt) > Date.now(),
       });
     },
   );

@@ -61,7 +61,7 @@ beforeAll(async () => {
 });
 
 async function call(
-  method: 'POST' | 'DELETE',
+  method: 'POST' | 'DELETE' | 'GET',
   url: string,
   body?: unknown,
   token: string | null = TOKEN,
@@ -287,6 +287,10 @@ describe('refusals a use finds: said in the admission answer, recorded with the 
     // the annotation names the request for another image, or for the app with another beside it
     await expectDenied('production', [OTHER], id, 'BREAK_GLASS_WRONG_SUBJECT');
     await expectDenied('production', [APP, OTHER], id, 'BREAK_GLASS_WRONG_SUBJECT');
+    expect((await call('GET', `/v1/break-glass/${id}`)).body).toMatchObject({
+      stored: true,
+      active: true,
+    });
     await expectDenied('dev', [APP], id, 'BREAK_GLASS_WRONG_ENVIRONMENT');
     // and it still admits what it was for
     expect((await admit('production', [APP], id)).allowed).toBe(true);
@@ -298,6 +302,24 @@ describe('refusals a use finds: said in the admission answer, recorded with the 
     expect((await post(bundles)).status).toBe(201);
     expect((await call('DELETE', `/v1/break-glass/${id}`)).status).toBe(200);
     await expectDenied('production', [APP], id, 'BREAK_GLASS_REVOKED');
+    // what the ledger holds of it, behind the same token
+    const held = await call('GET', `/v1/break-glass/${id}`);
+    expect(held).toMatchObject({
+      status: 200,
+      body: {
+        requestId: id,
+        stored: true,
+        environment: 'production',
+        subjects: [`sha256:${APP}`],
+        requester: ONCALL.san,
+        reuse: 'until_expiry',
+        revoked: { via: 'server' },
+        active: false,
+      },
+    });
+    expect((await call('GET', `/v1/break-glass/${id}`, undefined, null)).status).toBe(401);
+    const none = await call('GET', '/v1/break-glass/req-never-posted-0003');
+    expect([none.status, none.body.error.code]).toEqual([404, 'BREAK_GLASS_UNKNOWN']);
     const again = await call('DELETE', `/v1/break-glass/${id}`);
     expect([again.status, again.body.error.code]).toEqual([409, 'BREAK_GLASS_REVOKED']);
     // a request never posted (used as bundles only) is revoked all the same, and says so
