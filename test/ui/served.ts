@@ -166,12 +166,17 @@ export interface Served {
 }
 
 /** `gate serve --config CONFIG --port 0` with the audit token, once it prints its web view. */
-export async function serve(config: string, tls?: { cert: string; key: string }): Promise<Served> {
+export async function serve(
+  config: string,
+  tls?: { cert: string; key: string },
+  env: NodeJS.ProcessEnv = {},
+): Promise<Served> {
   const args = ['serve', '--config', config, '--port', '0'];
   if (tls) args.push('--tls-cert', tls.cert, '--tls-key', tls.key);
   const child = gateProcess(args, {
     GATE_TOKEN_AUDIT: AUDIT_TOKEN,
     GATE_TOKEN_BREAK_GLASS: BREAK_GLASS_TOKEN,
+    ...env,
   });
   let stderr = '';
   child.stderr!.setEncoding('utf8').on('data', (d: string) => (stderr += d));
