@@ -5,6 +5,8 @@ export interface Received {
   path: string;
   headers: IncomingHttpHeaders;
   body: any;
+  /** the body as sent */
+  text: string;
   status: number;
 }
 
@@ -65,7 +67,7 @@ export class SinkReceiver {
         } catch {
           body = { unparsable: text };
         }
-        this.seen.push({ path: req.url!, headers: req.headers, body, status });
+        this.seen.push({ path: req.url!, headers: req.headers, body, text, status });
         res.writeHead(status, { 'content-type': 'application/json' }).end('{}');
       });
     });
