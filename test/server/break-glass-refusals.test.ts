@@ -248,6 +248,12 @@ describe('a request refused when posted: its code, its status, its record', () =
   });
 });
 
+interface Answer {
+  allowed: boolean;
+  status?: { code: number; message: string };
+  auditAnnotations: { decision: string };
+}
+
 describe('refusals a use finds: said in the admission answer, recorded with the deny', () => {
   const admit = async (env: string, images: string[], id: string) => {
     const res = await request(`${main.base}/v1/admission/${env}`, {
@@ -326,6 +332,40 @@ describe('refusals a use finds: said in the admission answer, recorded with the 
     const unposted = await call('DELETE', '/v1/break-glass/req-never-posted-0002');
     expect(unposted).toMatchObject({ status: 200, body: { revoked: true, stored: false } });
     expect((await call('DELETE', `/v1/break-glass/${id}`, undefined, null)).status).toBe(401);
+  });
+
+  it('an annotation that is not a request id, or two different ids in one object, is denied', async () => {
+    const review = (object: object) => ({
+      apiVersion: 'admission.k8s.io/v1',
+      kind: 'AdmissionReview',
+      request: { uid: 'uid-ann', kind: { kind: 'Deployment' }, operation: 'CREATE', object },
+    });
+    const spec = { containers: [{ name: 'c', image: `ghcr.io/acme/app@sha256:${APP}` }] };
+    const send = async (object: object) => {
+      const res = await request(`${main.base}/v1/admission/production`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify(review(object)),
+      });
+      return ((await res.body.json()) as { response: Answer }).response;
+    };
+    const bad = await send({
+      metadata: { annotations: { 'gate.dev/break-glass': 'x y' } },
+      spec: { template: { spec } },
+    });
+    expect(bad).toMatchObject({ allowed: false, status: { code: 400 } });
+    expect(bad.status!.message).toContain('gate.dev/break-glass must be a break-glass request id');
+    const two = await send({
+      metadata: { annotations: { 'gate.dev/break-glass': 'req-one-00000001' } },
+      spec: {
+        template: {
+          metadata: { annotations: { 'gate.dev/break-glass': 'req-two-00000002' } },
+          spec,
+        },
+      },
+    });
+    expect(two).toMatchObject({ allowed: false, status: { code: 400 } });
+    expect(two.status!.message).toContain('more than one break-glass request');
   });
 
   it('single use (BREAK_GLASS_REPLAYED): staging admits one Pod, refuses the next', async () => {
