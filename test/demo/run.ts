@@ -229,9 +229,12 @@ async function admissionStep(svc: LocalSigstore, image: string, hex: string): Pr
   }
   out(`(signed as ${ONCALL.san}, co-signed as ${LEAD.san})`);
   const token = 'demo-on-call-token';
+  const auditToken = 'demo-auditor-token';
+  const config = loadConfig(CONFIG, { cwd: ROOT });
   const server = createServer({
-    gate: await createGate(loadConfig(CONFIG, { cwd: ROOT })),
-    tokens: { breakGlass: [token] },
+    gate: await createGate(config),
+    config,
+    tokens: { breakGlass: [token], audit: [auditToken] },
   });
   try {
     const base = await server.listen({ host: '127.0.0.1', port: 0 });
@@ -317,6 +320,7 @@ async function admissionStep(svc: LocalSigstore, image: string, hex: string): Pr
       if (r.allowed !== admitted || (!admitted && !why.includes('BREAK_GLASS_WRONG_SUBJECT')))
         throw new DemoFailure(`expected ${kind} ${name} ${admitted ? 'admitted' : 'denied'}`);
     }
+    await webView(base, auditToken, id);
   } finally {
     await server.close();
   }
@@ -325,6 +329,23 @@ async function admissionStep(svc: LocalSigstore, image: string, hex: string): Pr
     says: ['ledger verified'],
     what: 'a verified chain, the stored request in it',
   });
+}
+
+/** The auditor's web view of the same server: signed in with the audit token, the request listed. */
+async function webView(base: string, auditToken: string, requestId: string): Promise<void> {
+  out(`web view at ${base}/ui/ (sign in with the audit token ${auditToken})`);
+  const login = await fetch(`${base}/ui/login`, {
+    method: 'POST',
+    headers: { origin: base, 'content-type': 'application/x-www-form-urlencoded' },
+    body: `token=${auditToken}`,
+    redirect: 'manual',
+  });
+  const cookie = login.headers.get('set-cookie')?.split(';')[0] ?? '';
+  const page = await fetch(`${base}/ui/break-glass`, { headers: { cookie } });
+  const html = await page.text();
+  if (login.status !== 303 || page.status !== 200 || !html.includes(requestId))
+    throw new DemoFailure(`expected the web view to list request ${requestId}`);
+  out(`  ${base}/ui/break-glass lists request ${requestId} and the overrides that used it`);
 }
 
 async function main(): Promise<void> {
