@@ -53,7 +53,7 @@ export async function decide(
       ? violations.map((v) => `gate dry-run would deny: ${v}`.slice(0, 256))
       : decision.override
         ? [
-            `gate: admitted by break-glass override, request ${decision.override.requestId} (decision ${decision.id}), overriding ${decision.override.overridden.join(', ') || 'nothing'}`.slice(
+            `gate: admitted by break-glass override, request ${decision.override.requestId} (decision ${decision.id}), overriding ${[...new Set(decision.override.overridden)].join(', ') || 'nothing'}`.slice(
               0,
               256,
             ),

@@ -23,8 +23,8 @@ afterAll(async () => {
   await svc?.close();
 });
 
-async function gate(deps: Parameters<typeof gateFor>[3] = {}) {
-  const g = await gateFor(svc, {}, undefined, deps);
+async function gate(deps: Parameters<typeof gateFor>[3] = {}, doc: Record<string, unknown> = {}) {
+  const g = await gateFor(svc, doc, undefined, deps);
   gates.push(g.gate);
   return g;
 }
@@ -87,6 +87,19 @@ describe('a stored request is used by id', () => {
     const { gate: g } = await gate();
     const d = await g.check(ask({ breakGlassId: 'req-made-up-12345' }));
     expect([d.outcome, codes(d)]).toEqual(['deny', ['BREAK_GLASS_UNKNOWN']]);
+  });
+});
+
+describe('a JSON Lines ledger', () => {
+  it('stores no requests: posting one could not be recorded (LEDGER_UNAVAILABLE), naming one finds none', async () => {
+    const { gate: g } = await gate({}, { ledger: { backend: 'jsonl', path: 'decisions.jsonl' } });
+    const r = await approvedRequest(svc, [APP]);
+    await expect(g.breakGlass!.register(r.bundles)).rejects.toMatchObject({
+      code: 'LEDGER_UNAVAILABLE',
+    });
+    const d = await g.check(ask({ breakGlassId: r.id }));
+    expect([d.outcome, codes(d)]).toEqual(['deny', ['BREAK_GLASS_UNKNOWN']]);
+    expect(d.breakGlassRefused![0]!.message).toContain('hash-chained ledger');
   });
 });
 
