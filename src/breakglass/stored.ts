@@ -20,6 +20,12 @@ import type { AcceptedBreakGlass, BreakGlassRefusal } from './types.js';
  * accepted request with its signed bundles (break-glass-record.ts); every use checks those
  * bundles again with checkBreakGlass, exactly as bundles handed to `gate check --break-glass`
  * are, against the decision's subjects and environment and the time of the use.
+ *
+ * A stored request is found only by the id a caller names, never looked up by subject and
+ * environment: an override then happens only where someone asked for one (the annotation on the
+ * workload, the flag in the pipeline), and a deploy nobody meant to override stays a deny even
+ * while a request for its image is open. The id is not a secret: using it for anything but the
+ * request's subjects in its environment, before its expiry, is refused like any other misuse.
  */
 
 /** The checks' context without the decision's subjects and environment. */
