@@ -7,7 +7,9 @@ import {
   type Locator,
   type Page,
 } from 'playwright-core';
+import Database from 'better-sqlite3';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { dropTriggers } from '../audit/tamper.js';
 import type { Decision } from '../../src/decision.js';
 import {
   artifactsFor,
@@ -540,6 +542,31 @@ describe('after the policy changed', () => {
     expect(rows[0]).toMatch(/the policy of the time.*deny: test\.provenance.*same/s);
     expect(rows[1]).toMatch(/this server's policy.*allow.*different/s);
     await shot(page, '11-replay-different');
+    await context.close();
+  });
+});
+
+describe('after the ledger was edited behind the gate', () => {
+  it('ledger health names the first broken record and how far the chain verifies', async () => {
+    const db = new Database(path.join(ui.dir, 'ledger.db'));
+    try {
+      dropTriggers(db);
+      db.prepare(
+        `UPDATE records SET body = json_set(body, '$.decision.allow', json('true')) WHERE seq = 2`,
+      ).run();
+    } finally {
+      db.close();
+    }
+    const { context, page } = await newPage();
+    await signIn(page);
+    await page.getByRole('link', { name: 'Ledger health' }).click();
+    await expect(read(page.getByRole('alert'))).resolves.toMatch(
+      /^Broken at record 2: LEDGER_CHAIN_BROKEN /,
+    );
+    const main = await read(page.locator('main'));
+    expect(main).toContain('Chain verified up to record 1');
+    expect(main).toContain(`First broken record 2 (${decisions.deny.id})`);
+    await shot(page, '12-ledger-broken');
     await context.close();
   });
 });
