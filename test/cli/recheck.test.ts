@@ -1,3 +1,5 @@
+import { writeFileSync } from 'node:fs';
+import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { cli } from '../helpers.js';
 import { CVE, startRecheckFixture, startWebhook, type RecheckFixture } from '../recheck/fixture.js';
@@ -96,6 +98,29 @@ describe('gate recheck', () => {
     expect(r.code).toBe(0);
     expect(r.stdout).toContain(': 0 rechecked, 0 drift, 0 undecided');
   });
+
+  it('needs a ledger it can query, and gate serve refuses recheck flags without a schedule', async () => {
+    writeFileSync(
+      path.join(fx.dir, 'jsonl.yaml'),
+      JSON.stringify({ ledger: { backend: 'jsonl', path: 'ledger.jsonl' } }),
+    );
+    const jsonl = await gate('recheck', '--config', 'jsonl.yaml', '--env', 'production');
+    expect([jsonl.code, jsonl.stderr]).toEqual([
+      2,
+      'gate: USAGE_ERROR: recheck reads the ledger: configure a sqlite or postgres ledger (a json lines ledger cannot be queried)\n',
+    ]);
+    const serve = (...flags: string[]) =>
+      gate('serve', '--config', config, '--port', '0', ...flags);
+    expect(await serve('--recheck-env', 'production')).toMatchObject({
+      code: 2,
+      stderr: 'gate: USAGE_ERROR: --recheck-env goes with --recheck-every\n',
+    });
+    expect(await serve('--recheck-every', '1x')).toMatchObject({
+      code: 2,
+      stderr:
+        'gate: USAGE_ERROR: --recheck-every must be a whole number of s, m, h or d (like 7d or 1h), got "1x"\n',
+    });
+  }, 30_000);
 
   it('refuses bad usage with a coded line (exit 2)', async () => {
     const noEnv = await gate('recheck', '--config', config);
