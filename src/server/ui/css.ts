@@ -38,7 +38,9 @@ code, .digest { font-family: ui-monospace, monospace; font-size: .9em; overflow-
 .notice { padding: .5rem 1rem; border: 1px solid var(--line); }
 .notice.error { border-color: var(--deny); }
 form.filters { display: grid; grid-template-columns: repeat(auto-fill, minmax(14rem, 1fr)); gap: .75rem;
-  align-items: end; margin-bottom: 1rem; }
+  align-items: start; margin-bottom: 1rem; }
+form.filters p { margin: 0; }
+form.filters .actions { align-self: center; }
 label { display: block; font-weight: 600; font-size: .9em; }
 input, select, button { font: inherit; padding: .3rem .5rem; }
 input, select { width: 100%; }

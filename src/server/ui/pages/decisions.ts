@@ -125,7 +125,7 @@ function filterForm(form: FilterForm): Html {
     ${text('from', 'From (inclusive)', 'RFC 3339; no zone: UTC')}
     ${text('to', 'To (exclusive)', 'RFC 3339; no zone: UTC')}
     ${select('limit', 'Show at most', LIMITS)}
-    <p><button type="submit">Filter</button> <a href="/ui/decisions">Clear</a></p>
+    <p class="actions"><button type="submit">Filter</button> <a href="/ui/decisions">Clear</a></p>
   </form>`;
 }
 
