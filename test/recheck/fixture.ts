@@ -24,7 +24,12 @@ export interface RecheckFixture {
   /** a subject with no scan at all: denied */
   unscanned: string;
   /** writes gate.yaml: the waiver of `vulnerable` expiring at `waiverExpires` */
-  writeConfig(o: { waiverExpires: Date; webhook?: string; name?: string }): string;
+  writeConfig(o: {
+    waiverExpires: Date;
+    webhook?: string;
+    name?: string;
+    sinks?: object[];
+  }): string;
   close(): Promise<void>;
 }
 
@@ -56,7 +61,7 @@ export async function startRecheckFixture(): Promise<RecheckFixture> {
     vulnerable,
     clean,
     unscanned: hex('unscanned'),
-    writeConfig({ waiverExpires, webhook, name = 'gate.yaml' }) {
+    writeConfig({ waiverExpires, webhook, name = 'gate.yaml', sinks }) {
       const file = path.join(dir, name);
       const doc = {
         trustedRoot: 'trusted_root.json',
@@ -66,6 +71,7 @@ export async function startRecheckFixture(): Promise<RecheckFixture> {
           outbox: 'outbox.jsonl',
           ...(webhook ? { webhooks: [{ url: webhook }] } : {}),
         },
+        ...(sinks ? { sinks } : {}),
         policy: {
           config: {
             attestors: {

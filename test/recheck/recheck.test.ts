@@ -6,6 +6,7 @@ import { createGate, type Gate } from '../../src/gate.js';
 import { parseDuration, recheck } from '../../src/recheck.js';
 import { parseSubject } from '../../src/subject.js';
 import { expectCode } from '../helpers.js';
+import { otlpRecords, SinkReceiver } from '../notify/sink-receiver.js';
 import { CVE, startRecheckFixture, startWebhook, type RecheckFixture } from './fixture.js';
 
 /**
@@ -17,14 +18,20 @@ const HOUR = 3_600_000;
 let fx: RecheckFixture;
 let hook: Awaited<ReturnType<typeof startWebhook>>;
 let gate: Gate;
+let collector: SinkReceiver;
 let clock: number;
 const t0 = Date.now();
 
 beforeAll(async () => {
   fx = await startRecheckFixture();
   hook = await startWebhook();
+  collector = await SinkReceiver.up();
   const config = loadConfig(
-    fx.writeConfig({ waiverExpires: new Date(t0 + HOUR), webhook: hook.url }),
+    fx.writeConfig({
+      waiverExpires: new Date(t0 + HOUR),
+      webhook: hook.url,
+      sinks: [{ name: 'collector', type: 'otlp-http', url: collector.url() }],
+    }),
   );
   clock = t0;
   gate = await createGate(config, { now: () => new Date(clock) });
@@ -32,6 +39,7 @@ beforeAll(async () => {
 afterAll(async () => {
   await gate?.close();
   await hook?.close();
+  await collector?.stop();
   await fx?.close();
 });
 
@@ -107,6 +115,19 @@ describe('gate recheck, in process', () => {
     expect(body.drift.reasons.join('\n')).toContain(CVE);
     const outbox = readFileSync(path.join(fx.dir, 'outbox.jsonl'), 'utf8');
     expect(outbox).toContain('"type":"delivered"');
+
+    // and the sinks get the recheck's record, linked, like every recorded decision
+    await gate.sinks!.flush();
+    await gate.sinks!.deliver();
+    const streamed = otlpRecords(collector.accepted()).find(
+      (r) => r['gate.decision.id'] === drift.decision.id,
+    );
+    expect(streamed).toMatchObject({
+      'gate.outcome': 'deny',
+      'gate.recheck_of.id': allowedVulnerable,
+      'gate.recheck_of.outcome': 'allow',
+      'gate.rules': ['vulnerabilities.severity'],
+    });
   });
 
   it('honours the window: decisions older than --since are not rechecked', async () => {
