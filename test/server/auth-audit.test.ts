@@ -104,8 +104,9 @@ describe('bearer tokens', () => {
     expect((await at(bearer('x'))).statusCode).toBe(403);
     expect((await at(bearer('audit-1'))).json()).toEqual({ ok: true });
     expect((await at({}, '/v1/audit/nothing')).statusCode).toBe(404);
-    // there is no break-glass route (yet), so nothing answers there
-    expect((await at({}, '/v1/break-glass/requests')).statusCode).toBe(404);
+    // the break-glass routes have a token of their own: with none configured, nobody gets in
+    expect((await at({}, '/v1/break-glass/req-00000001')).statusCode).toBe(401);
+    expect((await at(bearer('audit-1'), '/v1/break-glass/req-00000001')).statusCode).toBe(403);
     await app.close();
   });
 
