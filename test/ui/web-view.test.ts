@@ -514,6 +514,40 @@ describe('what the browser was sent and asked for', () => {
       [],
     );
   });
+
+  it('enforces the policy in the browser: an injected inline style and a remote image are refused, and said so', async () => {
+    // a page of its own, outside the recorders above: this one is meant to violate the policy
+    const context = await browser.newContext();
+    const page = await context.newPage();
+    const said: string[] = [];
+    const asked: string[] = [];
+    page.on('console', (m) => said.push(m.text()));
+    page.on('requestfailed', (r) => asked.push(`${r.url()} ${r.failure()?.errorText}`));
+    const answered: string[] = [];
+    page.on('response', (r) => answered.push(r.url()));
+    await page.goto(`${served.origin}/ui/login`);
+    await page.evaluate(() => {
+      const body = (
+        globalThis as unknown as {
+          document: { body: { insertAdjacentHTML(w: string, h: string): void } };
+        }
+      ).document.body;
+      body.insertAdjacentHTML('beforeend', '<style>body { color: red }</style>');
+      body.insertAdjacentHTML('beforeend', '<img src="http://elsewhere.example/pixel.png" alt="">');
+    });
+    await page.waitForTimeout(300);
+    // (Chromium's wording: "Applying inline style violates the following Content Security
+    // Policy directive", older ones "Refused to apply inline style"; the check above matches both)
+    const violations = said.filter((m) => /Content Security Policy|Refused to/i.test(m));
+    expect(violations.join('\n')).toMatch(/inline style.*style-src 'self'/i);
+    expect(violations.join('\n')).toMatch(
+      /image 'http:\/\/elsewhere\.example\/pixel\.png'.*img-src 'self'/i,
+    );
+    // the browser never fetched it: it failed as blocked, and nothing answered from there
+    expect(asked).toEqual(['http://elsewhere.example/pixel.png csp']);
+    expect(answered.filter((u) => !u.startsWith(served.origin))).toEqual([]);
+    await context.close();
+  });
 });
 
 describe('after the policy changed', () => {
