@@ -30,8 +30,8 @@ export interface Ledger {
   /**
    * Records a break-glass request's acceptance, refusal or revocation in the chain
    * (break-glass-record.ts). Refused with a BreakGlassConflict, decided under the write lock,
-   * when the request is already stored, or not stored (a revocation), or already revoked. Only
-   * the hash-chained ledgers (SQLite, PostgreSQL) store requests.
+   * when the request is already stored, or revoked (a second revocation, a request stored after
+   * its revocation). Only the hash-chained ledgers (SQLite, PostgreSQL) store requests.
    */
   appendBreakGlass?(entry: BreakGlassEntry, opts?: AppendOptions): Promise<void>;
   /** a stored request (its acceptance, and its revocation if any) */
