@@ -49,7 +49,10 @@ export function sinksConfig(raw: RawSink[], env: Readonly<Record<string, string 
   });
 }
 
-/** The decision stream's outbox, beside the announcements' one: `outbox.jsonl` -> `outbox.sinks.jsonl`. */
+/**
+ * The decision stream's base path, beside the announcements' outbox: `outbox.jsonl` ->
+ * `outbox.sinks.jsonl`, and each sink's file beside that (sink-outbox.ts, sinkFile).
+ */
 export function sinkOutboxPath(notifyOutbox: string): string {
   return `${notifyOutbox.replace(/\.jsonl$/, '')}.sinks.jsonl`;
 }

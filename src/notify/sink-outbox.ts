@@ -1,443 +1,69 @@
-import type { LedgerQuery } from '../audit/ledger.js';
-import type { LedgerRecord } from '../audit/record.js';
+import { createHash } from 'node:crypto';
 import type { Decision } from '../decision.js';
-import { GateError } from '../errors.js';
-import { appendLines, fileSize, forEachLine, replaceFile, withFileLock } from './sink-file.js';
-import { decisionEvent, type DecisionEvent } from './sink-event.js';
-import { sendToSink, type SinkConfig } from './sinks.js';
+import {
+  createSinkStream,
+  type RecoverySource,
+  type SinkStream,
+  type SinkStreamOptions,
+} from './sink-stream.js';
 
-export interface SinkOutboxOptions {
+export type { RecoverySource } from './sink-stream.js';
+
+export interface SinkOutboxOptions extends Omit<SinkStreamOptions, 'file'> {
+  /** the outbox's base path: each sink's stream is a file beside it (sinkFile) */
   file: string;
-  sinks: SinkConfig[];
-  now?: () => number;
-  /**
-   * how long enqueued decisions gather before one write and one fsync (default 100 ms): the fsync
-   * runs in the thread pool the ledger fsyncs in too, ten a second at most
-   */
-  flushMs?: number;
-  /** decisions per delivery attempt to one sink (default 500) */
-  batch?: number;
-  /** first retry delay of a sink that failed; doubles per failure up to maxBackoffMs */
-  backoffMs?: number;
-  maxBackoffMs?: number;
-  /** one request's limit (default 5000 ms) */
-  timeoutMs?: number;
-  /** compact the file once it is this large and mostly delivered (default 4 MiB) */
-  compactBytes?: number;
-  /**
-   * Events held in memory at most (default 100,000): past them, while a sink is down, the rest
-   * wait in the file alone and are read back as the sink takes what is held.
-   */
-  memoryLimit?: number;
-  /**
-   * How far before the newest decision in the outbox the ledger is read again as a gate starts:
-   * at least the longest a decision takes from its start (its `time`) to its record.
-   */
-  recoverSlackMs?: number;
 }
-
-type Line =
-  | { t: 'd'; e: DecisionEvent }
-  | { t: 'ok'; s: string; ids: string[] }
-  | { t: 'mark'; time: number; seen: string[] };
-
-interface Pending {
-  event: DecisionEvent;
-  /** the sinks that have not taken it yet */
-  left: Set<string>;
-  bytes: number;
-}
-
-interface SinkState {
-  failures: number;
-  nextAt: number;
-  lastError?: string;
-  delivered: number;
-}
-
-/** Only what recovery reads: the ledger's query (SQLite, PostgreSQL). */
-export type RecoverySource = { query(q: LedgerQuery): Promise<LedgerRecord[]> };
 
 /**
- * The decision stream's outbox: each recorded decision, for every configured sink, at least once.
- *
- * On the decision path only `enqueue` runs: it keeps the decision's event in memory. Every
- * `flushMs` the events gathered are appended to the file in one write and fsynced in the thread
- * pool; only then are they delivered, in batches, by a background loop that retries each sink on
- * its own with backoff. A sink that is down holds its events in the file and in memory until it
- * takes them; one that hangs costs a timeout per batch, never a decision's time.
- *
- * Why decisions cannot be lost between the ledger and this file: the ledger is written first and
- * is the source of truth. Instead of making every decision pay a second fsync, the file keeps a
- * mark (the newest decision time it holds) and, as a gate starts, `recover` reads the ledger
- * from the mark minus the longest a decision takes to be recorded, enqueuing every record the
- * file does not hold (a crash between the record and the flush). At least once, not exactly
- * once: each event carries its decision id, for receivers to drop repeats.
- *
- * The file does not grow without bound: once it passes `compactBytes` and most of it is
- * delivered, it is rewritten with only the undelivered events (and the ids recovery needs).
+ * The decision stream to every configured sink: one persisted stream (sink-stream.ts) per sink,
+ * each in its own file with its own memory, so a sink that is down for days holds back nothing
+ * of another that is up. The decision path runs `enqueue` alone.
  */
 export function createSinkOutbox(o: SinkOutboxOptions) {
-  const now = o.now ?? Date.now;
-  const flushMs = o.flushMs ?? 100;
-  const batch = o.batch ?? 500;
-  const backoff = o.backoffMs ?? 1000;
-  const maxBackoff = o.maxBackoffMs ?? 5 * 60_000;
-  const timeoutMs = o.timeoutMs ?? 5000;
-  const compactBytes = o.compactBytes ?? 4 * 1024 * 1024;
-  const slackMs = o.recoverSlackMs ?? 30_000;
-  const memoryLimit = Math.max(1, o.memoryLimit ?? 100_000);
-  const names = o.sinks.map((s) => s.name);
-
-  const pending = new Map<string, Pending>();
-  const state = new Map<string, SinkState>(
-    names.map((n) => [n, { failures: 0, nextAt: 0, delivered: 0 }]),
-  );
-  /** enqueued, not yet written */
-  let gathered: DecisionEvent[] = [];
-  /** delivery acknowledgements not yet written (the lock was busy) */
-  let acks: string[] = [];
-  /** the newest decision time held (epoch ms) */
-  let mark = 0;
-  /** ids recovery must not enqueue again: those held, and those recent enough to be read */
-  let recent = new Map<string, number>();
-  let expected = 0;
-  let recovered = false;
-  /** where the first event not held in memory starts in the file; undefined: every one is held */
-  let spill: number | undefined;
-  /** events from `spill` on that are not held */
-  let spilled = 0;
-  /** per sink: ids not held that an acknowledgement in the file says the sink took */
-  const done = new Map<string, Set<string>>(names.map((n) => [n, new Set()]));
-  /** the last failure to read or rewrite the file in the background */
-  let fileError: string | undefined;
-
-  /** Holds an event, or leaves it to the file once memory is full (and every later one too). */
-  function hold(e: DecisionEvent, at: number, bytes: number): void {
-    if (pending.has(e.id)) return;
-    if (spill === undefined && pending.size < memoryLimit) {
-      pending.set(e.id, { event: e, left: new Set(names), bytes });
-      return;
-    }
-    spill ??= at;
-    spilled++;
-  }
-
-  function apply(line: Line, at: number, bytes: number): void {
-    if (line.t === 'mark') {
-      mark = Math.max(mark, line.time);
-      for (const id of line.seen) recent.set(id, line.time);
-    } else if (line.t === 'd') {
-      const time = Date.parse(line.e.time);
-      mark = Math.max(mark, time);
-      recent.set(line.e.id, time);
-      hold(line.e, at, bytes);
-    } else if (line.t === 'ok') {
-      for (const id of line.ids) settle(id, line.s);
-    }
-  }
-
-  function settle(id: string, sink: string): void {
-    const p = pending.get(id);
-    if (!p) {
-      // left to the file: remembered, so reading it back does not send it again
-      if (spill !== undefined) done.get(sink)?.add(id);
-      return;
-    }
-    p.left.delete(sink);
-    if (p.left.size === 0) pending.delete(id);
-  }
-
-  function parse(text: string): Line | undefined {
-    try {
-      return text ? (JSON.parse(text) as Line) : undefined;
-    } catch {
-      return undefined; // a torn line from a crash: it was never acknowledged as durable
-    }
-  }
-
-  /** Takes in what another process wrote since this one last did (under the lock). */
-  function catchUp(): void {
-    const size = fileSize(o.file);
-    if (size === expected) return;
-    let from = expected;
-    if (size < expected) {
-      // another process compacted: what it kept is the whole truth about the file
-      pending.clear();
-      spill = undefined;
-      spilled = 0;
-      for (const d of done.values()) d.clear();
-      from = 0;
-    }
-    forEachLine(o.file, from, (text, at) => {
-      const line = parse(text);
-      if (line) apply(line, at, Buffer.byteLength(text) + 1);
-    });
-    expected = size;
-  }
-
-  // Loading: a new outbox starts its mark now (decisions before it are not streamed).
-  lockedAtStart(o.file, () => {
-    catchUp();
-    if (expected === 0) {
-      mark = now();
-      const { size } = appendLines(o.file, [json({ t: 'mark', time: mark, seen: [] })]);
-      expected = size;
-      recovered = true;
-    }
-  });
-  // only the ids within the slack of the mark are needed, to write them at the next compaction
-  pruneRecent();
-
-  let flushTimer: NodeJS.Timeout | undefined;
-  let flushing: Promise<void> = Promise.resolve();
-  let delivering: Promise<void> | undefined;
-  let closed = false;
-  // background work never throws out of here: a file that cannot be written is retried later
-  const retry = setInterval(
-    () => void deliver().catch(() => undefined),
-    Math.max(50, Math.min(backoff, 1000)),
-  );
-  retry.unref();
-
-  function schedule(): void {
-    if (flushTimer || closed) return;
-    flushTimer = setTimeout(() => {
-      flushTimer = undefined;
-      void flush()
-        .then(() => deliver())
-        .catch(() => undefined);
-    }, flushMs);
-    flushTimer.unref();
-  }
-
-  /** Writes what was gathered and the acknowledgements; the events become deliverable once synced. */
-  function flush(): Promise<void> {
-    const next = flushing.then(async () => {
-      if (gathered.length === 0 && acks.length === 0) return;
-      const events = gathered;
-      const eventLines = events.map((e) => json({ t: 'd', e }));
-      const written = withFileLock(o.file, () => {
-        catchUp();
-        const r = appendLines(o.file, [...eventLines, ...acks]);
-        expected = r.size;
-        return r;
-      });
-      if (!written) return schedule(); // another process holds the file for a moment
-      gathered = [];
-      acks = [];
-      await written.value.synced;
-      let at = written.value.start;
-      events.forEach((e, i) => {
-        mark = Math.max(mark, Date.parse(e.time));
-        const bytes = Buffer.byteLength(eventLines[i]!);
-        hold(e, at, bytes);
-        at += bytes;
-      });
-    });
-    flushing = next.catch(() => undefined);
-    return next;
-  }
-
-  /** One delivery pass: every sink whose backoff has elapsed gets its undelivered events. */
-  function deliver(): Promise<void> {
-    if (delivering) return delivering;
-    delivering = (async () => {
-      try {
-        refill();
-        await Promise.all(o.sinks.map((s) => deliverTo(s)));
-        if (acks.length) await flush().catch(() => undefined);
-        compactIfWorthIt();
-      } catch (err) {
-        fileError = (err as Error).message;
-      } finally {
-        delivering = undefined;
-      }
-    })();
-    return delivering;
-  }
-
-  async function deliverTo(sink: SinkConfig): Promise<void> {
-    const s = state.get(sink.name)!;
-    for (;;) {
-      if (now() < s.nextAt) return;
-      const events: DecisionEvent[] = [];
-      for (const p of pending.values()) {
-        if (p.left.has(sink.name)) events.push(p.event);
-        if (events.length >= batch) break;
-      }
-      if (events.length === 0) return;
-      const r = await sendToSink(sink, events, timeoutMs);
-      if (r.delivered.length) {
-        for (const id of r.delivered) settle(id, sink.name);
-        acks.push(json({ t: 'ok', s: sink.name, ids: r.delivered }));
-        s.delivered += r.delivered.length;
-      }
-      if (r.error) {
-        s.failures++;
-        s.lastError = r.error;
-        s.nextAt = now() + Math.min(maxBackoff, backoff * 2 ** (s.failures - 1));
-        return;
-      }
-      s.failures = 0;
-      s.nextAt = 0;
-      delete s.lastError;
-      if (events.length < batch || closed) return;
-    }
-  }
-
-  /** Reads back events left to the file, once what is held has gone down to half the limit. */
-  function refill(): void {
-    if (spill === undefined || pending.size > memoryLimit / 2) return;
-    withFileLock(o.file, () => {
-      catchUp();
-      if (spill === undefined) return;
-      const from = spill;
-      spill = undefined;
-      const stopped = forEachLine(o.file, from, (text) => {
-        const line = parse(text);
-        if (line?.t === 'd' && !pending.has(line.e.id)) {
-          if (pending.size >= memoryLimit) return false;
-          const left = new Set(names.filter((n) => !done.get(n)!.delete(line.e.id)));
-          if (left.size) {
-            pending.set(line.e.id, { event: line.e, left, bytes: Buffer.byteLength(text) + 1 });
-          }
-          spilled--;
-        } else if (line?.t === 'ok') {
-          for (const id of line.ids) settle(id, line.s);
-        }
-        return true;
-      });
-      if (stopped < expected) spill = stopped;
-      else {
-        spilled = 0;
-        for (const d of done.values()) d.clear();
-      }
-    });
-  }
-
-  function pruneRecent(): void {
-    // insertion order is nearly time order: the old ones are at the front
-    for (const [id, at] of recent) {
-      if (at >= mark - slackMs) break;
-      recent.delete(id);
-    }
-  }
-
-  function compactIfWorthIt(): void {
-    pruneRecent();
-    if (expected < compactBytes || spill !== undefined) return;
-    let live = 0;
-    for (const p of pending.values()) live += p.bytes;
-    if (live > expected / 2) return;
-    withFileLock(o.file, () => {
-      catchUp();
-      if (gathered.length || acks.length) return; // written first, compacted next time
-      const lines = [json({ t: 'mark', time: mark, seen: seenIds() })];
-      for (const p of pending.values()) lines.push(json({ t: 'd', e: p.event }));
-      for (const name of names) {
-        const ids = [...pending.values()].filter((p) => !p.left.has(name)).map((p) => p.event.id);
-        if (ids.length) lines.push(json({ t: 'ok', s: name, ids }));
-      }
-      expected = replaceFile(o.file, lines);
-    });
-  }
-
-  /** The ids recovery would read from the ledger again: those within the slack of the mark. */
-  function seenIds(): string[] {
-    const keep = new Map<string, number>();
-    for (const [id, at] of recent) if (at >= mark - slackMs) keep.set(id, at);
-    recent = keep;
-    return [...keep.keys()];
-  }
-
+  const streams: Array<[string, SinkStream]> = o.sinks.map((sink) => [
+    sink.name,
+    createSinkStream({ ...o, file: sinkFile(o.file, sink.name), sinks: [sink] }),
+  ]);
+  const each = <T>(fn: (s: SinkStream) => Promise<T>) => Promise.all(streams.map(([, s]) => fn(s)));
   return {
-    /**
-     * The only step on the decision path: the decision's event is gathered for the next write.
-     * Call it after the decision's record is durable.
-     */
+    /** Only this on the decision path, after the decision's record is durable. */
     enqueue(d: Decision): void {
-      if (closed) return;
-      gathered.push(decisionEvent(d));
-      recent.set(d.id, Date.parse(d.time));
-      schedule();
+      for (const [, s] of streams) s.enqueue(d);
     },
-    /**
-     * Reads the ledger from this outbox's mark (less the slack) and enqueues every record it does
-     * not hold: decisions recorded by a gate that stopped before writing them here.
-     */
+    /** Every stream reads the ledger from its own mark: decisions it does not hold are queued. */
     async recover(ledger: RecoverySource): Promise<number> {
-      if (recovered) return 0;
-      recovered = true;
-      const from = new Date(mark - slackMs).toISOString();
-      const found = new Map<string, Decision>();
-      let to: string | undefined;
-      for (;;) {
-        const page = await ledger.query({ from, ...(to ? { to } : {}), limit: 1000 });
-        const before = found.size;
-        for (const r of page) if (r.decision && !recent.has(r.id)) found.set(r.id, r.decision);
-        if (page.length < 1000 || (found.size === before && to !== undefined)) break;
-        // newest first: the next page ends at the oldest time seen (inclusive of that millisecond)
-        to = new Date(Date.parse(page[page.length - 1]!.time) + 1).toISOString();
-      }
-      const missing = [...found.values()].sort((a, b) => a.time.localeCompare(b.time));
-      for (const d of missing) this.enqueue(d);
-      return missing.length;
+      return (await each((s) => s.recover(ledger))).reduce((a, b) => a + b, 0);
     },
-    flush,
-    deliver,
+    flush: async () => void (await each((s) => s.flush())),
+    deliver: async () => void (await each((s) => s.deliver())),
     /** Per sink: events it has not taken, its last error, how many it took from this process. */
-    stats(): Record<string, { pending: number; delivered: number; lastError?: string }> {
-      const out: Record<string, { pending: number; delivered: number; lastError?: string }> = {};
-      for (const name of names) {
-        let n = gathered.length + Math.max(0, spilled - done.get(name)!.size);
-        for (const p of pending.values()) if (p.left.has(name)) n++;
-        const s = state.get(name)!;
-        out[name] = {
-          pending: n,
-          delivered: s.delivered,
-          ...(s.lastError ? { lastError: s.lastError } : {}),
-        };
-      }
-      return out;
+    stats() {
+      return Object.assign({}, ...streams.map(([, s]) => s.stats())) as ReturnType<
+        SinkStream['stats']
+      >;
     },
-    /** Why the file could not be read or rewritten in the background last, if it could not. */
-    fileError: () => fileError,
-    /** Events held in memory (at most `memoryLimit`; the rest wait in the file). */
-    held: () => pending.size,
-    /** Writes what was gathered, then one delivery pass for at most `waitMs`. */
-    async close(waitMs = 2000): Promise<void> {
-      clearInterval(retry);
-      clearTimeout(flushTimer);
-      flushTimer = undefined;
-      // another process may hold the file for a moment: a few tries before giving up to recovery
-      for (let i = 0; i < 50 && (gathered.length || acks.length); i++) {
-        await flush().catch(() => undefined);
-        if (gathered.length || acks.length) await new Promise((r) => setTimeout(r, 10));
-      }
-      closed = true;
-      let timer: NodeJS.Timeout | undefined;
-      await Promise.race([
-        deliver().catch(() => undefined),
-        new Promise<void>((resolve) => (timer = setTimeout(resolve, waitMs))),
-      ]);
-      clearTimeout(timer);
-    },
+    /** Events held in memory, all sinks together (each holds at most `memoryLimit`). */
+    held: () => streams.reduce((n, [, s]) => n + s.held(), 0),
+    /** Why a stream's file could not be read or rewritten in the background last, if it could not. */
+    fileError: () => streams.map(([, s]) => s.fileError()).find((e) => e !== undefined),
+    close: async (waitMs?: number) => void (await each((s) => s.close(waitMs))),
   };
 }
 
 export type SinkOutbox = ReturnType<typeof createSinkOutbox>;
 
-/** The lock at start, waited for: another process holds it only for one write. */
-function lockedAtStart(file: string, fn: () => void): void {
-  const pause = new Int32Array(new SharedArrayBuffer(4));
-  for (let i = 0; i < 1000; i++) {
-    if (withFileLock(file, fn)) return;
-    Atomics.wait(pause, 0, 0, 2);
-  }
-  throw new GateError('NOTIFY_UNAVAILABLE', `the sink outbox ${file} stayed locked`);
-}
-
-function json(line: Line): string {
-  return `${JSON.stringify(line)}\n`;
+/**
+ * A sink's stream file beside the outbox's base path: `outbox.sinks.jsonl` and the sink named
+ * `collector` -> `outbox.sinks.collector.jsonl`. A name that is not a plain word (a url, say) is
+ * made one, with a short hash of the name so two such names never share a file.
+ */
+export function sinkFile(base: string, name: string): string {
+  const plain = /^[A-Za-z0-9_-]{1,64}$/.test(name);
+  const slug = plain
+    ? name
+    : `${name
+        .replace(/^https?:\/\//, '')
+        .replace(/[^A-Za-z0-9_-]+/g, '-')
+        .slice(0, 48)}-${createHash('sha256').update(name).digest('hex').slice(0, 8)}`;
+  return `${base.replace(/\.jsonl$/, '')}.${slug}.jsonl`;
 }

@@ -4,7 +4,11 @@ import path from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { openAuditLedger } from '../../src/audit/open.js';
 import type { Decision } from '../../src/decision.js';
-import { createSinkOutbox, type SinkOutboxOptions } from '../../src/notify/sink-outbox.js';
+import {
+  createSinkOutbox,
+  sinkFile,
+  type SinkOutboxOptions,
+} from '../../src/notify/sink-outbox.js';
 import type { SinkConfig } from '../../src/notify/sinks.js';
 import { otlpProblems, otlpRecords, SinkReceiver } from './sink-receiver.js';
 
@@ -125,7 +129,9 @@ describe('what each sink receives', () => {
     });
     expect(override.override).toMatchObject({ requestId: 'bg-1', requester: 'alice@example.com' });
     // the token is configuration: never in the persisted outbox
-    expect(readFileSync(file(), 'utf8')).not.toContain('hec-token');
+    const written = readFileSync(sinkFile(file(), 'http'), 'utf8');
+    expect(written).toContain('"id":"dec-0002"');
+    expect(written).not.toContain('hec-token');
   });
 
   it('http-json as splunk-hec and loki: the envelopes those endpoints take', async () => {
@@ -257,6 +263,23 @@ describe('a sink that is down', () => {
     ).toEqual([...Array(25).keys()].map((n) => decision(n).id));
   });
 
+  it('holds back nothing of another sink, however long it is down', async () => {
+    const down = await receiver(false);
+    const up = await receiver();
+    const box = outbox([httpJson(down, { name: 'down' }), httpJson(up, { name: 'up' })], {
+      memoryLimit: 50,
+    });
+    for (let i = 0; i < 300; i++) box.enqueue(decision(i));
+    // far more than the down sink's stream holds in memory: the other one takes them all
+    await until(() => up.accepted().length === 300);
+    expect(box.stats()).toMatchObject({
+      down: { pending: 300, lastError: 'unreachable' },
+      up: { pending: 0, delivered: 300 },
+    });
+    expect(box.held()).toBe(50);
+    await box.close(50);
+  });
+
   it('a hung sink costs a timeout per batch, never the enqueue', async () => {
     const r = await receiver();
     r.mode = 'hang';
@@ -317,7 +340,7 @@ describe('the outbox file', () => {
     for (let i = 0; i < 600; i++) box.enqueue(decision(i));
     await until(() => up.accepted().length === 600);
     await box.deliver();
-    const after = statSync(file()).size;
+    const after = statSync(sinkFile(file(), 'http')).size;
     expect(after).toBeLessThan(64 * 1024);
     await box.close();
 
@@ -368,5 +391,20 @@ describe('recovery from the ledger', () => {
     } finally {
       await ledger.close();
     }
+  });
+});
+
+describe('where the streams are kept', () => {
+  it('a file per sink beside the outbox: a plain name as it is, any other made one, never shared', () => {
+    expect(sinkFile('/var/gate/outbox.sinks.jsonl', 'collector')).toBe(
+      '/var/gate/outbox.sinks.collector.jsonl',
+    );
+    const a = sinkFile('/g/outbox.sinks.jsonl', 'http://collector:4318/v1/logs');
+    const b = sinkFile('/g/outbox.sinks.jsonl', 'http://collector:4318/v1/logs/');
+    expect(a).toMatch(/^\/g\/outbox\.sinks\.collector-4318-v1-logs-[0-9a-f]{8}\.jsonl$/);
+    expect(b).not.toBe(a);
+    expect(sinkFile('/g/o.jsonl', '../../etc/passwd')).toMatch(
+      /^\/g\/o\.-etc-passwd-[0-9a-f]{8}\.jsonl$/,
+    );
   });
 });

@@ -125,7 +125,7 @@ describe('gate serve streaming decisions to sinks', () => {
     await first.exited;
     // Those last ten as if the kill had come between their record and the outbox's write: their
     // lines are taken out of the outbox; the ledger still holds them.
-    const outbox = path.join(dir, 'outbox.sinks.jsonl');
+    const outbox = path.join(dir, 'outbox.sinks.events.jsonl'); // the events sink's stream
     const lost = new Set(made.slice(30));
     const lines = readFileSync(outbox, 'utf8').split('\n');
     const kept = lines.filter((l) => !(l.startsWith('{"t":"d"') && lost.has(JSON.parse(l).e.id)));
