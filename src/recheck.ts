@@ -4,6 +4,7 @@ import type { Decision, Outcome } from './decision.js';
 import { GateError } from './errors.js';
 import type { PolicySubject } from './evaluate/input.js';
 import type { Gate, RecheckRequest } from './gate.js';
+import { ledgerPages } from './notify/ledger-pages.js';
 import { driftMessage } from './notify/message.js';
 import type { Subject } from './subject.js';
 import { isPlainObject } from './util/input.js';
@@ -53,8 +54,6 @@ export interface RecheckReport {
   announceError?: string;
 }
 
-const PAGE = 1000;
-
 /**
  * `gate recheck`: every subject set allowed or overridden within the window is decided again,
  * through the gate's own check path (today's policy, trusted root and evidence), one decision at
@@ -101,7 +100,7 @@ async function deployedIn(
 ): Promise<LedgerRecord[]> {
   const found = new Map<string, LedgerRecord>();
   for (const outcome of ['allow', 'override'] as const) {
-    for await (const r of pages(ledger, {
+    for await (const r of ledgerPages(ledger, {
       outcome,
       from,
       to,
@@ -119,28 +118,6 @@ async function deployedIn(
     if (!newest.has(key)) newest.set(key, r);
   }
   return [...newest.values()];
-}
-
-/** Every record the query matches, newest first, a page at a time (the ledger caps a page). */
-async function* pages(
-  ledger: AuditLedger,
-  q: { outcome: Outcome; from: string; to: string; environment?: string },
-): AsyncGenerator<LedgerRecord> {
-  const seen = new Set<string>();
-  let to = q.to;
-  for (;;) {
-    const page = await ledger.query({ ...q, to, limit: PAGE });
-    let fresh = 0;
-    for (const r of page) {
-      if (seen.has(r.id)) continue;
-      seen.add(r.id);
-      fresh++;
-      yield r;
-    }
-    if (page.length < PAGE || fresh === 0) return;
-    // the next page ends with the oldest millisecond seen, again (its other records may be there)
-    to = new Date(Date.parse(page[page.length - 1]!.time) + 1).toISOString();
-  }
 }
 
 async function recheckOne(gate: Gate, r: LedgerRecord): Promise<RecheckItem> {

@@ -1,8 +1,7 @@
-import type { LedgerQuery } from '../audit/ledger.js';
-import type { LedgerRecord } from '../audit/record.js';
 import type { Decision } from '../decision.js';
 import { GateError } from '../errors.js';
 import { appendLines, fileSize, forEachLine, replaceFile, withFileLock } from './sink-file.js';
+import { ledgerPages, type QueryableLedger } from './ledger-pages.js';
 import { decisionEvent, type DecisionEvent } from './sink-event.js';
 import { sendToSink, type SinkConfig } from './sinks.js';
 
@@ -56,7 +55,7 @@ interface SinkState {
 }
 
 /** Only what recovery reads: the ledger's query (SQLite, PostgreSQL). */
-export type RecoverySource = { query(q: LedgerQuery): Promise<LedgerRecord[]> };
+export type RecoverySource = QueryableLedger;
 
 /**
  * The decision stream's outbox: each recorded decision, for every configured sink, at least once.
@@ -371,15 +370,8 @@ export function createSinkStream(o: SinkStreamOptions) {
       recovered = true;
       const from = new Date(mark - slackMs).toISOString();
       const found = new Map<string, Decision>();
-      let to: string | undefined;
-      for (;;) {
-        const page = await ledger.query({ from, ...(to ? { to } : {}), limit: 1000 });
-        const before = found.size;
-        for (const r of page) if (r.decision && !recent.has(r.id)) found.set(r.id, r.decision);
-        if (page.length < 1000 || (found.size === before && to !== undefined)) break;
-        // newest first: the next page ends at the oldest time seen (inclusive of that millisecond)
-        to = new Date(Date.parse(page[page.length - 1]!.time) + 1).toISOString();
-      }
+      for await (const r of ledgerPages(ledger, { from }))
+        if (r.decision && !recent.has(r.id)) found.set(r.id, r.decision);
       const missing = [...found.values()].sort((a, b) => a.time.localeCompare(b.time));
       for (const d of missing) this.enqueue(d);
       return missing.length;
