@@ -3,15 +3,18 @@ import type { Decision } from '../decision.js';
 import {
   createSinkStream,
   type RecoverySource,
+  type SinkStats,
   type SinkStream,
   type SinkStreamOptions,
 } from './sink-stream.js';
+import type { SinkConfig } from './sinks.js';
 
 export type { RecoverySource } from './sink-stream.js';
 
-export interface SinkOutboxOptions extends Omit<SinkStreamOptions, 'file'> {
+export interface SinkOutboxOptions extends Omit<SinkStreamOptions, 'file' | 'sink'> {
   /** the outbox's base path: each sink's stream is a file beside it (sinkFile) */
   file: string;
+  sinks: SinkConfig[];
 }
 
 /**
@@ -22,7 +25,7 @@ export interface SinkOutboxOptions extends Omit<SinkStreamOptions, 'file'> {
 export function createSinkOutbox(o: SinkOutboxOptions) {
   const streams: Array<[string, SinkStream]> = o.sinks.map((sink) => [
     sink.name,
-    createSinkStream({ ...o, file: sinkFile(o.file, sink.name), sinks: [sink] }),
+    createSinkStream({ ...o, file: sinkFile(o.file, sink.name), sink }),
   ]);
   const each = <T>(fn: (s: SinkStream) => Promise<T>) => Promise.all(streams.map(([, s]) => fn(s)));
   return {
@@ -37,10 +40,8 @@ export function createSinkOutbox(o: SinkOutboxOptions) {
     flush: async () => void (await each((s) => s.flush())),
     deliver: async () => void (await each((s) => s.deliver())),
     /** Per sink: events it has not taken, its last error, how many it took from this process. */
-    stats() {
-      return Object.assign({}, ...streams.map(([, s]) => s.stats())) as ReturnType<
-        SinkStream['stats']
-      >;
+    stats(): Record<string, SinkStats> {
+      return Object.fromEntries(streams.map(([name, s]) => [name, s.stats()]));
     },
     /** Events held in memory, all sinks together (each holds at most `memoryLimit`). */
     held: () => streams.reduce((n, [, s]) => n + s.held(), 0),

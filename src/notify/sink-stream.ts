@@ -7,16 +7,16 @@ import { sendToSink, type SinkConfig } from './sinks.js';
 
 export interface SinkStreamOptions {
   file: string;
-  sinks: SinkConfig[];
+  sink: SinkConfig;
   now?: () => number;
   /**
    * how long enqueued decisions gather before one write and one fsync (default 100 ms): the fsync
    * runs in the thread pool the ledger fsyncs in too, ten a second at most
    */
   flushMs?: number;
-  /** decisions per delivery attempt to one sink (default 500) */
+  /** decisions per delivery attempt (default 500) */
   batch?: number;
-  /** first retry delay of a sink that failed; doubles per failure up to maxBackoffMs */
+  /** first retry delay after a failure; doubles per failure up to maxBackoffMs */
   backoffMs?: number;
   maxBackoffMs?: number;
   /** one request's limit (default 5000 ms) */
@@ -37,34 +37,26 @@ export interface SinkStreamOptions {
 
 type Line =
   | { t: 'd'; e: DecisionEvent }
-  | { t: 'ok'; s: string; ids: string[] }
+  | { t: 'ok'; ids: string[] }
   | { t: 'mark'; time: number; seen: string[] };
 
 interface Pending {
   event: DecisionEvent;
-  /** the sinks that have not taken it yet */
-  left: Set<string>;
+  /** its line's length in the file */
   bytes: number;
-}
-
-interface SinkState {
-  failures: number;
-  nextAt: number;
-  lastError?: string;
-  delivered: number;
 }
 
 /** Only what recovery reads: the ledger's query (SQLite, PostgreSQL). */
 export type RecoverySource = QueryableLedger;
 
 /**
- * The decision stream's outbox: each recorded decision, for every configured sink, at least once.
+ * One sink's persisted stream: each recorded decision, at least once.
  *
  * On the decision path only `enqueue` runs: it keeps the decision's event in memory. Every
  * `flushMs` the events gathered are appended to the file in one write and fsynced in the thread
- * pool; only then are they delivered, in batches, by a background loop that retries each sink on
- * its own with backoff. A sink that is down holds its events in the file and in memory until it
- * takes them; one that hangs costs a timeout per batch, never a decision's time.
+ * pool; only then are they delivered, in batches, by a background loop that retries with
+ * backoff. A sink that is down leaves its events in the file (and, up to `memoryLimit`, in
+ * memory) until it takes them; one that hangs costs a timeout per batch, never a decision's time.
  *
  * Why decisions cannot be lost between the ledger and this file: the ledger is written first and
  * is the source of truth. Instead of making every decision pay a second fsync, the file keeps a
@@ -86,12 +78,15 @@ export function createSinkStream(o: SinkStreamOptions) {
   const compactBytes = o.compactBytes ?? 4 * 1024 * 1024;
   const slackMs = o.recoverSlackMs ?? 30_000;
   const memoryLimit = Math.max(1, o.memoryLimit ?? 100_000);
-  const names = o.sinks.map((s) => s.name);
+  const sink = o.sink;
 
+  /** written, fsynced and not yet taken by the sink, oldest first */
   const pending = new Map<string, Pending>();
-  const state = new Map<string, SinkState>(
-    names.map((n) => [n, { failures: 0, nextAt: 0, delivered: 0 }]),
-  );
+  const state: { failures: number; nextAt: number; lastError?: string; delivered: number } = {
+    failures: 0,
+    nextAt: 0,
+    delivered: 0,
+  };
   /** enqueued, not yet written */
   let gathered: DecisionEvent[] = [];
   /** delivery acknowledgements not yet written (the lock was busy) */
@@ -106,8 +101,8 @@ export function createSinkStream(o: SinkStreamOptions) {
   let spill: number | undefined;
   /** events from `spill` on that are not held */
   let spilled = 0;
-  /** per sink: ids not held that an acknowledgement in the file says the sink took */
-  const done = new Map<string, Set<string>>(names.map((n) => [n, new Set()]));
+  /** ids not held that an acknowledgement in the file says the sink took */
+  const done = new Set<string>();
   /** the last failure to read or rewrite the file in the background */
   let fileError: string | undefined;
 
@@ -115,7 +110,7 @@ export function createSinkStream(o: SinkStreamOptions) {
   function hold(e: DecisionEvent, at: number, bytes: number): void {
     if (pending.has(e.id)) return;
     if (spill === undefined && pending.size < memoryLimit) {
-      pending.set(e.id, { event: e, left: new Set(names), bytes });
+      pending.set(e.id, { event: e, bytes });
       return;
     }
     spill ??= at;
@@ -132,19 +127,13 @@ export function createSinkStream(o: SinkStreamOptions) {
       recent.set(line.e.id, time);
       hold(line.e, at, bytes);
     } else if (line.t === 'ok') {
-      for (const id of line.ids) settle(id, line.s);
+      for (const id of line.ids) settle(id);
     }
   }
 
-  function settle(id: string, sink: string): void {
-    const p = pending.get(id);
-    if (!p) {
-      // left to the file: remembered, so reading it back does not send it again
-      if (spill !== undefined) done.get(sink)?.add(id);
-      return;
-    }
-    p.left.delete(sink);
-    if (p.left.size === 0) pending.delete(id);
+  function settle(id: string): void {
+    // one left to the file is remembered, so reading it back does not send it again
+    if (!pending.delete(id) && spill !== undefined) done.add(id);
   }
 
   function parse(text: string): Line | undefined {
@@ -165,7 +154,7 @@ export function createSinkStream(o: SinkStreamOptions) {
       pending.clear();
       spill = undefined;
       spilled = 0;
-      for (const d of done.values()) d.clear();
+      done.clear();
       from = 0;
     }
     forEachLine(o.file, from, (text, at) => {
@@ -244,7 +233,7 @@ export function createSinkStream(o: SinkStreamOptions) {
     delivering = (async () => {
       try {
         refill();
-        await Promise.all(o.sinks.map((s) => deliverTo(s)));
+        await deliverPass();
         if (acks.length) await flush().catch(() => undefined);
         compactIfWorthIt();
       } catch (err) {
@@ -256,20 +245,21 @@ export function createSinkStream(o: SinkStreamOptions) {
     return delivering;
   }
 
-  async function deliverTo(sink: SinkConfig): Promise<void> {
-    const s = state.get(sink.name)!;
+  /** Batches of what is held, oldest first, until none is left or the sink fails. */
+  async function deliverPass(): Promise<void> {
+    const s = state;
     for (;;) {
       if (now() < s.nextAt) return;
       const events: DecisionEvent[] = [];
       for (const p of pending.values()) {
-        if (p.left.has(sink.name)) events.push(p.event);
+        events.push(p.event);
         if (events.length >= batch) break;
       }
       if (events.length === 0) return;
       const r = await sendToSink(sink, events, timeoutMs);
       if (r.delivered.length) {
-        for (const id of r.delivered) settle(id, sink.name);
-        acks.push(json({ t: 'ok', s: sink.name, ids: r.delivered }));
+        for (const id of r.delivered) settle(id);
+        acks.push(json({ t: 'ok', ids: r.delivered }));
         s.delivered += r.delivered.length;
       }
       if (r.error) {
@@ -282,6 +272,7 @@ export function createSinkStream(o: SinkStreamOptions) {
       s.nextAt = 0;
       delete s.lastError;
       if (events.length < batch || closed) return;
+      refill();
     }
   }
 
@@ -297,20 +288,19 @@ export function createSinkStream(o: SinkStreamOptions) {
         const line = parse(text);
         if (line?.t === 'd' && !pending.has(line.e.id)) {
           if (pending.size >= memoryLimit) return false;
-          const left = new Set(names.filter((n) => !done.get(n)!.delete(line.e.id)));
-          if (left.size) {
-            pending.set(line.e.id, { event: line.e, left, bytes: Buffer.byteLength(text) + 1 });
+          if (!done.delete(line.e.id)) {
+            pending.set(line.e.id, { event: line.e, bytes: Buffer.byteLength(text) + 1 });
           }
           spilled--;
         } else if (line?.t === 'ok') {
-          for (const id of line.ids) settle(id, line.s);
+          for (const id of line.ids) settle(id);
         }
         return true;
       });
       if (stopped < expected) spill = stopped;
       else {
         spilled = 0;
-        for (const d of done.values()) d.clear();
+        done.clear();
       }
     });
   }
@@ -334,10 +324,6 @@ export function createSinkStream(o: SinkStreamOptions) {
       if (gathered.length || acks.length) return; // written first, compacted next time
       const lines = [json({ t: 'mark', time: mark, seen: seenIds() })];
       for (const p of pending.values()) lines.push(json({ t: 'd', e: p.event }));
-      for (const name of names) {
-        const ids = [...pending.values()].filter((p) => !p.left.has(name)).map((p) => p.event.id);
-        if (ids.length) lines.push(json({ t: 'ok', s: name, ids }));
-      }
       expected = replaceFile(o.file, lines);
     });
   }
@@ -378,20 +364,13 @@ export function createSinkStream(o: SinkStreamOptions) {
     },
     flush,
     deliver,
-    /** Per sink: events it has not taken, its last error, how many it took from this process. */
-    stats(): Record<string, { pending: number; delivered: number; lastError?: string }> {
-      const out: Record<string, { pending: number; delivered: number; lastError?: string }> = {};
-      for (const name of names) {
-        let n = gathered.length + Math.max(0, spilled - done.get(name)!.size);
-        for (const p of pending.values()) if (p.left.has(name)) n++;
-        const s = state.get(name)!;
-        out[name] = {
-          pending: n,
-          delivered: s.delivered,
-          ...(s.lastError ? { lastError: s.lastError } : {}),
-        };
-      }
-      return out;
+    /** Events the sink has not taken, its last error, how many it took from this process. */
+    stats(): SinkStats {
+      return {
+        pending: gathered.length + pending.size + Math.max(0, spilled - done.size),
+        delivered: state.delivered,
+        ...(state.lastError ? { lastError: state.lastError } : {}),
+      };
     },
     /** Why the file could not be read or rewritten in the background last, if it could not. */
     fileError: () => fileError,
@@ -419,6 +398,12 @@ export function createSinkStream(o: SinkStreamOptions) {
 }
 
 export type SinkStream = ReturnType<typeof createSinkStream>;
+
+export interface SinkStats {
+  pending: number;
+  delivered: number;
+  lastError?: string;
+}
 
 /** The lock at start, waited for: another process holds it only for one write. */
 function lockedAtStart(file: string, fn: () => void): void {
