@@ -91,33 +91,29 @@ export async function recheck(gate: Gate, o: RecheckOptions): Promise<RecheckRep
   return announce(gate, report, o.announced);
 }
 
-/** The newest recorded allow or override of each subject set, per environment, in the window. */
+/**
+ * The newest recorded allow or override of each subject set, per environment, in the window: read
+ * a page at a time, keeping one record a subject set (a server admits the same images all day).
+ */
 async function deployedIn(
   ledger: AuditLedger,
   environment: string | undefined,
   from: string,
   to: string,
 ): Promise<LedgerRecord[]> {
-  const found = new Map<string, LedgerRecord>();
-  for (const outcome of ['allow', 'override'] as const) {
-    for await (const r of ledgerPages(ledger, {
-      outcome,
-      from,
-      to,
-      ...(environment ? { environment } : {}),
-    }))
-      found.set(r.id, r);
-  }
   const newest = new Map<string, LedgerRecord>();
-  const byTime = [...found.values()].sort((a, b) => b.time.localeCompare(a.time));
-  for (const r of byTime) {
-    const d = r.decision;
-    // what was deployed: enforced decisions of now, not an auditor's --at, not a recheck
-    if (!d || d.mode !== 'enforce' || d.asOf || d.recheckOf) continue;
-    const key = `${r.environment}\n${[...r.subjects].sort().join(',')}`;
-    if (!newest.has(key)) newest.set(key, r);
+  for (const outcome of ['allow', 'override'] as const) {
+    const q = { outcome, from, to, ...(environment ? { environment } : {}) };
+    for await (const r of ledgerPages(ledger, q)) {
+      const d = r.decision;
+      // what was deployed: enforced decisions of now, not an auditor's --at, not a recheck
+      if (!d || d.mode !== 'enforce' || d.asOf || d.recheckOf) continue;
+      const key = `${r.environment}\n${[...r.subjects].sort().join(',')}`;
+      const kept = newest.get(key);
+      if (!kept || kept.time < r.time) newest.set(key, r);
+    }
   }
-  return [...newest.values()];
+  return [...newest.values()].sort((a, b) => b.time.localeCompare(a.time));
 }
 
 async function recheckOne(gate: Gate, r: LedgerRecord): Promise<RecheckItem> {
