@@ -1,4 +1,5 @@
 import type { Decision } from '../decision.js';
+import { randomUUID } from 'node:crypto';
 import { GateError } from '../errors.js';
 import { appendLines, fileSize, forEachLine, replaceFile, withFileLock } from './sink-file.js';
 import { ledgerPages, type QueryableLedger } from './ledger-pages.js';
@@ -38,7 +39,10 @@ export interface SinkStreamOptions {
 type Line =
   | { t: 'd'; e: DecisionEvent }
   | { t: 'ok'; ids: string[] }
-  | { t: 'mark'; time: number; seen: string[] };
+  | { t: 'mark'; time: number; seen: string[] }
+  /** a gate started on this file (`id` is that start's); `closed` once it stopped cleanly */
+  | { t: 'open'; id: string; pid: number; at: number }
+  | { t: 'closed'; id: string; at: number };
 
 interface Pending {
   event: DecisionEvent;
@@ -59,11 +63,13 @@ export type RecoverySource = QueryableLedger;
  * memory) until it takes them; one that hangs costs a timeout per batch, never a decision's time.
  *
  * Why decisions cannot be lost between the ledger and this file: the ledger is written first and
- * is the source of truth. Instead of making every decision pay a second fsync, the file keeps a
- * mark (the newest decision time it holds) and, as a gate starts, `recover` reads the ledger
- * from the mark minus the longest a decision takes to be recorded, enqueuing every record the
- * file does not hold (a crash between the record and the flush). At least once, not exactly
- * once: each event carries its decision id, for receivers to drop repeats.
+ * is the source of truth. Instead of making every decision pay a second fsync, each gate notes
+ * in the file that it started and, once it has written everything, that it closed; the file keeps
+ * a mark (the newest decision time it holds). As a gate starts after one that never closed (its
+ * process gone), `recover` reads the ledger from the mark minus the longest a decision takes to
+ * be recorded and enqueues every record the file does not hold (a crash between the record and
+ * the flush). At least once, not exactly once: each event carries its decision id, for receivers
+ * to drop repeats.
  *
  * The file does not grow without bound: once it passes `compactBytes` and most of it is
  * delivered, it is rewritten with only the undelivered events (and the ids recovery needs).
@@ -97,6 +103,9 @@ export function createSinkStream(o: SinkStreamOptions) {
   let recent = new Map<string, number>();
   let expected = 0;
   let recovered = false;
+  /** starts of gates on this file that have not closed: id -> pid */
+  const opens = new Map<string, number>();
+  const self = randomUUID();
   /** where the first event not held in memory starts in the file; undefined: every one is held */
   let spill: number | undefined;
   /** events from `spill` on that are not held */
@@ -118,7 +127,9 @@ export function createSinkStream(o: SinkStreamOptions) {
   }
 
   function apply(line: Line, at: number, bytes: number): void {
-    if (line.t === 'mark') {
+    if (line.t === 'open') opens.set(line.id, line.pid);
+    else if (line.t === 'closed') opens.delete(line.id);
+    else if (line.t === 'mark') {
       mark = Math.max(mark, line.time);
       for (const id of line.seen) recent.set(id, line.time);
     } else if (line.t === 'd') {
@@ -164,15 +175,22 @@ export function createSinkStream(o: SinkStreamOptions) {
     expected = size;
   }
 
-  // Loading: a new outbox starts its mark now (decisions before it are not streamed).
+  // Loading: a new outbox starts its mark now (decisions before it are not streamed). The ledger
+  // is read again only when a gate that started on this file stopped without closing it (a
+  // crash: what it had gathered may not have been written); a clean stop flushes first.
+  let crashed: string[] = [];
   lockedAtStart(o.file, () => {
     catchUp();
+    const lines: string[] = [];
     if (expected === 0) {
       mark = now();
-      const { size } = appendLines(o.file, [json({ t: 'mark', time: mark, seen: [] })]);
-      expected = size;
-      recovered = true;
+      lines.push(json({ t: 'mark', time: mark, seen: [] }));
     }
+    crashed = [...opens].filter(([, pid]) => !alive(pid)).map(([id]) => id);
+    recovered = crashed.length === 0;
+    lines.push(json({ t: 'open', id: self, pid: process.pid, at: now() }));
+    opens.set(self, process.pid);
+    expected = appendLines(o.file, lines).size;
   });
   // only the ids within the slack of the mark are needed, to write them at the next compaction
   pruneRecent();
@@ -323,6 +341,7 @@ export function createSinkStream(o: SinkStreamOptions) {
       catchUp();
       if (gathered.length || acks.length) return; // written first, compacted next time
       const lines = [json({ t: 'mark', time: mark, seen: seenIds() })];
+      for (const [id, pid] of opens) lines.push(json({ t: 'open', id, pid, at: now() }));
       for (const p of pending.values()) lines.push(json({ t: 'd', e: p.event }));
       expected = replaceFile(o.file, lines);
     });
@@ -354,12 +373,17 @@ export function createSinkStream(o: SinkStreamOptions) {
     async recover(ledger: RecoverySource): Promise<number> {
       if (recovered) return 0;
       recovered = true;
-      const from = new Date(mark - slackMs).toISOString();
+      const start = new Date(mark - slackMs).toISOString();
       const found = new Map<string, Decision>();
-      for await (const r of ledgerPages(ledger, { from }))
+      for await (const r of ledgerPages(ledger, { from: start }))
         if (r.decision && !recent.has(r.id)) found.set(r.id, r.decision);
       const missing = [...found.values()].sort((a, b) => a.time.localeCompare(b.time));
       for (const d of missing) this.enqueue(d);
+      // recovered for the gates that crashed: later starts need not read the ledger for them
+      await flush();
+      for (const id of crashed) opens.delete(id);
+      acks.push(...crashed.map((id) => json({ t: 'closed', id, at: now() })));
+      await flush();
       return missing.length;
     },
     flush,
@@ -393,6 +417,11 @@ export function createSinkStream(o: SinkStreamOptions) {
         new Promise<void>((resolve) => (timer = setTimeout(resolve, waitMs))),
       ]);
       clearTimeout(timer);
+      // stopped cleanly: everything gathered is in the file (or the next start reads the ledger)
+      if (gathered.length === 0) {
+        acks.push(json({ t: 'closed', id: self, at: now() }));
+        await flush().catch(() => undefined);
+      }
     },
   };
 }
@@ -403,6 +432,17 @@ export interface SinkStats {
   pending: number;
   delivered: number;
   lastError?: string;
+}
+
+/** A process that still runs (EPERM: it runs, as another user). */
+function alive(pid: number): boolean {
+  if (pid === process.pid) return false; // a gate before this one that had this pid (a container's)
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === 'EPERM';
+  }
 }
 
 /** The lock at start, waited for: another process holds it only for one write. */

@@ -1,4 +1,4 @@
-import { mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
+import { appendFileSync, mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
@@ -375,19 +375,32 @@ describe('recovery from the ledger', () => {
       before.enqueue(decision(0));
       await before.close();
       await until(() => r.accepted().length === 1);
-      // recorded, then the gate died before its outbox write: only the ledger has them
-      for (let i = 1; i <= 5; i++) await ledger.append(decision(i), { n: i });
+      // a gate that closed cleanly wrote everything: the next start does not read the ledger
+      await ledger.append(decision(1), { n: 1 });
+      const clean = outbox(sinks, { recoverSlackMs: 10_000 });
+      expect(await clean.recover(ledger)).toBe(0);
+      await clean.close();
+
+      // A gate starts on the file (pid 9999999: no such process), records decisions, and dies
+      // before its outbox write: only the ledger has them.
+      const crashed = { t: 'open', id: 'crashed-gate', pid: 9_999_999, at: now };
+      appendFileSync(sinkFile(file(), 'http'), `${JSON.stringify(crashed)}\n`);
+      for (let i = 2; i <= 5; i++) await ledger.append(decision(i), { n: i });
       const after = outbox(sinks, { recoverSlackMs: 10_000 });
+      // the ledger's window holds the one recorded beside the clean gate too: not lost either
       expect(await after.recover(ledger)).toBe(5);
       await until(() => r.accepted().length === 6);
       expect(await after.recover(ledger)).toBe(0);
       await after.close();
       expect(r.accepted().map((b) => b.id)).toEqual([0, 1, 2, 3, 4, 5].map((n) => decision(n).id));
-      // a third start reads the same ledger window again and finds nothing new
+      // recovered for the gate that died: a third start does not read the ledger for it again
       const third = outbox(sinks, { recoverSlackMs: 10_000 });
       expect(await third.recover(ledger)).toBe(0);
       await third.close();
       expect(r.accepted()).toHaveLength(6);
+      expect(readFileSync(sinkFile(file(), 'http'), 'utf8')).toContain(
+        '{"t":"closed","id":"crashed-gate"',
+      );
     } finally {
       await ledger.close();
     }
