@@ -14,6 +14,7 @@ import {
   createMetrics,
   installCacheMetrics,
   installLoadMetrics,
+  installSinkMetrics,
   installMetrics,
 } from './metrics.js';
 import { createLimiter, type LoadOptions } from './load.js';
@@ -79,6 +80,7 @@ export function createServer(opts: ServerOptions): FastifyInstance {
   const metrics = createMetrics();
   installMetrics(app, metrics);
   installCacheMetrics(metrics, opts.gate);
+  installSinkMetrics(metrics, opts.gate);
   registerHealth(app, opts.ready ?? (() => true));
   const counted = countedCheck(opts.gate, metrics);
   const limiter = createLimiter(opts.load);

@@ -41,6 +41,49 @@ export function createMetrics(): Metrics {
 }
 
 /**
+ * The decision streams to the configured sinks, per sink: events not yet taken (pending), events
+ * taken since this process started (a counter), and whether the last delivery failed. A sink that
+ * is down shows as pending climbing with failing at 1, long before anyone misses its data.
+ */
+export function installSinkMetrics(metrics: Metrics, gate: Pick<Gate, 'sinks'>): void {
+  const sinks = gate.sinks;
+  if (!sinks) return;
+  const seen = new Map<string, number>();
+  new Gauge({
+    name: 'sink_events_pending',
+    help: 'recorded decisions a sink has not yet taken (held in memory or in its stream file)',
+    labelNames: ['sink'],
+    registers: [metrics.registry],
+    collect() {
+      for (const [sink, s] of Object.entries(sinks.stats())) this.set({ sink }, s.pending);
+    },
+  });
+  new Counter({
+    name: 'sink_events_delivered_total',
+    help: 'decisions a sink accepted from this process',
+    labelNames: ['sink'],
+    registers: [metrics.registry],
+    collect() {
+      for (const [sink, s] of Object.entries(sinks.stats())) {
+        const before = seen.get(sink) ?? 0;
+        if (s.delivered > before) this.inc({ sink }, s.delivered - before);
+        seen.set(sink, s.delivered);
+      }
+    },
+  });
+  new Gauge({
+    name: 'sink_failing',
+    help: '1 while the last delivery to a sink failed (it is retried with backoff), else 0',
+    labelNames: ['sink'],
+    registers: [metrics.registry],
+    collect() {
+      for (const [sink, s] of Object.entries(sinks.stats()))
+        this.set({ sink }, s.lastError === undefined ? 0 : 1);
+    },
+  });
+}
+
+/**
  * The verification cache as the gate counts it: hits and misses (counters, advanced by what the
  * gate counted since the last scrape), entries and the oldest entry's age (gauges).
  */

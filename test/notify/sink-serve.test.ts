@@ -93,12 +93,20 @@ async function decide(url: string, seed: string): Promise<{ id: string; ms: numb
   return { id: body.id, ms: performance.now() - started };
 }
 
-async function until(what: () => boolean, ms: number): Promise<void> {
+async function until(what: () => boolean | Promise<boolean>, ms: number): Promise<void> {
   const end = Date.now() + ms;
-  while (!what()) {
+  while (!(await what())) {
     if (Date.now() > end) throw new Error('timed out waiting');
     await new Promise((r) => setTimeout(r, 50));
   }
+}
+
+/** One series of GET /metrics, e.g. metric(url, 'sink_events_pending', 'events'). */
+async function metric(url: string, name: string, sink: string): Promise<number> {
+  const text = await (await fetch(`${url}/metrics`)).text();
+  const line = text.split('\n').find((l) => l.startsWith(`${name}{sink="${sink}"} `));
+  if (!line) throw new Error(`no ${name} for ${sink} in /metrics`);
+  return Number(line.split(' ')[1]);
 }
 
 const ids = (bodies: Array<{ id: string }>) => bodies.map((b) => b.id).sort();
@@ -135,6 +143,10 @@ describe('gate serve streaming decisions to sinks', () => {
     const second = await serve();
     try {
       for (let i = 40; i < 45; i++) made.push((await decide(second.url, `a${i}`)).id);
+      // /metrics shows the sink that is down: what it has not taken, and that it fails
+      await until(async () => (await metric(second.url, 'sink_failing', 'events')) === 1, 15_000);
+      expect(await metric(second.url, 'sink_events_pending', 'events')).toBeGreaterThanOrEqual(45);
+      expect(await metric(second.url, 'sink_failing', 'collector')).toBe(0);
       await http.start('up');
       await until(() => http.accepted().length >= 45, 30_000);
       // every decision, none lost, none twice
@@ -144,6 +156,13 @@ describe('gate serve streaming decisions to sinks', () => {
       await until(() => otlpRecords(otel.accepted()).length >= 45, 15_000);
       const collected = otlpRecords(otel.accepted()).map((r) => r['gate.decision.id'] as string);
       expect([...new Set(collected)].sort()).toEqual([...made].sort());
+      await until(
+        async () => (await metric(second.url, 'sink_events_pending', 'events')) === 0,
+        15_000,
+      );
+      expect(await metric(second.url, 'sink_failing', 'events')).toBe(0);
+      // the sink was down all through the first gate: this one delivered all 45
+      expect(await metric(second.url, 'sink_events_delivered_total', 'events')).toBe(45);
     } finally {
       second.child.kill('SIGTERM');
       await second.exited;
