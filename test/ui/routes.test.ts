@@ -8,6 +8,7 @@ import type { AuditLedger } from '../../src/audit/ledger.js';
 import type { Gate } from '../../src/gate.js';
 import { installErrorHandling } from '../../src/server/errors.js';
 import { escapeHtml, html } from '../../src/server/ui/html.js';
+import { ledgerPage } from '../../src/server/ui/pages/ledger.js';
 import { parseTime } from '../../src/server/ui/pages/decisions.js';
 import { registerUiRoutes, type UiOptions } from '../../src/server/ui/routes.js';
 import { createSessionStore } from '../../src/server/ui/session.js';
@@ -142,5 +143,25 @@ describe('signing in', () => {
       payload: 'token=t',
     });
     expect(res.statusCode).toBe(403);
+  });
+});
+
+describe('the ledger health page', () => {
+  const health = (keyId: string) =>
+    ledgerPage({
+      backend: 'sqlite',
+      verification: { ok: true, records: 4 } as never,
+      verifiedUpTo: 4,
+      checkpoints: [{ size: 4, headHash: 'ab'.repeat(32), time: 't', keyId, signature: 's' }],
+      configuredKeyId: Buffer.from('cd'.repeat(32), 'hex').toString('base64'),
+    }).toString();
+
+  it('knows the configured key in a checkpoint, in the base64 form or the hex form older ledgers wrote', () => {
+    const verdict = (page: string) => /Key<\/dt>\s*<dd>([^<]*)/.exec(page)?.[1];
+    expect(verdict(health(Buffer.from('cd'.repeat(32), 'hex').toString('base64')))).toBe(
+      'the configured key',
+    );
+    expect(verdict(health('cd'.repeat(32)))).toBe('the configured key');
+    expect(verdict(health('ef'.repeat(32)))).toBe('not the configured key');
   });
 });

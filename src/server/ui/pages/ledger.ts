@@ -57,7 +57,7 @@ export function ledgerPage(h: LedgerHealth): Html {
                 'Key',
                 h.configuredKeyId === undefined
                   ? 'no key configured to check it against'
-                  : last.keyId === h.configuredKeyId
+                  : sameKeyId(last.keyId, h.configuredKeyId)
                     ? 'the configured key'
                     : 'not the configured key',
               ],
@@ -70,4 +70,12 @@ export function ledgerPage(h: LedgerHealth): Html {
             )
       }`,
   );
+}
+
+/** Checkpoints name their key in cosign's hint form (base64); ledgers before it wrote hex. */
+function sameKeyId(recorded: string, configured: string): boolean {
+  const hint = /^[0-9a-f]{64}$/.test(recorded)
+    ? Buffer.from(recorded, 'hex').toString('base64')
+    : recorded;
+  return hint === configured;
 }
