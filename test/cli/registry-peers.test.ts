@@ -283,8 +283,9 @@ describe.each(registries)('%s', (_name, hostOf, newLayout) => {
     const r = await gateCheck(img.tagged);
     expect(r.code).toBe(0); // the untouched original still stands
     const rejected = r.decision.evidence.filter((e: { status: string }) => e.status === 'rejected');
-    // the log entry's payload hash is checked first: the edit shows there
-    expect(rejected.map((e: { code: string }) => e.code)).toEqual(['TLOG_BODY_MISMATCH']);
+    // a key-signed bundle's signature is tried against the trusted keys first: none verifies
+    // the edited statement
+    expect(rejected.map((e: { code: string }) => e.code)).toEqual(['SIGNATURE_INVALID']);
     const moved = await gateCheck(other.tagged);
     expect(moved.code).toBe(1);
     expect(moved.decision.outcome).toBe('deny');
