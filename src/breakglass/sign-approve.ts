@@ -1,7 +1,7 @@
 import { GateError } from '../errors.js';
 import { isPlainObject, parseJSON } from '../util/input.js';
 import { schemaChecker } from '../util/schemas.js';
-import { IN_TOTO_PAYLOAD_TYPE } from './sign.js';
+import { IN_TOTO_PAYLOAD_TYPE } from '../verify/attestation.js';
 import { BREAK_GLASS_PREDICATE_TYPE, type BreakGlassPredicate } from './types.js';
 
 const checkPredicate = schemaChecker(

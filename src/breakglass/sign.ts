@@ -15,10 +15,10 @@ import {
   type Witness,
 } from '@sigstore/sign';
 import { GateError, type GateErrorCode } from '../errors.js';
+import { IN_TOTO_PAYLOAD_TYPE } from '../verify/attestation.js';
 import { keyIdOf, normaliseKeyId } from '../verify/key-id.js';
 
 export { DEFAULT_FULCIO_URL, DEFAULT_REKOR_URL };
-export const IN_TOTO_PAYLOAD_TYPE = 'application/vnd.in-toto+json';
 
 /** Where a signature is certified, logged and timestamped: public-good unless told otherwise. */
 export interface SigningServices {

@@ -15,6 +15,7 @@ import {
 } from 'node:fs';
 import path from 'node:path';
 import { GateError } from '../errors.js';
+import { endsTorn } from '../util/append.js';
 
 /**
  * The sink outbox's file operations. Every change is made under a lock file (created with O_EXCL,
@@ -95,7 +96,7 @@ export function appendLines(
   try {
     const before = fstatSync(fd).size;
     // a torn last line (a crash mid-write) must not swallow the next record
-    const lead = before > 0 && lastByte(fd, before) !== 0x0a ? '\n' : '';
+    const lead = endsTorn(fd, before) ? '\n' : '';
     writeSync(fd, lead + lines.join(''));
     start = before + lead.length;
     size = fstatSync(fd).size;
@@ -111,12 +112,6 @@ export function appendLines(
     }),
   );
   return { start, size, synced };
-}
-
-function lastByte(fd: number, size: number): number | undefined {
-  const b = Buffer.alloc(1);
-  readSync(fd, b, 0, 1, size - 1);
-  return b[0];
 }
 
 /** Replaces the file with `lines` atomically (temp file, fsync, rename, fsync of the folder). */

@@ -18,8 +18,8 @@ export function appendLinesDurably(file: string, records: unknown[]): void {
   }
 }
 
-function endsTorn(fd: number): boolean {
-  const { size } = fstatSync(fd);
+/** The file open at `fd` (of `size` bytes, default its size now) ends in a line not yet ended. */
+export function endsTorn(fd: number, size = fstatSync(fd).size): boolean {
   if (size === 0) return false;
   const last = Buffer.alloc(1);
   readSync(fd, last, 0, 1, size - 1);
