@@ -23,6 +23,7 @@ export {
   type CompiledIdentityRule,
 } from '../verify/identity.js';
 export { parseBundle, BUNDLE_MEDIA_TYPES, type ParsedBundle } from '../verify/bundle.js';
+export { keyIdOf, normaliseKeyId } from '../verify/key-id.js';
 export { parseStatement, matchSubject } from '../verify/statement.js';
 export {
   parseDigest,

@@ -1,5 +1,5 @@
 import { execFile } from 'node:child_process';
-import { createHash } from 'node:crypto';
+import { createHash, generateKeyPairSync } from 'node:crypto';
 import { mkdirSync, mkdtempSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -17,6 +17,8 @@ import { startLocalSigstore, type LocalSigstore } from '../support/sigstore-serv
  * exports map, from the built dist/. The surface is pinned so that nothing leaves it unnoticed.
  */
 const SURFACE = [
+  'keyIdOf',
+  'normaliseKeyId',
   'BREAK_GLASS_PREDICATE_TYPE',
   'BUNDLE_MEDIA_TYPES',
   'DEFAULT_POLICY_PATH',
@@ -64,6 +66,15 @@ const SURFACE = [
 describe('the public surface', () => {
   it('is what src/index.ts exports, no more and no less', () => {
     expect(Object.keys(api).sort()).toEqual([...SURFACE].sort());
+  });
+
+  it('names a key as the gate reports it, from the key or from the hex form of its id', () => {
+    const { publicKey } = generateKeyPairSync('ec', { namedCurve: 'P-256' });
+    const digest = createHash('sha256')
+      .update(publicKey.export({ format: 'der', type: 'spki' }))
+      .digest();
+    expect(api.keyIdOf(publicKey)).toBe(digest.toString('base64'));
+    expect(api.normaliseKeyId(digest.toString('hex'))).toBe(api.keyIdOf(publicKey));
   });
 
   it('serves the HTTP front end from @gate/gate/server', () => {

@@ -1,4 +1,3 @@
-import { createHash } from 'node:crypto';
 import {
   createJsonlLedger,
   createReplayer,
@@ -13,6 +12,7 @@ import {
   type LedgerQuery,
   type Replay,
 } from '../../api/audit.js';
+import { keyIdOf } from '../../api/verify.js';
 import type { GateConfig } from '../../config.js';
 import type { Decision } from '../../decision.js';
 import { GateError } from '../../errors.js';
@@ -111,9 +111,7 @@ export function createLedgerView(
         checkpoints,
         ...(publicKey
           ? {
-              configuredKeyId: createHash('sha256')
-                .update(publicKey.export({ type: 'spki', format: 'der' }))
-                .digest('base64'),
+              configuredKeyId: keyIdOf(publicKey),
             }
           : {}),
       };

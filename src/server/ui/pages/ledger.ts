@@ -1,3 +1,4 @@
+import { normaliseKeyId } from '../../../api/verify.js';
 import { html, type Html } from '../html.js';
 import { facts, notice, page } from '../layout.js';
 import type { LedgerHealth } from '../ledger-view.js';
@@ -74,8 +75,5 @@ export function ledgerPage(h: LedgerHealth): Html {
 
 /** Checkpoints name their key in cosign's hint form (base64); ledgers before it wrote hex. */
 function sameKeyId(recorded: string, configured: string): boolean {
-  const hint = /^[0-9a-f]{64}$/.test(recorded)
-    ? Buffer.from(recorded, 'hex').toString('base64')
-    : recorded;
-  return hint === configured;
+  return normaliseKeyId(recorded) === configured;
 }
