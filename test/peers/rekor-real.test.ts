@@ -6,7 +6,14 @@ import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { packagePath } from '../../src/util/paths.js';
 import { reportFault } from '../faults/report.js';
-import { attestBlobArgs, COSIGN, peer, trustedRootArgs, type Peer } from '../support/peers.js';
+import {
+  attestBlobArgs,
+  COSIGN,
+  peer,
+  trustedRootArgs,
+  verifyBlobAttestationArgs,
+  type Peer,
+} from '../support/peers.js';
 import { startRealRekor, type RealRekor } from '../support/rekor-peer.js';
 
 /**
@@ -87,18 +94,9 @@ const base = (sources: string) =>
 
 describe('the real Rekor v1 log and cosign v3', () => {
   it('cosign verifies its bundle offline with the trusted root it made', async () => {
-    const { stderr } = await cosign.run([
-      'verify-blob-attestation',
-      '--key',
-      'cosign.pub',
-      '--bundle',
-      'evidence/provenance.sigstore.json',
-      '--trusted-root',
-      'trusted_root.json',
-      '--type',
-      PROVENANCE,
-      'artifact.txt',
-    ]);
+    const { stderr } = await cosign.run(
+      verifyBlobAttestationArgs({ bundle: 'evidence/provenance.sigstore.json', type: PROVENANCE }),
+    );
     expect(stderr).toMatch(/Verified OK/);
   });
 
@@ -337,18 +335,7 @@ describe('agreement with cosign, both ways, on the bundle and tampered copies', 
       const key = o.key ?? 'cosign.pub';
       const artifact = o.artifact ?? 'artifact.txt';
       const cosignVerdict = await cosign
-        .run([
-          'verify-blob-attestation',
-          '--key',
-          key,
-          '--bundle',
-          file,
-          '--trusted-root',
-          'trusted_root.json',
-          '--type',
-          PROVENANCE,
-          artifact,
-        ])
+        .run(verifyBlobAttestationArgs({ key, bundle: file, type: PROVENANCE, artifact }))
         .then(
           () => ({ ok: true, why: 'Verified OK' }),
           (e: Error) => ({ ok: false, why: lastLine(e.message) }),
@@ -440,18 +427,9 @@ describe('a private Rekor whose checkpoints name another host than its URL', () 
   }, 180_000);
 
   it('cosign and the gate both accept its entries: the log key is trusted, the name recorded', async () => {
-    const { stderr } = await dir.run([
-      'verify-blob-attestation',
-      '--key',
-      'cosign.pub',
-      '--bundle',
-      'evidence/provenance.sigstore.json',
-      '--trusted-root',
-      'trusted_root.json',
-      '--type',
-      PROVENANCE,
-      'artifact.txt',
-    ]);
+    const { stderr } = await dir.run(
+      verifyBlobAttestationArgs({ bundle: 'evidence/provenance.sigstore.json', type: PROVENANCE }),
+    );
     expect(stderr).toMatch(/Verified OK/);
     const { code, decision } = await gateCheck(
       base(`{ bundles: [evidence], rekor: { url: "${own.url}" } }`),

@@ -117,6 +117,25 @@ export function attestBlobArgs(o: {
   ];
 }
 
+/**
+ * `cosign verify-blob-attestation` offline with a key: the bundle of the given type about the
+ * artifact file, checked against the trusted root file.
+ */
+export function verifyBlobAttestationArgs(o: {
+  bundle: string;
+  type: string;
+  artifact?: string;
+  key?: string;
+  trustedRoot?: string;
+}): string[] {
+  return [
+    'verify-blob-attestation',
+    ...['--key', o.key ?? 'cosign.pub', '--bundle', o.bundle],
+    ...['--trusted-root', o.trustedRoot ?? 'trusted_root.json', '--type', o.type],
+    o.artifact ?? 'artifact.txt',
+  ];
+}
+
 /** `cosign trusted-root create` for a Rekor log whose key is in rekor.pub, written to `out`. */
 export function trustedRootArgs(rekorUrl: string, out = 'trusted_root.json'): string[] {
   return [
