@@ -79,3 +79,24 @@ export function facts(rows: Array<[string, Part]>): Html {
     )}
   </dl>`;
 }
+
+/** A table with one header row of column names; `rows` are its <tr> rows. */
+export function dataTable(columns: string[], rows: Part, caption?: string): Html {
+  return html`<table>
+    ${
+      caption
+        ? html`<caption class="hint">
+            ${caption}
+          </caption>`
+        : ''
+    }
+    <thead>
+      <tr>
+        ${columns.map((c) => html`<th scope="col">${c}</th>`)}
+      </tr>
+    </thead>
+    <tbody>
+      ${rows}
+    </tbody>
+  </table>`;
+}

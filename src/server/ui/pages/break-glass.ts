@@ -1,6 +1,6 @@
 import type { Decision } from '../../../decision.js';
 import { html, uiPath, type Html } from '../html.js';
-import { facts, notice, page } from '../layout.js';
+import { dataTable, facts, notice, page } from '../layout.js';
 import type { BreakGlassRecord } from '../ledger-view.js';
 import { decisionLink, subjectDigests } from './format.js';
 
@@ -183,29 +183,19 @@ function request(r: RequestView, now: number): Html {
 
 function refusals(list: Refusal[]): Html {
   if (list.length === 0) return notice('info', 'None.');
-  return html`<table>
-    <thead>
-      <tr>
-        <th scope="col">Time (UTC)</th>
-        <th scope="col">Request</th>
-        <th scope="col">Why</th>
-        <th scope="col">Environment</th>
-        <th scope="col">Subjects</th>
-      </tr>
-    </thead>
-    <tbody>
-      ${list.map(
-        (r) =>
-          html`<tr>
-            <td>${r.time}</td>
-            <td><code>${r.requestId ?? '(unreadable)'}</code></td>
-            <td><code>${r.code}</code> ${r.message}</td>
-            <td>${r.environment}</td>
-            <td class="digest">${r.subjects.join(' ')}</td>
-          </tr>`,
-      )}
-    </tbody>
-  </table>`;
+  return dataTable(
+    ['Time (UTC)', 'Request', 'Why', 'Environment', 'Subjects'],
+    list.map(
+      (r) =>
+        html`<tr>
+          <td>${r.time}</td>
+          <td><code>${r.requestId ?? '(unreadable)'}</code></td>
+          <td><code>${r.code}</code> ${r.message}</td>
+          <td>${r.environment}</td>
+          <td class="digest">${r.subjects.join(' ')}</td>
+        </tr>`,
+    ),
+  );
 }
 
 export function breakGlassPage(

@@ -1,7 +1,7 @@
 import type { Decision, EvidenceReport } from '../../../decision.js';
 import type { RuleResult } from '../../../api/policy.js';
 import { html, uiPath, type Html } from '../html.js';
-import { facts, notice, page } from '../layout.js';
+import { dataTable, facts, notice, page } from '../layout.js';
 import type { ShownRecord } from '../ledger-view.js';
 import { decisionLink, outcomeBadge, subjectDigests } from './format.js';
 
@@ -68,27 +68,19 @@ function recheckOf(d: Decision, judged?: RecheckJudgement): Html | '' {
 
 function subjects(d: Decision): Html {
   return html`<h2>Subjects</h2>
-    <table>
-      <thead>
-        <tr>
-          <th scope="col">Name</th>
-          <th scope="col">Digest</th>
-          <th scope="col">Image</th>
-        </tr>
-      </thead>
-      <tbody>
-        ${d.subjects.map(
-          (s) =>
-            html`<tr>
-              <td>${s.name ?? ''}${s.version ? ` ${s.version}` : ''}</td>
-              <td>
-                ${subjectDigests(s).map((x) => html`<a class="digest" href="${uiPath(['decisions'], { subject: x })}">${x}</a> `)}
-              </td>
-              <td>${s.image ? html`<code>${JSON.stringify(s.image)}</code>` : ''}</td>
-            </tr>`,
-        )}
-      </tbody>
-    </table>`;
+    ${dataTable(
+      ['Name', 'Digest', 'Image'],
+      d.subjects.map(
+        (s) =>
+          html`<tr>
+            <td>${s.name ?? ''}${s.version ? ` ${s.version}` : ''}</td>
+            <td>
+              ${subjectDigests(s).map((x) => html`<a class="digest" href="${uiPath(['decisions'], { subject: x })}">${x}</a> `)}
+            </td>
+            <td>${s.image ? html`<code>${JSON.stringify(s.image)}</code>` : ''}</td>
+          </tr>`,
+      ),
+    )}`;
 }
 
 function rules(title: string, list: RuleResult[], none: string): Html {
@@ -96,33 +88,24 @@ function rules(title: string, list: RuleResult[], none: string): Html {
     ${
       list.length === 0
         ? html`<p>${none}</p>`
-        : html`<table>
-            <thead>
-              <tr>
-                <th scope="col">Rule</th>
-                <th scope="col">What</th>
-                <th scope="col">Remediation</th>
-                <th scope="col">About</th>
-              </tr>
-            </thead>
-            <tbody>
-              ${list.map(
-                (v) =>
-                  html`<tr>
-                    <td>
-                      <a href="${uiPath(['decisions'], { rule: v.id })}"><code>${v.id}</code></a>
-                    </td>
-                    <td>
-                      ${v.message}${v.effectiveOn ? html`<br /><span class="hint">effective on ${v.effectiveOn}</span>` : ''}
-                    </td>
-                    <td>${v.remediation}</td>
-                    <td>
-                      ${v.subject ? html`<span class="digest">${v.subject}</span>` : ''}${v.attestations.length ? html`<br /><span class="hint">evidence ${v.attestations.join(', ')}</span>` : ''}
-                    </td>
-                  </tr>`,
-              )}
-            </tbody>
-          </table>`
+        : dataTable(
+            ['Rule', 'What', 'Remediation', 'About'],
+            list.map(
+              (v) =>
+                html`<tr>
+                  <td>
+                    <a href="${uiPath(['decisions'], { rule: v.id })}"><code>${v.id}</code></a>
+                  </td>
+                  <td>
+                    ${v.message}${v.effectiveOn ? html`<br /><span class="hint">effective on ${v.effectiveOn}</span>` : ''}
+                  </td>
+                  <td>${v.remediation}</td>
+                  <td>
+                    ${v.subject ? html`<span class="digest">${v.subject}</span>` : ''}${v.attestations.length ? html`<br /><span class="hint">evidence ${v.attestations.join(', ')}</span>` : ''}
+                  </td>
+                </tr>`,
+            ),
+          )
     }`;
 }
 
@@ -201,27 +184,18 @@ function evidence(list: EvidenceReport[]): Html {
     ${
       list.length === 0
         ? html`<p>No evidence was found.</p>`
-        : html`<table>
-            <thead>
-              <tr>
-                <th scope="col">Status</th>
-                <th scope="col">Why</th>
-                <th scope="col">Source</th>
-                <th scope="col">Id</th>
-              </tr>
-            </thead>
-            <tbody>
-              ${list.map(
-                (e) =>
-                  html`<tr>
-                    <td class="${e.status === 'verified' ? 'same' : 'different'}">${e.status}</td>
-                    <td>${why(e)}</td>
-                    <td>${e.source}</td>
-                    <td class="digest">${e.id}</td>
-                  </tr>`,
-              )}
-            </tbody>
-          </table>`
+        : dataTable(
+            ['Status', 'Why', 'Source', 'Id'],
+            list.map(
+              (e) =>
+                html`<tr>
+                  <td class="${e.status === 'verified' ? 'same' : 'different'}">${e.status}</td>
+                  <td>${why(e)}</td>
+                  <td>${e.source}</td>
+                  <td class="digest">${e.id}</td>
+                </tr>`,
+            ),
+          )
     }`;
 }
 
@@ -239,29 +213,19 @@ function failures(d: Decision): Html | '' {
   ${
     searched.length
       ? html`<h2>Where the sources looked</h2>
-          <table>
-            <thead>
-              <tr>
-                <th scope="col">Where</th>
-                <th scope="col">Layout</th>
-                <th scope="col">Subject</th>
-                <th scope="col">Outcome</th>
-                <th scope="col">Listed / taken / rejected</th>
-              </tr>
-            </thead>
-            <tbody>
-              ${searched.map(
-                (s) =>
-                  html`<tr>
-                    <td>${s.where}</td>
-                    <td>${s.layout}</td>
-                    <td class="digest">${s.subject}</td>
-                    <td>${s.outcome}</td>
-                    <td>${s.referrers} / ${s.bundles} / ${s.rejected}</td>
-                  </tr>`,
-              )}
-            </tbody>
-          </table>`
+          ${dataTable(
+            ['Where', 'Layout', 'Subject', 'Outcome', 'Listed / taken / rejected'],
+            searched.map(
+              (s) =>
+                html`<tr>
+                  <td>${s.where}</td>
+                  <td>${s.layout}</td>
+                  <td class="digest">${s.subject}</td>
+                  <td>${s.outcome}</td>
+                  <td>${s.referrers} / ${s.bundles} / ${s.rejected}</td>
+                </tr>`,
+            ),
+          )}`
       : ''
   }`;
 }

@@ -4,7 +4,7 @@ import { isGateError } from '../../../errors.js';
 import { parseDigest } from '../../../subject.js';
 import { ENVIRONMENT_SCHEMA } from '../../decisions.js';
 import { html, type Html } from '../html.js';
-import { notice, page } from '../layout.js';
+import { dataTable, notice, page } from '../layout.js';
 import { decisionLink, outcomeBadge, subjectLinks } from './format.js';
 
 const OUTCOMES: Outcome[] = ['allow', 'deny', 'override', 'error'];
@@ -131,36 +131,23 @@ function filterForm(form: FilterForm): Html {
 
 function table(decisions: Decision[]): Html {
   if (decisions.length === 0) return notice('info', 'No recorded decision matches these filters.');
-  return html`<table>
-    <caption class="hint">
-      Newest first
-    </caption>
-    <thead>
-      <tr>
-        <th scope="col">Time (UTC)</th>
-        <th scope="col">Outcome</th>
-        <th scope="col">Environment</th>
-        <th scope="col">Subjects</th>
-        <th scope="col">Rules</th>
-        <th scope="col">Decision</th>
-      </tr>
-    </thead>
-    <tbody>
-      ${decisions.map(
-        (d) =>
-          html`<tr>
-            <td>${d.time}</td>
-            <td>${outcomeBadge(d.outcome)}</td>
-            <td>${d.environment}</td>
-            <td>${subjectLinks(d.subjects, true)}</td>
-            <td>
-              ${(d.override?.overridden ?? d.violations.map((v) => v.id)).join(', ')}${d.override ? html`<br /><span class="hint">by ${d.override.requester}</span>` : ''}
-            </td>
-            <td>${decisionLink(d.id, 'Open')}<span class="hint"> ${d.id}</span></td>
-          </tr>`,
-      )}
-    </tbody>
-  </table>`;
+  return dataTable(
+    ['Time (UTC)', 'Outcome', 'Environment', 'Subjects', 'Rules', 'Decision'],
+    decisions.map(
+      (d) =>
+        html`<tr>
+          <td>${d.time}</td>
+          <td>${outcomeBadge(d.outcome)}</td>
+          <td>${d.environment}</td>
+          <td>${subjectLinks(d.subjects, true)}</td>
+          <td>
+            ${(d.override?.overridden ?? d.violations.map((v) => v.id)).join(', ')}${d.override ? html`<br /><span class="hint">by ${d.override.requester}</span>` : ''}
+          </td>
+          <td>${decisionLink(d.id, 'Open')}<span class="hint"> ${d.id}</span></td>
+        </tr>`,
+    ),
+    'Newest first',
+  );
 }
 
 export function decisionsPage(

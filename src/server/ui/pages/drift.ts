@@ -1,7 +1,7 @@
 import type { Decision } from '../../../decision.js';
 import type { RecheckStatus } from '../../../recheck.js';
 import { html, uiPath, type Html } from '../html.js';
-import { notice, page } from '../layout.js';
+import { dataTable, notice, page } from '../layout.js';
 import { decisionLink, outcomeBadge, subjectLinks } from './format.js';
 
 /** One recorded recheck (`gate recheck`), judged against the decision it re-decided. */
@@ -38,37 +38,26 @@ export function driftPage(
       ${
         shown.length === 0
           ? notice('info', 'No recheck is recorded here.')
-          : html`<table>
-              <thead>
-                <tr>
-                  <th scope="col">Rechecked (UTC)</th>
-                  <th scope="col">Status</th>
-                  <th scope="col">Environment</th>
-                  <th scope="col">Subjects</th>
-                  <th scope="col">Then → now</th>
-                  <th scope="col">Why</th>
-                </tr>
-              </thead>
-              <tbody>
-                ${shown.map(
-                  (r) =>
-                    html`<tr>
-                      <td>${decisionLink(r.decision.id, r.decision.time)}</td>
-                      <td class="${r.status === 'drift' ? 'different' : ''}">${r.status}</td>
-                      <td>${r.decision.environment}</td>
-                      <td>${subjectLinks(r.decision.subjects, true)}</td>
-                      <td>
-                        ${decisionLink(r.of.id, r.of.outcome)} → ${outcomeBadge(r.decision.outcome)}
-                      </td>
-                      <td>
-                        <ul>
-                          ${r.reasons.map((x) => html`<li>${x}</li>`)}
-                        </ul>
-                      </td>
-                    </tr>`,
-                )}
-              </tbody>
-            </table>`
+          : dataTable(
+              ['Rechecked (UTC)', 'Status', 'Environment', 'Subjects', 'Then → now', 'Why'],
+              shown.map(
+                (r) =>
+                  html`<tr>
+                    <td>${decisionLink(r.decision.id, r.decision.time)}</td>
+                    <td class="${r.status === 'drift' ? 'different' : ''}">${r.status}</td>
+                    <td>${r.decision.environment}</td>
+                    <td>${subjectLinks(r.decision.subjects, true)}</td>
+                    <td>
+                      ${decisionLink(r.of.id, r.of.outcome)} → ${outcomeBadge(r.decision.outcome)}
+                    </td>
+                    <td>
+                      <ul>
+                        ${r.reasons.map((x) => html`<li>${x}</li>`)}
+                      </ul>
+                    </td>
+                  </tr>`,
+              ),
+            )
       }`,
   );
 }

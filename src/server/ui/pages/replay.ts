@@ -1,6 +1,6 @@
 import type { Replay } from '../../../api/audit.js';
 import { html, type Html } from '../html.js';
-import { facts, notice, page } from '../layout.js';
+import { dataTable, facts, notice, page } from '../layout.js';
 import { decisionLink } from './format.js';
 
 type ReplayRun = NonNullable<Replay['now']>;
@@ -33,20 +33,10 @@ export function replayPage(r: Replay): Html {
         ['Recorded', verdictText(r.recorded)],
         ['Recorded policy', r.recorded.policy ? html`<code>${r.recorded.policy}</code>` : 'none'],
       ])}
-      <table>
-        <thead>
-          <tr>
-            <th scope="col">Evaluated with</th>
-            <th scope="col">Verdict</th>
-            <th scope="col">Against the record</th>
-            <th scope="col">Policy</th>
-          </tr>
-        </thead>
-        <tbody>
-          ${run('the policy of the time', r.then, r.thenMissing)}
-          ${run("this server's policy", r.now)}
-        </tbody>
-      </table>
+      ${dataTable(
+        ['Evaluated with', 'Verdict', 'Against the record', 'Policy'],
+        [run('the policy of the time', r.then, r.thenMissing), run("this server's policy", r.now)],
+      )}
       ${r.thenMissing ? notice('info', r.thenMissing) : ''}
       <p>${decisionLink(r.id, 'Back to the decision')}</p>`,
   );
