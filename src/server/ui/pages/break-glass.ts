@@ -5,13 +5,10 @@ import type { BreakGlassRecord } from '../ledger-view.js';
 import { decisionLink, subjectDigests } from './format.js';
 
 /** A break-glass request as the ledger shows it: stored, revoked, and the overrides naming it. */
-export interface RequestView {
-  requestId: string;
-  requester: string;
-  justification: string;
-  ticket: string;
-  expiresAt: string;
-  signers: string[];
+export interface RequestView extends Omit<
+  NonNullable<Decision['override']>,
+  'reuse' | 'overridden'
+> {
   reuse?: string;
   environments: string[];
   /** "sha256:<hex>" of every subject it covers (stored) or let through (overrides) */
