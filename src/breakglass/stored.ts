@@ -88,8 +88,8 @@ export async function registerRequest(
   const peeked = peek(bundles[0]);
   if (typeof peeked === 'string')
     return refuse({ source: 'posted bundle 1', code: 'BREAK_GLASS_INVALID', message: peeked });
-  if (!oneStatement(bundles))
-    return refuse(
+  const notOneStatement = () =>
+    refuse(
       {
         requestId: peeked.requestId,
         source: 'posted bundles',
@@ -98,6 +98,7 @@ export async function registerRequest(
       },
       peeked,
     );
+  if (!oneStatement(bundles)) return notOneStatement();
   const result = checkBreakGlass(items, {
     ...ctx,
     subjects: peeked.subjects,
@@ -107,16 +108,7 @@ export async function registerRequest(
   // (only the claimed id until the signature verified: a refused request names it as claimed)
   if (refusal) return refuse({ requestId: peeked.requestId, ...refusal }, peeked);
   const accepted = result.accepted;
-  if (!accepted || accepted.requestId !== peeked.requestId)
-    return refuse(
-      {
-        requestId: peeked.requestId,
-        source: 'posted bundles',
-        code: 'BREAK_GLASS_INVALID',
-        message: 'the bundles posted are not all over the one request statement',
-      },
-      peeked,
-    );
+  if (!accepted || accepted.requestId !== peeked.requestId) return notOneStatement();
   const request: StoredRequest = {
     ...accepted,
     environment: peeked.environment,
